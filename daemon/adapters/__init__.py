@@ -1,0 +1,1 @@
+"""One adapter per outside system; the only places that do IO."""
