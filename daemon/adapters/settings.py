@@ -1,0 +1,569 @@
+"""Settings: the YAML file and the secrets it points to, turned into validated model.Settings.
+
+Rules of this module:
+- The only YAML reader in parting, and only through yaml.SafeLoader's composer: values are
+  built from the node tree here, so every problem knows its line.
+- Everything is validated up front and every problem is reported at once, sorted by line, as
+  "file:line: key.path: message". Keys and defaults come from settings_schema.SCHEMA alone.
+- Secrets are never in the file: only paths (`*_file`) and environment variable names
+  (`*_env`). Secret values never appear in a message, a repr or a log line.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import stat
+import weakref
+from dataclasses import dataclass
+from datetime import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from daemon.adapters import settings_schema as schema
+from daemon.adapters.settings_schema import BAD, Items, Leaf, Named, Scalar, Section, Spec
+from daemon.core.model import (
+    WEEKDAYS, Client, FollowupSettings, HolidayCalendar, ImapSettings, LadderStep, MailboxSettings,
+    Person, Policy, ReviewSettings, Settings, SmtpSettings, Unresponsive, WorkingHours,
+)
+
+__all__ = ["Problem", "SettingsError", "Secrets", "load_settings", "load_secrets", "check_runtime",
+           "config_key_paths"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int  # 1-based; 0 when unknown (settings not read from a file by load_settings)
+    key_path: str  # e.g. "clients[2].owner"; "" for the file as a whole
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key_path}: {self.message}" if self.key_path else f"{where}: {self.message}"
+
+
+class SettingsError(Exception):
+    """Every problem found, sorted by line; str() gives one problem per line."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems, key=lambda problem: problem.line)
+        super().__init__(self.problems)
+
+    def __str__(self) -> str:
+        return "\n".join(map(str, self.problems))
+
+
+
+_PORTS = {"imap": {"tls": 993, "starttls": 143, "none": 143}, "smtp": {"tls": 465, "starttls": 587, "none": 25}}
+
+
+# --------------------------------------------------------------------------------------------
+# Loading.
+
+
+def load_settings(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, validate and build the settings; raise SettingsError listing every problem."""
+    environ = os.environ if environ is None else environ
+    file = str(path)
+    root = _compose(file)
+    reader = _Reader(file)
+    if not isinstance(root, MappingNode):
+        raise SettingsError([Problem(file, 1, "", "expected keys such as 'company:' and 'mailbox:' at the "
+                                     f"top of the file, got {_describe(root)}")])
+    tree = reader.section(root, schema.SCHEMA, "")
+    schema.cross_check(tree, set(reader.lines),
+                       lambda path, message, at=None: reader.report(path, message, reader.line_of(at or path)))
+    if reader.problems:
+        raise SettingsError(reader.problems)
+    settings = _build(tree, file, Path(path).absolute().parent, environ)
+    _remember_lines(settings, reader.lines)
+    return settings
+
+
+def _compose(file: str) -> Node:
+    def fail(line: int, message: str) -> SettingsError:
+        return SettingsError([Problem(file, line, "", message)])
+
+    try:
+        data = Path(file).read_bytes()
+    except FileNotFoundError:
+        raise fail(1, "no such file: copy config.example.yaml there and edit it") from None
+    except IsADirectoryError:
+        raise fail(1, "this is a folder: give the path of the config file") from None
+    except PermissionError:
+        raise fail(1, "cannot read the file: permission denied; make it readable by the service user") from None
+    except OSError as error:
+        raise fail(1, f"cannot read the file: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise fail(data[: error.start].count(b"\n") + 1, "the file is not UTF-8 text") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        detail = f"{error.problem} ({error.context})" if error.context else str(error.problem)
+        raise fail(mark.line + 1 if mark else 1, f"YAML syntax error: {detail}") from None
+    except yaml.YAMLError as error:
+        position = getattr(error, "position", 0) or 0
+        raise fail(text[:position].count("\n") + 1, f"YAML cannot read this: {error}") from None
+    if root is None:
+        raise fail(1, "the file is empty: start from config.example.yaml")
+    return root
+
+
+def _describe(node: Node | None) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping of keys"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    if node is None or node.tag.endswith(":null"):
+        return "nothing"
+    return schema.shown(node.value)
+
+
+def _is_null(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+
+
+def _line(node: Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+class _Reader:
+    """Walks the node tree along the schema, converting values and collecting problems."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.problems: list[Problem] = []
+        self.lines: dict[str, int] = {}
+        self._constructor = yaml.SafeLoader("")
+
+    def report(self, path: str, message: str, line: int | None = None) -> None:
+        self.problems.append(Problem(self.file, line or self.line_of(path), path, message))
+
+    def line_of(self, path: str) -> int:
+        """The line of `path`, or of its nearest written ancestor (a missing key's parent)."""
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            parent = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", path)
+            if parent == path:
+                break
+            path = parent
+        return 1
+
+    def section(self, node: Node | None, spec: Section, path: str, partial: bool = False) -> dict:
+        out: dict[str, Any] = {}
+        seen: dict[str, int] = {}
+        if node is not None:
+            try:
+                self._constructor.flatten_mapping(node)
+            except yaml.YAMLError as error:
+                self.report(path, f"cannot merge keys: {getattr(error, 'problem', error)}", _line(node))
+            for key_node, value_node in node.value:
+                line = _line(key_node)
+                if not isinstance(key_node, ScalarNode) or _is_null(key_node):
+                    self.report(path, "a key must be a plain word", line)
+                    continue
+                key, key_path = key_node.value, _join(path, key_node.value)
+                if key in seen:
+                    self.report(key_path, f"written twice (first on line {seen[key]})", line)
+                    continue
+                seen[key] = line
+                sub = spec.keys.get(key)
+                if sub is None:
+                    known = list(spec.keys)
+                    hint = schema.did_you_mean(key, known) or f"; the keys here are: {', '.join(known)}"
+                    message = schema.SECRET_MESSAGE if schema.is_inline_secret(key) else "unknown key" + hint
+                    self.report(key_path, message, line)
+                    continue
+                self.lines[key_path] = line
+                out[key] = self.value(value_node, sub, key_path, partial)
+        if not partial:
+            for key, sub in spec.keys.items():
+                if key in out:
+                    continue
+                if key not in seen and getattr(sub, "required", False):
+                    self.report(_join(path, key), f"required key is missing: {sub.doc}")
+                out[key] = self.absent(sub)
+        return out
+
+    def absent(self, spec: Spec) -> Any:
+        if isinstance(spec, Section):
+            return {key: self.absent(sub) for key, sub in spec.keys.items()}
+        if isinstance(spec, Items):
+            return [dict(item) for item in spec.default]
+        if isinstance(spec, Named):
+            return {}
+        if spec.required:
+            return BAD
+        if spec.default is None:
+            return None
+        if spec.many == "one":
+            return spec.kind.convert(Scalar(spec.default, str(spec.default)))
+        return [spec.kind.convert(Scalar(item, str(item))) for item in spec.default]
+
+    def value(self, node: Node, spec: Spec, path: str, partial: bool) -> Any:
+        if isinstance(spec, Section):
+            if _is_null(node):
+                return self.section(None, spec, path, partial)
+            if not isinstance(node, MappingNode):
+                self.report(path, f"expected a mapping of keys, got {_describe(node)}")
+                return self.absent(spec)
+            return self.section(node, spec, path, partial)
+        if isinstance(spec, Items):
+            if _is_null(node) and not spec.required:
+                return self.absent(spec)
+            if not isinstance(node, SequenceNode):
+                self.report(path, f"expected a list, got {_describe(node)}")
+                return []
+            items = []
+            for index, item in enumerate(node.value):
+                item_path = f"{path}[{index}]"
+                self.lines[item_path] = _line(item)
+                if not isinstance(item, MappingNode):
+                    self.report(item_path, f"expected a mapping of keys, got {_describe(item)}")
+                    items.append(BAD)
+                    continue
+                items.append(self.section(item, spec.item, item_path))
+            if len(node.value) < spec.min_items:
+                self.report(path, f"needs at least {spec.min_items} entry: {spec.doc}")
+            return items
+        if isinstance(spec, Named):
+            return self.named(node, spec, path)
+        return self.leaf(node, spec, path)
+
+    def named(self, node: Node, spec: Named, path: str) -> dict:
+        if _is_null(node):
+            return {}
+        if not isinstance(node, MappingNode):
+            self.report(path, f"expected a mapping of names to policies, got {_describe(node)}")
+            return {}
+        out = {}
+        for key_node, value_node in node.value:
+            name = str(key_node.value)
+            name_path = _join(path, name)
+            self.lines[name_path] = _line(key_node)
+            try:
+                schema.IDENT.convert(Scalar(name, name))
+            except schema.Invalid as error:
+                self.report(name_path, str(error))
+                continue
+            if name == "default" or name in out:
+                self.report(name_path, "'default' names the top-level policy: choose another name"
+                            if name == "default" else "written twice")
+                continue
+            out[name] = self.value(value_node, spec.item, name_path, partial=True)
+        return out
+
+    def leaf(self, node: Node, spec: Leaf, path: str) -> Any:
+        if _is_null(node):
+            if spec.nullable:
+                return None
+            if spec.required:
+                self.report(path, f"needs a value: {spec.doc}")
+                return BAD
+            return self.absent(spec)
+        if spec.many == "one" or (spec.many == "one_or_list" and isinstance(node, ScalarNode)):
+            if not isinstance(node, ScalarNode):
+                self.report(path, f"expected {spec.kind.name}, got {_describe(node)}")
+                return BAD
+            value = self.scalar(node, spec, path)
+            return value if spec.many == "one" or value is BAD else [value]
+        if not isinstance(node, SequenceNode):
+            self.report(path, f"expected a list of {spec.kind.name}, got {_describe(node)}")
+            return BAD
+        values = []
+        for index, item in enumerate(node.value):
+            item_path = f"{path}[{index}]"
+            self.lines[item_path] = _line(item)
+            if not isinstance(item, ScalarNode) or _is_null(item):
+                self.report(item_path, f"expected {spec.kind.name}, got {_describe(item)}")
+                values.append(BAD)
+            else:
+                values.append(self.scalar(item, spec, item_path))
+        if spec.required and not node.value:
+            self.report(path, f"needs at least one entry: {spec.doc}")
+        return values
+
+    def scalar(self, node: ScalarNode, spec: Leaf, path: str) -> Any:
+        try:
+            value = self._constructor.construct_object(node)
+        except (yaml.YAMLError, ValueError, OverflowError):
+            value = node.value  # e.g. 2026-13-45 matches YAML's date pattern but is no date
+        try:
+            return spec.kind.convert(Scalar(value, str(node.value)))
+        except schema.Invalid as error:
+            self.report(path, str(error), _line(node))
+            return BAD
+
+
+# --------------------------------------------------------------------------------------------
+# Building model.Settings from the checked tree (only when nothing was wrong).
+
+
+def _build(tree: dict, file: str, config_dir: Path, environ: Mapping[str, str]) -> Settings:
+    credentials = environ.get("CREDENTIALS_DIRECTORY")
+
+    def path(value: str | None, base: Path = config_dir) -> str | None:
+        if value is None:
+            return None
+        written = Path(value).expanduser()
+        return str(written if written.is_absolute() else base / written)
+
+    def secret_path(value: str | None) -> str | None:
+        # systemd LoadCredential= puts credentials in $CREDENTIALS_DIRECTORY, named as written.
+        return path(value, Path(credentials) if credentials else config_dir)
+
+    mailbox = tree["mailbox"]
+    imap, smtp = mailbox["imap"], mailbox["smtp"]
+    main_address, *aliases = mailbox["address"]
+    hours = tree["working_hours"]
+    calendar = hours["holidays"]
+    review = tree["review"]
+    return Settings(
+        source=file,
+        company=tree["company"]["name"],
+        mailbox=MailboxSettings(
+            address=main_address,
+            aliases=tuple(aliases),
+            imap=ImapSettings(
+                host=imap["host"], port=imap["port"] or _PORTS["imap"][imap["security"]],
+                security=imap["security"], username=imap["username"] or main_address,
+                password_file=secret_path(imap["password_file"]), password_env=imap["password_env"],
+                ca_file=secret_path(imap["ca_file"]), inbox=imap["folders"]["inbox"],
+                sent=imap["folders"]["sent"],
+                lookback_days=math.ceil(imap["lookback"].as_timedelta().total_seconds() / 86400),
+                connect_timeout=imap["timeouts"]["connect"].as_timedelta().total_seconds(),
+                read_timeout=imap["timeouts"]["read"].as_timedelta().total_seconds(),
+                idle_renew=imap["idle_renew"],
+            ),
+            smtp=SmtpSettings(
+                host=smtp["host"], port=smtp["port"] or _PORTS["smtp"][smtp["security"]],
+                security=smtp["security"], username=smtp["username"],
+                password_file=secret_path(smtp["password_file"]), password_env=smtp["password_env"],
+                ca_file=secret_path(smtp["ca_file"]),
+                connect_timeout=smtp["timeouts"]["connect"].as_timedelta().total_seconds(),
+                data_timeout=smtp["timeouts"]["data"].as_timedelta().total_seconds(),
+                max_per_hour=smtp["max_per_hour"], max_attempts=smtp["max_attempts"],
+            ),
+            append_to_sent=mailbox["append_to_sent"],
+        ),
+        database=path(tree["state"]["database"]),
+        people=tuple(Person(p["id"], p["name"], p["email"]) for p in tree["people"]),
+        clients=tuple(_client(c) for c in tree["clients"]),
+        working_hours=WorkingHours(
+            timezone=hours["timezone"],
+            days=tuple(sorted({WEEKDAYS.index(day) for day in hours["days"]})),
+            start=time.fromisoformat(hours["start"]),
+            end=time.fromisoformat(hours["end"]),
+            holidays=HolidayCalendar(calendar["country"], calendar["subdivision"], tuple(calendar["extra"])),
+        ),
+        policy=_policy("default", tree["policy"]),
+        policies={name: _policy(name, schema.merge_policy(tree["policy"], partial))
+                  for name, partial in tree["policies"].items()},
+        review=ReviewSettings(
+            reviewers=tuple(dict.fromkeys(review["reviewers"])),
+            approvals_required=review["approvals_required"], token_ttl=review["token_ttl"],
+            authserv_id=review["authserv_id"] or "",
+            require_authentication=review["require_authentication"], send_delay=review["send_delay"],
+            token_key_file=secret_path(review["token_key_file"]), token_key_env=review["token_key_env"],
+            remind_after=review["remind_after"],
+        ),
+        followup=FollowupSettings(**tree["followup"]),
+        mode=tree["mode"],
+        dry_run_dir=path(tree["dry_run"]["folder"]),
+        templates_dir=path(tree["templates"]["dir"]),
+    )
+
+
+def _client(client: dict) -> Client:
+    return Client(
+        id=client["id"], name=client["name"], contact=client["contact"],
+        addresses=tuple(client["addresses"]), domains=tuple(client["domains"]), owner=client["owner"],
+        phone=client["phone"], timezone=client["timezone"],
+        policy=None if client["policy"] in (None, "default") else client["policy"], exempt=client["exempt"],
+    )
+
+
+def _policy(name: str, policy: dict) -> Policy:
+    return Policy(
+        name=name,
+        expects_reply=policy["expects_reply"],
+        ignored_after=policy["ignored_after"],
+        unresponsive=Unresponsive(**policy["unresponsive"]),
+        ladder=tuple(LadderStep(step["after_ignored"], step["action"]) for step in policy["ladder"]),
+        reply_answers_all=policy["reply_answers"] == "client",
+        send_nudges=policy["send_nudges"],
+        request_tag=policy["request_tag"],
+    )
+
+
+# Lines of the keys of each loaded Settings, so later problems (secrets, runtime) can point at them.
+_key_lines: dict[int, dict[str, int]] = {}
+
+
+def _remember_lines(settings: Settings, lines: dict[str, int]) -> None:
+    _key_lines[id(settings)] = lines
+    weakref.finalize(settings, _key_lines.pop, id(settings), None)
+
+
+def _problem(settings: Settings, key_path: str, message: str) -> Problem:
+    lines = _key_lines.get(id(settings), {})
+    return Problem(settings.source, lines.get(key_path, 0), key_path, message)
+
+
+def config_key_paths(path: str | Path) -> list[str]:
+    """Every key written in a config file, as a canonical path (`clients[].owner`, `policy.ladder[].action`)."""
+    root = _compose(str(path))
+    found: list[str] = []
+
+    def walk(node: Node, prefix: str) -> None:
+        if isinstance(node, MappingNode):
+            for key_node, value_node in node.value:
+                key_path = _join(prefix, str(key_node.value))
+                found.append(key_path)
+                walk(value_node, key_path)
+        elif isinstance(node, SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, f"{prefix}[{index}]")
+
+    walk(root, "")
+    return list(dict.fromkeys(schema.canonical_key_path(key_path) for key_path in found))
+
+
+# --------------------------------------------------------------------------------------------
+# Secrets and the runtime environment.
+
+
+@dataclass(frozen=True)
+class Secrets:
+    imap_password: str | None
+    smtp_password: str | None
+    token_key: bytes
+    warnings: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        def masked(value: object) -> str:
+            return "None" if value is None else "'***'"
+
+        return (f"Secrets(imap_password={masked(self.imap_password)}, smtp_password={masked(self.smtp_password)}, "
+                f"token_key={masked(self.token_key)}, warnings={self.warnings!r})")
+
+    __str__ = __repr__
+
+
+_TOKEN_KEY_MIN_BYTES = 32
+
+
+def load_secrets(settings: Settings, *, environ: Mapping[str, str] | None = None) -> Secrets:
+    """Read the passwords and the token key; raise SettingsError naming every one that cannot be used."""
+    environ = os.environ if environ is None else environ
+    problems: list[Problem] = []
+    warnings: list[str] = []
+
+    def read(key: str, file: str | None, env_name: str | None, what: str) -> bytes | None:
+        if file is not None:
+            value, message = _read_secret_file(file, key, what, warnings)
+            where = f"{key}_file"
+        elif env_name is not None:
+            value, message = _read_secret_env(env_name, key, what, environ)
+            where = f"{key}_env"
+        else:
+            return None
+        if message:
+            problems.append(_problem(settings, where, message))
+        return value
+
+    imap, smtp, review = settings.mailbox.imap, settings.mailbox.smtp, settings.review
+    imap_password = read("mailbox.imap.password", imap.password_file, imap.password_env, "IMAP password")
+    smtp_password = read("mailbox.smtp.password", smtp.password_file, smtp.password_env, "SMTP password")
+    token_key = read("review.token_key", review.token_key_file, review.token_key_env, "token key")
+    if token_key is not None and len(token_key) < _TOKEN_KEY_MIN_BYTES:
+        where = "review.token_key_file" if review.token_key_file else "review.token_key_env"
+        problems.append(_problem(settings, where, f"the token key is {len(token_key)} bytes; it must be at "
+                                 f"least {_TOKEN_KEY_MIN_BYTES}: make one with "
+                                 "`head -c 48 /dev/urandom | base64 > token-key`"))
+    if token_key is None and not problems:
+        problems.append(_problem(settings, "review", "no token key: set review.token_key_file or token_key_env"))
+    passwords = {}
+    for key, value in (("mailbox.imap.password", imap_password), ("mailbox.smtp.password", smtp_password)):
+        try:
+            passwords[key] = None if value is None else value.decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append(_problem(settings, key + "_file", "the password is not UTF-8 text"))
+    if problems:
+        raise SettingsError(problems)
+    return Secrets(passwords["mailbox.imap.password"], passwords["mailbox.smtp.password"], token_key or b"",
+                   tuple(warnings))
+
+
+def _strip_newline(data: bytes) -> bytes:
+    return data[:-2] if data.endswith(b"\r\n") else data[:-1] if data.endswith(b"\n") else data
+
+
+def _read_secret_file(file: str, key: str, what: str, warnings: list[str]) -> tuple[bytes | None, str]:
+    try:
+        data = Path(file).read_bytes()
+    except FileNotFoundError:
+        return None, (f"cannot read {file}: no such file; create it with the {what} on one line, "
+                      f"or point {key}_file at the right file")
+    except IsADirectoryError:
+        return None, f"cannot read {file}: it is a folder; point {key}_file at the file inside it"
+    except PermissionError:
+        return None, (f"cannot read {file}: permission denied; make it readable by the service user "
+                      "or use LoadCredential=")
+    except OSError as error:
+        return None, f"cannot read {file}: {error.strerror or error}"
+    mode = os.stat(file).st_mode
+    if stat.S_ISREG(mode) and mode & 0o077:
+        warnings.append(f"{file} ({key}_file) can be read by other users; chmod 600 it or use LoadCredential=")
+    value = _strip_newline(data)
+    if not value:
+        return None, f"{file} is empty; write the {what} into it"
+    return value, ""
+
+
+def _read_secret_env(name: str, key: str, what: str, environ: Mapping[str, str]) -> tuple[bytes | None, str]:
+    if name not in environ:
+        return None, (f"environment variable {name} is not set; give the service the {what} in it "
+                      f"(systemd EnvironmentFile=) or use {key}_file")
+    value = _strip_newline(environ[name].encode("utf-8"))
+    if not value:
+        return None, f"environment variable {name} is empty; put the {what} in it"
+    return value, ""
+
+
+def check_runtime(settings: Settings) -> list[Problem]:
+    """What `run` needs from the machine: writable database and dry-run folders, a templates folder."""
+    problems: list[Problem] = []
+
+    def writable_folder(folder: Path, key: str, purpose: str) -> None:
+        if not folder.is_dir():
+            problems.append(_problem(settings, key, f"the folder {folder} does not exist; create it "
+                                     f"({purpose})"))
+        elif not os.access(folder, os.W_OK | os.X_OK):
+            problems.append(_problem(settings, key, f"cannot write in {folder}: make it writable by the "
+                                     f"service user ({purpose})"))
+
+    database = Path(settings.database)
+    writable_folder(database.parent, "state.database", "the database and its journal files live there; "
+                    "systemd StateDirectory=parting makes one")
+    if database.exists() and not os.access(database, os.R_OK | os.W_OK):
+        problems.append(_problem(settings, "state.database", f"cannot read and write {database}: make it "
+                                 "readable and writable by the service user"))
+    if settings.mode == "dry_run" and settings.dry_run_dir:
+        writable_folder(Path(settings.dry_run_dir), "dry_run.folder", "dry_run writes outgoing mail there")
+    if settings.templates_dir and not Path(settings.templates_dir).is_dir():
+        problems.append(_problem(settings, "templates.dir", f"the folder {settings.templates_dir} does not exist"))
+    return sorted(problems, key=lambda problem: problem.line)
