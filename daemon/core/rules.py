@@ -1,0 +1,400 @@
+"""The responsiveness rules: facts read from one client's history, and the ordered rule table.
+
+Rules of this module:
+- `read_facts` turns the history into facts once; each Rule is a small pure function of those
+  facts that returns its hits (empty: it did not fire). RULES is read top to bottom and every
+  hit is recorded, Mailman-style; a rule's `state` is what its firing implies, and the verdict
+  takes the strongest implied state (STATE_PRECEDENCE), so the table order is the order of the
+  evidence, not a priority list.
+- Requests are our outbound messages that expect a reply under `policy.expects_reply`; our own
+  auto-replies and the mail parting generates (review, release...; nudges excepted) never are.
+- A real reply is inbound, written by a person (no auto_reply, no bounce, not parting's mail). It
+  answers the requests sent strictly before it: all of them, or with reply_answers_all=False
+  only those in its thread.
+- The episode starts at the last real reply that left no earlier request unanswered (with
+  reply_answers_all every real reply does): only requests sent since then count.
+- A request is ignored once `calendar.add(sent_at, ignored_after) <= now` and no answer came by
+  then. Messages dated after `now` have not happened yet and are left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, tzinfo
+
+from daemon.core.model import Client, Envelope, Policy
+from daemon.core.workhours import Calendar
+
+# Weakest first; exempt and paused override whatever the mail says.
+STATE_PRECEDENCE: tuple[str, ...] = ("active", "awaiting", "overdue", "unresponsive", "paused", "exempt")
+# Kinds of our own generated mail that still ask the client for something.
+REQUESTING_KINDS = frozenset({"nudge"})
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def format_time(moment: datetime, zone: tzinfo) -> str:
+    """'Fri 6 Nov 2026 16:00' in `zone`, the same in every locale."""
+    local = moment.astimezone(zone)
+    return f"{_DAYS[local.weekday()]} {local.day} {_MONTHS[local.month - 1]} {local.year} {local:%H:%M}"
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    """One rule firing on some messages. `detail` is in plain words, times in the client's zone.
+
+    `at` is when the fact came about (orders explain()); `template` and `times` let explain()
+    render the same words in another zone.
+    """
+
+    rule: str
+    message_ids: tuple[str, ...]
+    detail: str
+    at: datetime | None = None
+    template: str = field(default="", repr=False)
+    times: tuple[datetime, ...] = field(default=(), repr=False)
+
+    def render(self, zone: tzinfo) -> str:
+        if not self.template:
+            return self.detail
+        return self.template.format(*(format_time(moment, zone) for moment in self.times))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "rule": self.rule,
+            "message_ids": list(self.message_ids),
+            "detail": self.detail,
+            "at": self.at.isoformat() if self.at else None,
+        }
+
+
+@dataclass(frozen=True)
+class Request:
+    """One of our messages that expects a reply, as the verdict reports it."""
+
+    message_id: str
+    subject: str
+    sent_at: datetime
+    due_at: datetime
+    ignored: bool
+    thread_id: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self), "sent_at": self.sent_at.isoformat(), "due_at": self.due_at.isoformat()}
+
+
+@dataclass(frozen=True)
+class TrackedRequest:
+    """A request of the current episode with what became of it."""
+
+    envelope: Envelope
+    due_at: datetime
+    answer: Envelope | None  # the first real reply that answers it, if any (by `now`)
+    ignored: bool  # unanswered when due, and due by now (even if answered later)
+
+    @property
+    def open(self) -> bool:
+        return self.answer is None
+
+    def as_request(self) -> Request:
+        env = self.envelope
+        return Request(env.message_id, env.subject, env.at, self.due_at, self.ignored, env.thread_id)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything the rules read, computed once from the history."""
+
+    client: Client
+    policy: Policy
+    calendar: Calendar
+    now: datetime
+    paused: bool
+    closing_reply: Envelope | None  # the real reply that started the current episode
+    closed_requests: tuple[Envelope, ...]  # requests the closing reply settled
+    requests: tuple[TrackedRequest, ...]  # the current episode's requests, oldest first
+    auto_replies: tuple[Envelope, ...]  # since the episode began
+    bounces: tuple[Envelope, ...]  # since the episode began
+    in_window: tuple[TrackedRequest, ...]  # ignored requests still inside unresponsive.within
+    silent_at: datetime | None  # when the oldest open request has been unanswered or_silent_for
+
+    @property
+    def zone(self) -> tzinfo:
+        return self.calendar.zone
+
+    @property
+    def ignored(self) -> tuple[TrackedRequest, ...]:
+        return tuple(r for r in self.requests if r.ignored)
+
+    @property
+    def open(self) -> tuple[TrackedRequest, ...]:
+        return tuple(r for r in self.requests if r.open)
+
+    @property
+    def threshold(self) -> int:
+        # "0 ignored messages" would call every client unresponsive; one is the least that is evidence.
+        return max(1, self.policy.unresponsive.ignored_messages)
+
+    @property
+    def ignored_for_threshold(self) -> bool:
+        return len(self.in_window) >= self.threshold
+
+    @property
+    def silent(self) -> bool:
+        return self.silent_at is not None and self.silent_at <= self.now
+
+    def hit(self, rule: str, ids: Sequence[str], template: str, times: Sequence[datetime] = (),
+            at: datetime | None = None) -> RuleHit:
+        rendered = template.format(*(format_time(moment, self.zone) for moment in times))
+        return RuleHit(rule, tuple(ids), rendered, at, template, tuple(times))
+
+
+def _escape(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def quote(text: str) -> str:
+    """A subject inside a hit's template: quoted, with format braces escaped."""
+    return "'" + _escape(text or "(no subject)") + "'"
+
+
+# ---- reading the history ----------------------------------------------------------------------
+
+
+def _order(env: Envelope) -> tuple:
+    # A total order on envelopes, so that nothing downstream depends on the history's order.
+    return (env.at, env.message_id, env.direction, env.thread_id, env.subject, env.from_addr,
+            env.auto_reply or "", env.bounce, env.question, env.tagged, env.parting_kind or "",
+            env.client_id or "")
+
+
+def _require_aware(env: Envelope) -> Envelope:
+    if env.at.tzinfo is None or env.at.utcoffset() is None:
+        raise ValueError(f"message {env.message_id} has a date without a time zone: {env.at.isoformat()}")
+    return env
+
+
+def is_request(env: Envelope, policy: Policy) -> bool:
+    if env.direction != "out" or env.auto_reply:
+        return False
+    if env.parting_kind and env.parting_kind not in REQUESTING_KINDS:
+        return False
+    if policy.expects_reply == "all":
+        return True
+    if policy.expects_reply == "questions":
+        return env.question
+    return env.tagged
+
+
+def is_real_reply(env: Envelope) -> bool:
+    return env.direction == "in" and not env.auto_reply and not env.bounce and not env.parting_kind
+
+
+def read_facts(client: Client, history: Sequence[Envelope], policy: Policy, calendar: Calendar,
+               now: datetime, paused: bool) -> Facts:
+    seen: dict[str, Envelope] = {}
+    for env in sorted(history, key=lambda env: _order(_require_aware(env))):
+        if env.client_id is not None and env.client_id != client.id:
+            raise ValueError(f"message {env.message_id} belongs to client {env.client_id}, not {client.id}")
+        if env.at <= now:
+            seen.setdefault(env.message_id, env)  # the same message stored twice counts once
+    messages = sorted(seen.values(), key=_order)
+    requests = [env for env in messages if is_request(env, policy)]
+    replies = [env for env in messages if is_real_reply(env)]
+
+    def answer_of(request: Envelope) -> Envelope | None:
+        for reply in replies:
+            if reply.at > request.at and (policy.reply_answers_all or reply.thread_id == request.thread_id):
+                return reply
+        return None
+
+    answers = {request.message_id: answer_of(request) for request in requests}
+    closing: Envelope | None = None
+    for reply in reversed(replies):
+        earlier = [r for r in requests if r.at < reply.at]
+        if all(answers[r.message_id] and answers[r.message_id].at <= reply.at for r in earlier):
+            closing = reply
+            break
+    start = closing.at if closing else None
+    closed = tuple(r for r in requests if start and r.at < start and answers[r.message_id] == closing)
+
+    tracked: list[TrackedRequest] = []
+    for request in requests:
+        if start is not None and request.at < start:
+            continue
+        due = calendar.add(request.at, policy.ignored_after)
+        answer = answers[request.message_id]
+        ignored = due <= now and (answer is None or answer.at > due)
+        tracked.append(TrackedRequest(request, due, answer, ignored))
+
+    window = policy.unresponsive.within
+    in_window = tuple(r for r in tracked if r.ignored and calendar.add(r.due_at, window) > now)
+    oldest_open = next((r for r in tracked if r.open), None)
+    silence = policy.unresponsive.or_silent_for
+    # A zero or missing or_silent_for switches the silence rule off rather than firing at once.
+    silent_at = None
+    if oldest_open and silence is not None and not silence.is_zero:
+        silent_at = calendar.add(oldest_open.envelope.at, silence)
+
+    def since_start(env: Envelope) -> bool:
+        return start is None or env.at > start
+
+    return Facts(
+        client=client, policy=policy, calendar=calendar, now=now, paused=paused,
+        closing_reply=closing, closed_requests=closed, requests=tuple(tracked),
+        auto_replies=tuple(e for e in messages if e.direction == "in" and e.auto_reply and not e.bounce
+                           and since_start(e)),
+        bounces=tuple(e for e in messages if e.direction == "in" and e.bounce and since_start(e)),
+        in_window=in_window, silent_at=silent_at,
+    )
+
+
+# ---- the rules --------------------------------------------------------------------------------
+
+
+Hits = tuple[RuleHit, ...]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    description: str
+    check: Callable[[Facts], Hits]
+    state: str | None = None  # the state this rule implies when it fires; None: evidence only
+
+
+def _exempt(f: Facts) -> Hits:
+    if not f.client.exempt:
+        return ()
+    return (f.hit("exempt", (), f"client {quote(f.client.name)} is exempt: never escalated"),)
+
+
+def _paused(f: Facts) -> Hits:
+    return (f.hit("paused", (), "evaluation is paused for this client"),) if f.paused else ()
+
+
+def _no_requests(f: Facts) -> Hits:
+    if f.open:
+        return ()
+    if f.closing_reply:
+        env = f.closing_reply
+        return (f.hit("no-requests", (env.message_id,), "no request of ours is waiting for a reply since the "
+                      "client wrote on {0}", (env.at,), env.at),)
+    return (f.hit("no-requests", (), "no message of ours is waiting for a reply"),)
+
+
+def _request_open(f: Facts) -> Hits:
+    return tuple(
+        f.hit("request-open", (r.envelope.message_id,),
+              f"our request {quote(r.envelope.subject)} of {{0}} awaits a reply; ignored if unanswered by {{1}}",
+              (r.envelope.at, r.due_at), r.envelope.at)
+        for r in f.open if not r.ignored
+    )
+
+
+def _request_ignored(f: Facts) -> Hits:
+    hits = []
+    for r in f.ignored:
+        env = r.envelope
+        if r.answer is None:
+            template = f"our request {quote(env.subject)} of {{0}} went unanswered; ignored since {{1}}"
+            times: tuple[datetime, ...] = (env.at, r.due_at)
+        else:
+            template = (f"our request {quote(env.subject)} of {{0}} went unanswered until {{2}}; "
+                        "ignored since {1}")
+            times = (env.at, r.due_at, r.answer.at)
+        hits.append(f.hit("request-ignored", (env.message_id,), template, times, r.due_at))
+    return tuple(hits)
+
+
+def _answered(f: Facts) -> Hits:
+    reply = f.closing_reply
+    if reply is None:
+        return ()
+    ids = (reply.message_id, *(r.message_id for r in f.closed_requests))
+    what = f"answering {len(f.closed_requests)} request(s) of ours" if f.closed_requests else "unprompted"
+    return (f.hit("answered", ids, f"the client replied {quote(reply.subject)} on {{0}} ({what}); "
+                  "a new episode began", (reply.at,), reply.at),)
+
+
+def _auto_reply_ignored(f: Facts) -> Hits:
+    return tuple(
+        f.hit("auto-reply-ignored", (env.message_id,),
+              f"automatic reply {quote(env.subject)} of {{0}} disregarded ({_escape(env.auto_reply or '')})",
+              (env.at,), env.at)
+        for env in f.auto_replies
+    )
+
+
+def _bounced(f: Facts) -> Hits:
+    return tuple(
+        f.hit("bounced", (env.message_id,),
+              f"delivery failure {quote(env.subject)} of {{0}}: our mail may not be reaching the client",
+              (env.at,), env.at)
+        for env in f.bounces
+    )
+
+
+def _ignored_threshold(f: Facts) -> Hits:
+    if not f.ignored_for_threshold:
+        return ()
+    within = f.policy.unresponsive.within
+    ids = tuple(r.envelope.message_id for r in f.in_window)
+    reached = max(r.due_at for r in f.in_window)
+    return (f.hit("ignored-threshold", ids, f"{len(f.in_window)} request(s) ignored within {_escape(str(within))} "
+                  f"(threshold {f.threshold})", (), reached),)
+
+
+def _silent_too_long(f: Facts) -> Hits:
+    if not f.silent or f.silent_at is None:
+        return ()
+    oldest = next(r for r in f.requests if r.open)
+    silence = f.policy.unresponsive.or_silent_for
+    return (f.hit("silent-too-long", (oldest.envelope.message_id,),
+                  f"our request {quote(oldest.envelope.subject)} of {{0}} has had no reply for "
+                  f"{_escape(str(silence))}, as of {{1}}", (oldest.envelope.at, f.silent_at), f.silent_at),)
+
+
+def ladder_reached(f: Facts) -> tuple[str, ...]:
+    if f.client.exempt or f.paused:
+        return ()
+    count = len(f.ignored)
+    return tuple(step.action for step in f.policy.ladder if step.after_ignored <= count)
+
+
+def _ladder(f: Facts) -> Hits:
+    if f.client.exempt or f.paused:
+        return ()
+    by_due = sorted(f.ignored, key=lambda r: (r.due_at, r.envelope.message_id))
+    hits = []
+    for step in f.policy.ladder:
+        if step.after_ignored > len(by_due):
+            continue
+        # The request whose ignoring reached this step (a step at 0 is reached with the episode).
+        trigger = by_due[step.after_ignored - 1] if step.after_ignored > 0 else None
+        if trigger:
+            hits.append(f.hit(f"ladder:{step.action}", (trigger.envelope.message_id,),
+                              f"{step.action} reached with {step.after_ignored} ignored request(s), on {{0}}",
+                              (trigger.due_at,), trigger.due_at))
+        else:
+            hits.append(f.hit(f"ladder:{step.action}", (), f"{step.action} is due with no ignored request"))
+    return tuple(hits)
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("exempt", "the client is exempt from the policy", _exempt, "exempt"),
+    Rule("paused", "evaluation is paused for the client", _paused, "paused"),
+    Rule("no-requests", "no request of ours is waiting for a reply", _no_requests, "active"),
+    Rule("request-open", "a request is waiting for a reply inside its window", _request_open, "awaiting"),
+    Rule("request-ignored", "a request went unanswered past ignored_after (one hit each)", _request_ignored,
+         "overdue"),
+    Rule("answered", "the client's real reply that began the current episode", _answered),
+    Rule("auto-reply-ignored", "automatic replies seen and disregarded", _auto_reply_ignored),
+    Rule("bounced", "delivery failures: evidence, never an answer", _bounced),
+    Rule("ignored-threshold", "enough requests ignored within the unresponsive window", _ignored_threshold,
+         "unresponsive"),
+    Rule("silent-too-long", "a request has been open for or_silent_for", _silent_too_long, "unresponsive"),
+    Rule("ladder", "escalation steps reached by the ignored count (hits named ladder:<action>)", _ladder),
+)
