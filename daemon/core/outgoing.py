@@ -1,0 +1,305 @@
+"""Building outgoing messages safely: header checks, deterministic Message-IDs, threading.
+
+Rules of this module:
+- Pure: no IO, no clock (the Date is a parameter), no network; returns bytes ready for SMTP.
+- Headers are set only through `email.message.EmailMessage` with `email.policy.SMTP`, never by
+  pasting text; every value that reaches a header (display names included) passes
+  `check_header_value` first, which also decodes RFC 2047 encoded words so an encoded newline
+  (CVE-2024-6923) is refused whatever the Python version.
+- Either a whole message comes back or an exception: nothing partial is ever returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from email import policy as email_policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+__all__ = [
+    "HeaderInjection",
+    "InvalidAddress",
+    "Recipient",
+    "build_message",
+    "check_address",
+    "check_header_name",
+    "check_header_value",
+    "make_message_id",
+    "normalize_message_id",
+    "thread_headers",
+]
+
+# An addressee is a bare addr-spec or a (display name, addr-spec) pair.
+Recipient = str | tuple[str, str]
+
+# References keeps the thread root and the most recent ids (RFC 5322 3.6.4 advises trimming).
+MAX_REFERENCES = 20
+# RFC 5322 2.1.1: a line must not exceed 998 characters without its CRLF.
+MAX_LINE = 998
+
+# C0 controls except TAB, DEL, the C1 range (U+0085 NEL among them), and the Unicode line and
+# paragraph separators: all of them end a line for some reader somewhere.
+_FORBIDDEN = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+_CHAR_NAMES = {"\r": "CR", "\n": "LF", "\x00": "NUL", "\x85": "U+0085 (NEL)",
+               "\u2028": "U+2028 (line separator)", "\u2029": "U+2029 (paragraph separator)"}
+# RFC 2047 encoded word; the charset may carry an RFC 2231 language suffix ("utf-8*en").
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?]*)\?=")
+# Field names: printable US-ASCII except colon (RFC 5322 3.6.8).
+_HEADER_NAME = re.compile(r"^[\x21-\x39\x3b-\x7e]+$")
+_ADDR_SPEC = re.compile(r"^[^@\s<>()\[\],;:\"\\]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
+_KIND = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# msg-id without its angle brackets: printable ASCII, no "<", ">" or space, an "@" inside.
+_MSG_ID_CORE = re.compile(r"^[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+$")
+
+# Headers build_message sets itself; extra_headers must not duplicate or override them.
+_OWN_HEADERS = frozenset(
+    h.lower() for h in (
+        "From", "To", "Cc", "Bcc", "Reply-To", "Subject", "Date", "Message-ID", "In-Reply-To",
+        "References", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
+        "X-Parting-Kind", "Auto-Submitted", "X-Auto-Response-Suppress", "Sender", "Return-Path",
+    )
+)
+
+
+class HeaderInjection(ValueError):
+    """A header name or value that could end the header early or smuggle in another one."""
+
+
+class InvalidAddress(ValueError):
+    """An email address that is not a plain ASCII addr-spec (local@domain)."""
+
+
+def _describe(char: str) -> str:
+    return _CHAR_NAMES.get(char, f"control character U+{ord(char):04X}")
+
+
+def _decode_encoded_word(charset: str, encoding: str, payload: str) -> str | None:
+    """The text an RFC 2047 word stands for, decoded leniently as a mail reader would."""
+    charset = charset.split("*", 1)[0]
+    try:
+        if encoding in "Qq":
+            raw = binascii.a2b_qp(payload.encode("ascii", "replace"), header=True)
+        else:
+            compact = re.sub(r"[^A-Za-z0-9+/]", "", payload)
+            raw = base64.b64decode(compact + "=" * (-len(compact) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        charset = "latin-1"  # every byte becomes a character, so a raw CR or LF stays visible
+    return raw.decode(charset, "replace")
+
+
+def check_header_value(name: str, value: str) -> str:
+    """Return `value` unchanged if it is safe as the value of header `name`.
+
+    Refused (HeaderInjection naming the header): CR, LF, NUL and the other C0 controls except
+    TAB, DEL and C1 controls (U+0085), U+2028/U+2029, and any RFC 2047 encoded word whose decoded
+    text holds such a character or cannot be decoded at all.
+    """
+    if not isinstance(value, str):
+        raise HeaderInjection(f"header {name}: expected text, got {type(value).__name__}")
+    bad = _FORBIDDEN.search(value)
+    if bad:
+        raise HeaderInjection(
+            f"header {name}: the value contains {_describe(bad.group())} at position "
+            f"{bad.start()}, which could start a new header; refused"
+        )
+    for word in _ENCODED_WORD.finditer(value):
+        decoded = _decode_encoded_word(*word.groups())
+        if decoded is None:
+            raise HeaderInjection(
+                f"header {name}: the encoded word {word.group()[:60]!r} cannot be decoded; refused"
+            )
+        hidden = _FORBIDDEN.search(decoded)
+        if hidden:
+            raise HeaderInjection(
+                f"header {name}: the encoded word {word.group()[:60]!r} decodes to text "
+                f"containing {_describe(hidden.group())}; refused"
+            )
+    return value
+
+
+def check_header_name(name: str) -> str:
+    """Return `name` if it is a valid header field name (printable ASCII, no colon or space)."""
+    if not isinstance(name, str) or not _HEADER_NAME.match(name):
+        raise HeaderInjection(f"header name {name!r} is not a valid field name")
+    return name
+
+
+def check_address(address: str, *, role: str = "address") -> str:
+    """Return `address` if it is a plain ASCII addr-spec: one @, no spaces, controls or brackets."""
+    if not isinstance(address, str) or not address:
+        raise InvalidAddress(f"{role}: an email address is required, got {address!r}")
+    if not address.isascii():
+        raise InvalidAddress(f"{role} {address!r}: only ASCII addresses are supported")
+    if address.count("@") != 1 or not _ADDR_SPEC.match(address):
+        raise InvalidAddress(f"{role} {address!r} is not an address of the form name@domain")
+    return address
+
+
+def normalize_message_id(value: str) -> str:
+    """`<id@host>` from `id@host` or `<id@host>`; refuses anything that is not one msg-id."""
+    check_header_value("Message-ID", value)
+    core = value.strip()
+    if core.startswith("<") and core.endswith(">"):
+        core = core[1:-1]
+    if not _MSG_ID_CORE.match(core):
+        raise HeaderInjection(f"{value!r} is not a message id of the form <left@right>")
+    return f"<{core}>"
+
+
+def make_message_id(kind: str, key: str, domain: str) -> str:
+    """The deterministic Message-ID of one decision: `<parting.{kind}.{sha256(key)[:24]}@{domain}>`.
+
+    The same (kind, key, domain) always gives the same id, so a retried or recovered send can
+    be recognised in the Sent folder.
+    """
+    if not _KIND.match(kind):
+        raise ValueError(f"message kind {kind!r}: use lower-case letters, digits, '-' or '_'")
+    check_address(f"x@{domain}", role="Message-ID domain")
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
+    return f"<parting.{kind}.{digest}@{domain.lower()}>"
+
+
+def _address(recipient: Recipient, role: str) -> Address:
+    name, addr = ("", recipient) if isinstance(recipient, str) else recipient
+    check_header_value(role, name)
+    check_header_value(role, addr)
+    check_address(addr, role=role)
+    local, domain = addr.split("@")
+    return Address(display_name=name, username=local, domain=domain)
+
+
+def _addresses(recipients: Sequence[Recipient], role: str) -> list[Address]:
+    if isinstance(recipients, str):
+        raise TypeError(f"{role}: expected a list of addresses, got a single string")
+    return [_address(r, role) for r in recipients]
+
+
+def _body_text(body: str) -> tuple[str, str]:
+    """The body with LF line ends, and the transfer encoding that keeps every line short."""
+    text = body.replace("\r\n", "\n").replace("\r", "\n")
+    if "\x00" in text:
+        raise ValueError("the message body contains a NUL character")
+    if not text.endswith("\n"):
+        text += "\n"
+    fits_7bit = text.isascii() and all(len(line) <= MAX_LINE for line in text.split("\n"))
+    return text, "7bit" if fits_7bit else "quoted-printable"
+
+
+def build_message(
+    *,
+    from_addr: str,
+    from_name: str,
+    to: Sequence[Recipient],
+    subject: str,
+    body: str,
+    message_id: str,
+    date: datetime,
+    auto_submitted: bool,
+    reply_to: Sequence[Recipient] = (),
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    cc: Sequence[Recipient] = (),
+    kind: str | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+) -> bytes:
+    """One text/plain UTF-8 message, serialised with CRLF line ends, ready for SMTP DATA.
+
+    `auto_submitted` adds `Auto-Submitted: auto-generated` (and asks Exchange not to answer with
+    out-of-office replies): set it for reviews and notices, not for the release email or a nudge,
+    which are personal mail the owner adopted. Raises HeaderInjection, InvalidAddress or
+    ValueError, naming the field, before anything is built.
+    """
+    if date.tzinfo is None or date.utcoffset() is None:
+        raise ValueError("the Date of a message must be timezone-aware")
+    sender = _address((from_name, from_addr), "From")
+    recipients = _addresses(to, "To")
+    copies = _addresses(cc, "Cc")
+    answers_to = _addresses(reply_to, "Reply-To")
+    if not recipients:
+        raise InvalidAddress("To: a message needs at least one recipient")
+    check_header_value("Subject", subject)
+    own_id = normalize_message_id(message_id)
+    parent = normalize_message_id(in_reply_to) if in_reply_to else None
+    if isinstance(references, str):
+        raise TypeError("References: expected a list of message ids, got a single string")
+    chain = [normalize_message_id(ref) for ref in references]
+    if kind is not None and not _KIND.match(kind):
+        raise HeaderInjection(f"header X-Parting-Kind: {kind!r} is not a plain lower-case word")
+    extras = []
+    for name, value in (extra_headers or {}).items():
+        check_header_name(name)
+        if name.lower() in _OWN_HEADERS:
+            raise HeaderInjection(f"header {name} is set by build_message, not by extra_headers")
+        extras.append((name, check_header_value(name, value)))
+    text, transfer_encoding = _body_text(body)
+
+    message = EmailMessage(policy=email_policy.SMTP)
+    message["From"] = sender
+    message["To"] = recipients
+    if copies:
+        message["Cc"] = copies
+    if answers_to:
+        message["Reply-To"] = answers_to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(date)
+    message["Message-ID"] = own_id
+    if parent:
+        message["In-Reply-To"] = parent
+    if chain:
+        message["References"] = " ".join(chain)
+    if kind:
+        message["X-Parting-Kind"] = kind
+    if auto_submitted:
+        message["Auto-Submitted"] = "auto-generated"
+        message["X-Auto-Response-Suppress"] = "All"
+    for name, value in extras:
+        message[name] = value
+    message.set_content(text, charset="utf-8", cte=transfer_encoding)
+    raw = message.as_bytes()
+    if any(len(line) > MAX_LINE for line in raw.split(b"\r\n")):
+        # policy.SMTP folds headers and the body encoding keeps lines short; this is a last guard.
+        raise ValueError("the serialised message has a line over 998 characters")
+    return raw
+
+
+def thread_headers(
+    last_messages: Sequence[tuple[str, Sequence[str]]],
+) -> tuple[str | None, tuple[str, ...]]:
+    """(In-Reply-To, References) for a reply under the newest of `last_messages`.
+
+    `last_messages` holds (message_id, its references), oldest first; ids with or without angle
+    brackets. References becomes the parent's references plus the parent, without repeats,
+    trimmed to MAX_REFERENCES ids while keeping the first (the thread root). No messages, no
+    threading: (None, ()).
+    """
+    if not last_messages:
+        return None, ()
+    parent_id, parent_refs = last_messages[-1]
+    parent = _message_id_or_none(parent_id)
+    chain: list[str] = []
+    # Ids come from other people's mail: a malformed one is left out, never fatal.
+    for ref in [*parent_refs, parent_id]:
+        ref = _message_id_or_none(ref)
+        if ref and ref not in chain:
+            chain.append(ref)
+    if len(chain) > MAX_REFERENCES:
+        chain = [chain[0], *chain[-(MAX_REFERENCES - 1):]]
+    return parent, tuple(chain)
+
+
+def _message_id_or_none(value: str) -> str | None:
+    try:
+        return normalize_message_id(value)
+    except (HeaderInjection, TypeError):
+        return None
