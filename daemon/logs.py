@@ -1,0 +1,85 @@
+"""Logging for journald and log shippers: one event per line on stdout.
+
+Every line carries a level, a component and the ids that matter (client, draft, message), passed
+as `extra={"client": ..., "draft": ..., "message": ...}`. Secrets and message bodies are never
+logged: callers pass ids, not content, and `SecretFilter` masks any registered secret that slips
+into a formatted line anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+
+CONTEXT_KEYS = ("client", "draft", "message", "folder", "uid", "outbox", "deadline", "person")
+
+_secrets: set[str] = set()
+
+
+def register_secret(value: str | bytes | None) -> None:
+    """Mask this value wherever it would appear in a log line."""
+    if not value:
+        return
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    if len(text) >= 4:
+        _secrets.add(text)
+
+
+def _mask(text: str) -> str:
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, "********")
+    return text
+
+
+def _context(record: logging.LogRecord) -> dict[str, object]:
+    return {key: getattr(record, key) for key in CONTEXT_KEYS if getattr(record, key, None) is not None}
+
+
+class TextFormatter(logging.Formatter):
+    """`LEVEL component: message key=value ...`; journald adds its own timestamp."""
+
+    def __init__(self, with_time: bool = False) -> None:
+        super().__init__()
+        self.with_time = with_time
+
+    def format(self, record: logging.LogRecord) -> str:
+        component = record.name.removeprefix("parting.") or "parting"
+        parts = [f"{record.levelname:<7} {component}: {record.getMessage()}"]
+        parts += [f"{key}={value}" for key, value in _context(record).items()]
+        line = " ".join(parts)
+        if self.with_time:
+            line = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ ") + line
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return _mask(line)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        event: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "level": record.levelname.lower(),
+            "component": record.name.removeprefix("parting.") or "parting",
+            "message": record.getMessage(),
+            **_context(record),
+        }
+        if record.exc_info:
+            event["exception"] = self.formatException(record.exc_info)
+        return _mask(json.dumps(event, default=str, ensure_ascii=False))
+
+
+def setup_logging(fmt: str = "text", level: str = "info", *, stream=None) -> None:
+    """Send parting's logs to stdout, one event per line. `fmt` is "text" or "json"."""
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(with_time=sys.stdout.isatty()))
+    root = logging.getLogger("parting")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+def get_logger(component: str) -> logging.Logger:
+    return logging.getLogger(f"parting.{component}")
