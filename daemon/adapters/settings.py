@@ -6,7 +6,10 @@ Rules of this module:
 - Everything is validated up front and every problem is reported at once, sorted by line, as
   "file:line: key.path: message". Keys and defaults come from settings_schema.SCHEMA alone.
 - Secrets are never in the file: only paths (`*_file`) and environment variable names
-  (`*_env`). Secret values never appear in a message, a repr or a log line.
+  (`*_env`); settings_secrets.py reads them. Secret values never appear in a message, a repr
+  or a log line.
+- The public names of the settings modules are imported from here; the others (kinds, rules,
+  secrets, problems) hold no YAML.
 """
 
 from __future__ import annotations
@@ -14,9 +17,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import stat
-import weakref
-from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -25,7 +25,11 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from daemon.adapters import settings_schema as schema
-from daemon.adapters.settings_schema import BAD, Items, Leaf, Named, Scalar, Section, Spec
+from daemon.adapters.settings_kinds import IDENT, Invalid, Scalar, did_you_mean, shown
+from daemon.adapters.settings_problems import Problem, SettingsError, remember_key_lines
+from daemon.adapters.settings_rules import BAD, cross_check, merge_policy
+from daemon.adapters.settings_schema import Items, Leaf, Named, Section, Spec
+from daemon.adapters.settings_secrets import Secrets, check_runtime, load_secrets
 from daemon.core.model import (
     WEEKDAYS, Client, FollowupSettings, HolidayCalendar, ImapSettings, LadderStep, MailboxSettings,
     Person, Policy, ReviewSettings, Settings, SmtpSettings, Unresponsive, WorkingHours,
@@ -33,30 +37,6 @@ from daemon.core.model import (
 
 __all__ = ["Problem", "SettingsError", "Secrets", "load_settings", "load_secrets", "check_runtime",
            "config_key_paths"]
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int  # 1-based; 0 when unknown (settings not read from a file by load_settings)
-    key_path: str  # e.g. "clients[2].owner"; "" for the file as a whole
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.key_path}: {self.message}" if self.key_path else f"{where}: {self.message}"
-
-
-class SettingsError(Exception):
-    """Every problem found, sorted by line; str() gives one problem per line."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = sorted(problems, key=lambda problem: problem.line)
-        super().__init__(self.problems)
-
-    def __str__(self) -> str:
-        return "\n".join(map(str, self.problems))
-
 
 
 _PORTS = {"imap": {"tls": 993, "starttls": 143, "none": 143}, "smtp": {"tls": 465, "starttls": 587, "none": 25}}
@@ -76,12 +56,12 @@ def load_settings(path: str | Path, *, environ: Mapping[str, str] | None = None)
         raise SettingsError([Problem(file, 1, "", "expected keys such as 'company:' and 'mailbox:' at the "
                                      f"top of the file, got {_describe(root)}")])
     tree = reader.section(root, schema.SCHEMA, "")
-    schema.cross_check(tree, set(reader.lines),
-                       lambda path, message, at=None: reader.report(path, message, reader.line_of(at or path)))
+    cross_check(tree, set(reader.lines),
+                lambda path, message, at=None: reader.report(path, message, reader.line_of(at or path)))
     if reader.problems:
         raise SettingsError(reader.problems)
     settings = _build(tree, file, Path(path).absolute().parent, environ)
-    _remember_lines(settings, reader.lines)
+    remember_key_lines(settings, reader.lines)
     return settings
 
 
@@ -124,7 +104,7 @@ def _describe(node: Node | None) -> str:
         return "a list"
     if node is None or node.tag.endswith(":null"):
         return "nothing"
-    return schema.shown(node.value)
+    return shown(node.value)
 
 
 def _is_null(node: Node) -> bool:
@@ -183,7 +163,7 @@ class _Reader:
                 sub = spec.keys.get(key)
                 if sub is None:
                     known = list(spec.keys)
-                    hint = schema.did_you_mean(key, known) or f"; the keys here are: {', '.join(known)}"
+                    hint = did_you_mean(key, known) or f"; the keys here are: {', '.join(known)}"
                     message = schema.SECRET_MESSAGE if schema.is_inline_secret(key) else "unknown key" + hint
                     self.report(key_path, message, line)
                     continue
@@ -255,8 +235,8 @@ class _Reader:
             name_path = _join(path, name)
             self.lines[name_path] = _line(key_node)
             try:
-                schema.IDENT.convert(Scalar(name, name))
-            except schema.Invalid as error:
+                IDENT.convert(Scalar(name, name))
+            except Invalid as error:
                 self.report(name_path, str(error))
                 continue
             if name == "default" or name in out:
@@ -303,7 +283,7 @@ class _Reader:
             value = node.value  # e.g. 2026-13-45 matches YAML's date pattern but is no date
         try:
             return spec.kind.convert(Scalar(value, str(node.value)))
-        except schema.Invalid as error:
+        except Invalid as error:
             self.report(path, str(error), _line(node))
             return BAD
 
@@ -370,7 +350,7 @@ def _build(tree: dict, file: str, config_dir: Path, environ: Mapping[str, str]) 
             holidays=HolidayCalendar(calendar["country"], calendar["subdivision"], tuple(calendar["extra"])),
         ),
         policy=_policy("default", tree["policy"]),
-        policies={name: _policy(name, schema.merge_policy(tree["policy"], partial))
+        policies={name: _policy(name, merge_policy(tree["policy"], partial))
                   for name, partial in tree["policies"].items()},
         review=ReviewSettings(
             reviewers=tuple(dict.fromkeys(review["reviewers"])),
@@ -409,20 +389,6 @@ def _policy(name: str, policy: dict) -> Policy:
     )
 
 
-# Lines of the keys of each loaded Settings, so later problems (secrets, runtime) can point at them.
-_key_lines: dict[int, dict[str, int]] = {}
-
-
-def _remember_lines(settings: Settings, lines: dict[str, int]) -> None:
-    _key_lines[id(settings)] = lines
-    weakref.finalize(settings, _key_lines.pop, id(settings), None)
-
-
-def _problem(settings: Settings, key_path: str, message: str) -> Problem:
-    lines = _key_lines.get(id(settings), {})
-    return Problem(settings.source, lines.get(key_path, 0), key_path, message)
-
-
 def config_key_paths(path: str | Path) -> list[str]:
     """Every key written in a config file, as a canonical path (`clients[].owner`, `policy.ladder[].action`)."""
     root = _compose(str(path))
@@ -440,130 +406,3 @@ def config_key_paths(path: str | Path) -> list[str]:
 
     walk(root, "")
     return list(dict.fromkeys(schema.canonical_key_path(key_path) for key_path in found))
-
-
-# --------------------------------------------------------------------------------------------
-# Secrets and the runtime environment.
-
-
-@dataclass(frozen=True)
-class Secrets:
-    imap_password: str | None
-    smtp_password: str | None
-    token_key: bytes
-    warnings: tuple[str, ...] = ()
-
-    def __repr__(self) -> str:
-        def masked(value: object) -> str:
-            return "None" if value is None else "'***'"
-
-        return (f"Secrets(imap_password={masked(self.imap_password)}, smtp_password={masked(self.smtp_password)}, "
-                f"token_key={masked(self.token_key)}, warnings={self.warnings!r})")
-
-    __str__ = __repr__
-
-
-_TOKEN_KEY_MIN_BYTES = 32
-
-
-def load_secrets(settings: Settings, *, environ: Mapping[str, str] | None = None) -> Secrets:
-    """Read the passwords and the token key; raise SettingsError naming every one that cannot be used."""
-    environ = os.environ if environ is None else environ
-    problems: list[Problem] = []
-    warnings: list[str] = []
-
-    def read(key: str, file: str | None, env_name: str | None, what: str) -> bytes | None:
-        if file is not None:
-            value, message = _read_secret_file(file, key, what, warnings)
-            where = f"{key}_file"
-        elif env_name is not None:
-            value, message = _read_secret_env(env_name, key, what, environ)
-            where = f"{key}_env"
-        else:
-            return None
-        if message:
-            problems.append(_problem(settings, where, message))
-        return value
-
-    imap, smtp, review = settings.mailbox.imap, settings.mailbox.smtp, settings.review
-    imap_password = read("mailbox.imap.password", imap.password_file, imap.password_env, "IMAP password")
-    smtp_password = read("mailbox.smtp.password", smtp.password_file, smtp.password_env, "SMTP password")
-    token_key = read("review.token_key", review.token_key_file, review.token_key_env, "token key")
-    if token_key is not None and len(token_key) < _TOKEN_KEY_MIN_BYTES:
-        where = "review.token_key_file" if review.token_key_file else "review.token_key_env"
-        problems.append(_problem(settings, where, f"the token key is {len(token_key)} bytes; it must be at "
-                                 f"least {_TOKEN_KEY_MIN_BYTES}: make one with "
-                                 "`head -c 48 /dev/urandom | base64 > token-key`"))
-    if token_key is None and not problems:
-        problems.append(_problem(settings, "review", "no token key: set review.token_key_file or token_key_env"))
-    passwords = {}
-    for key, value in (("mailbox.imap.password", imap_password), ("mailbox.smtp.password", smtp_password)):
-        try:
-            passwords[key] = None if value is None else value.decode("utf-8")
-        except UnicodeDecodeError:
-            problems.append(_problem(settings, key + "_file", "the password is not UTF-8 text"))
-    if problems:
-        raise SettingsError(problems)
-    return Secrets(passwords["mailbox.imap.password"], passwords["mailbox.smtp.password"], token_key or b"",
-                   tuple(warnings))
-
-
-def _strip_newline(data: bytes) -> bytes:
-    return data[:-2] if data.endswith(b"\r\n") else data[:-1] if data.endswith(b"\n") else data
-
-
-def _read_secret_file(file: str, key: str, what: str, warnings: list[str]) -> tuple[bytes | None, str]:
-    try:
-        data = Path(file).read_bytes()
-    except FileNotFoundError:
-        return None, (f"cannot read {file}: no such file; create it with the {what} on one line, "
-                      f"or point {key}_file at the right file")
-    except IsADirectoryError:
-        return None, f"cannot read {file}: it is a folder; point {key}_file at the file inside it"
-    except PermissionError:
-        return None, (f"cannot read {file}: permission denied; make it readable by the service user "
-                      "or use LoadCredential=")
-    except OSError as error:
-        return None, f"cannot read {file}: {error.strerror or error}"
-    mode = os.stat(file).st_mode
-    if stat.S_ISREG(mode) and mode & 0o077:
-        warnings.append(f"{file} ({key}_file) can be read by other users; chmod 600 it or use LoadCredential=")
-    value = _strip_newline(data)
-    if not value:
-        return None, f"{file} is empty; write the {what} into it"
-    return value, ""
-
-
-def _read_secret_env(name: str, key: str, what: str, environ: Mapping[str, str]) -> tuple[bytes | None, str]:
-    if name not in environ:
-        return None, (f"environment variable {name} is not set; give the service the {what} in it "
-                      f"(systemd EnvironmentFile=) or use {key}_file")
-    value = _strip_newline(environ[name].encode("utf-8"))
-    if not value:
-        return None, f"environment variable {name} is empty; put the {what} in it"
-    return value, ""
-
-
-def check_runtime(settings: Settings) -> list[Problem]:
-    """What `run` needs from the machine: writable database and dry-run folders, a templates folder."""
-    problems: list[Problem] = []
-
-    def writable_folder(folder: Path, key: str, purpose: str) -> None:
-        if not folder.is_dir():
-            problems.append(_problem(settings, key, f"the folder {folder} does not exist; create it "
-                                     f"({purpose})"))
-        elif not os.access(folder, os.W_OK | os.X_OK):
-            problems.append(_problem(settings, key, f"cannot write in {folder}: make it writable by the "
-                                     f"service user ({purpose})"))
-
-    database = Path(settings.database)
-    writable_folder(database.parent, "state.database", "the database and its journal files live there; "
-                    "systemd StateDirectory=parting makes one")
-    if database.exists() and not os.access(database, os.R_OK | os.W_OK):
-        problems.append(_problem(settings, "state.database", f"cannot read and write {database}: make it "
-                                 "readable and writable by the service user"))
-    if settings.mode == "dry_run" and settings.dry_run_dir:
-        writable_folder(Path(settings.dry_run_dir), "dry_run.folder", "dry_run writes outgoing mail there")
-    if settings.templates_dir and not Path(settings.templates_dir).is_dir():
-        problems.append(_problem(settings, "templates.dir", f"the folder {settings.templates_dir} does not exist"))
-    return sorted(problems, key=lambda problem: problem.line)
