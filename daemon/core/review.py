@@ -1,0 +1,409 @@
+"""Review by reply: commands, review tokens, judging a reply, and the two-person rule.
+
+Rules of this module:
+- A reply counts only when every check of `judge_reply` passes, in its order; each refusal has
+  a named code (REFUSALS). Answering a refused sender is `safe_to_answer` only when the sender
+  is authenticated, is the person the valid token names, and did not send an auto-reply.
+- The command is read from the new text only, by core/replytext.py (re-exported here).
+- A token is token_id + "-" + 26 base32 characters of HMAC-SHA256 over the canonical claims;
+  the MAC is recomputed from the stored claims and compared with hmac.compare_digest.
+- A version is sendable when (1) its owner endorsed it, (2) `approvals_required` (at least 1)
+  other people endorsed it and (3) someone other than its writer endorsed it. Writing a
+  version endorses it; so does APPROVE.
+
+The draft state machine (`apply_command`, `next_step`); "the rule" is `sendable`:
+
+    state            event                        next state
+    owner_review     APPROVE by the owner         second_review, or sendable when the rule holds
+    second_review    APPROVE by a reviewer        sendable when the rule holds, else second_review
+    sendable         APPROVE (late)               sendable (the endorsement is recorded)
+    any review state EDIT by the owner            new version -> second_review (writing endorses)
+    any review state EDIT by a reviewer           new version -> owner_review
+    any review state REJECT                       rejected (in sendable: inside send_delay)
+    any review state HOLD n days                  held
+    held             APPROVE                      held (recorded); EDIT / REJECT / HOLD as above
+    held             the n days are over          next_step recomputes the review state
+    sendable         the outbox sent it           sent
+    rejected, sent   anything                     unchanged (final)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parseaddr
+from typing import Literal
+
+from daemon.core.authres import AuthVerdict, check_authentication
+from daemon.core.replytext import Command, CommandKind, Role, command_help, parse_command
+
+# Commands are read in core/replytext.py; they are part of this module's interface too.
+__all__ = [
+    "Command", "CommandKind", "DraftState", "Endorsement", "Judgement", "Outcome", "ReplyFacts",
+    "Role", "Sendability", "Step", "TokenCheck", "TokenClaims", "TokenRecord", "apply_command",
+    "command_help", "issue_token", "judge_reply", "next_step", "normalise_address", "parse_command",
+    "sendable", "split_token", "subject_names_other_review", "subject_tag", "token_address",
+    "token_from_addresses", "token_id_from_bytes", "verify_token",
+]
+
+DraftState = Literal["owner_review", "second_review", "sendable", "held", "rejected", "sent"]
+
+REFUSALS = ("no_token", "unknown_token", "forged_token", "replayed", "expired", "superseded",
+            "not_in_review", "not_a_reply", "wrong_sender", "auto_reply", "not_authenticated",
+            "unknown_command")
+# The states in which a token's subject still takes replies. A REJECT may still stop a
+# sendable draft during send_delay; a held draft still records approvals.
+LIVE_STATES = {"draft": ("owner_review", "second_review", "sendable", "held"), "deadline": ("open",)}
+
+
+# --------------------------------------------------------------------------------------------
+# Tokens.
+
+TOKEN_PREFIX = "r-"  # in the plus-address: office+r-<token>@example.com
+MAC_LENGTH = 26
+_TOKEN_ID = re.compile(r"^[a-z0-9]{8,24}$")
+_MAC = re.compile(rf"^[a-z2-7]{{{MAC_LENGTH}}}$")
+_SUBJECT_TAG = re.compile(r"\[parting #([a-z0-9]{8})\]", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    token_id: str  # random: token_id_from_bytes(secrets.token_bytes(10))
+    subject_kind: Literal["draft", "deadline"]
+    subject_id: int
+    version: int | None  # None for a deadline
+    text_sha256: str | None  # of the exact text under review; None for a deadline
+    person: str  # Person.id
+    role: str  # "owner", "reviewer" or "deadline"
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    ok: bool
+    reason: str
+    code: str = "ok"  # or "forged_token", "replayed", "expired"
+
+
+def token_id_from_bytes(raw: bytes) -> str:
+    """A token id from random bytes the caller drew (10 bytes give 16 characters)."""
+    if not 5 <= len(raw) <= 15:
+        raise ValueError("a token id takes 5 to 15 random bytes")
+    return base64.b32encode(raw).decode().rstrip("=").lower()
+
+
+def _require_aware(moment: datetime, name: str) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return moment
+
+
+def _mac(key: bytes, claims: TokenClaims) -> str:
+    if len(key) < 16:
+        raise ValueError("the token key must be at least 16 bytes")
+    expires = int(_require_aware(claims.expires_at, "expires_at").timestamp())
+    sha = claims.text_sha256.lower() if claims.text_sha256 is not None else None
+    canonical = json.dumps(
+        ["parting-token-1", claims.token_id, claims.subject_kind, claims.subject_id, claims.version,
+         sha, claims.person, claims.role, expires],
+        separators=(",", ":"), ensure_ascii=True,
+    ).encode()
+    digest = hmac.new(key, canonical, hashlib.sha256).digest()
+    return base64.b32encode(digest).decode().lower()[:MAC_LENGTH]
+
+
+def issue_token(key: bytes, claims: TokenClaims) -> str:
+    """The token for these claims: lower-case letters and digits, at most 51 characters."""
+    if not _TOKEN_ID.match(claims.token_id):
+        raise ValueError(f"token id {claims.token_id!r} is not 8 to 24 lower-case letters or digits")
+    if claims.subject_kind not in ("draft", "deadline"):
+        raise ValueError(f"unknown subject kind {claims.subject_kind!r}")
+    return f"{claims.token_id}-{_mac(key, claims)}"
+
+
+def split_token(token: str) -> tuple[str, str] | None:
+    """(token_id, mac), or None when the string is not shaped like a token."""
+    token_id, separator, mac = token.strip().lower().partition("-")
+    if not separator or not _TOKEN_ID.match(token_id) or not _MAC.match(mac):
+        return None
+    return token_id, mac
+
+
+def verify_token(
+    key: bytes, token: str, claims_from_store: TokenClaims, now: datetime, *, used_at: datetime | None = None
+) -> TokenCheck:
+    """Whether `token` was issued with these claims, is unused and has not expired."""
+    _require_aware(now, "now")
+    parts = split_token(token)
+    if parts is None:
+        return TokenCheck(False, "the review token is malformed", "forged_token")
+    token_id, mac = parts
+    mac_ok = hmac.compare_digest(_mac(key, claims_from_store), mac)
+    if not mac_ok or token_id != claims_from_store.token_id:
+        return TokenCheck(False, "the review token does not verify", "forged_token")
+    if used_at is not None:
+        return TokenCheck(False, f"the review token was already used at {used_at.isoformat()}",
+                          "replayed")
+    expires_at = claims_from_store.expires_at
+    if now >= expires_at:
+        return TokenCheck(False, f"the review token expired at {expires_at.isoformat()}", "expired")
+    return TokenCheck(True, "the review token verifies")
+
+
+def token_address(our_address: str, token: str) -> str:
+    """The reply address carrying the token: office+r-<token>@example.com."""
+    local, _, domain = our_address.strip().lower().rpartition("@")
+    if not local or not domain or split_token(token) is None:
+        raise ValueError(f"cannot make a token address from {our_address!r} and {token!r}")
+    local = f"{local}+{TOKEN_PREFIX}{token.strip().lower()}"
+    if len(local) > 64:  # RFC 5321 4.5.3.1.1
+        raise ValueError(f"the local part {local!r} is longer than 64 characters")
+    return f"{local}@{domain}"
+
+
+def token_from_addresses(addresses: Sequence[str], our_address: str) -> str | None:
+    """The first well-formed token in a plus-address of ours among `addresses`, lower-case."""
+    local, _, domain = our_address.strip().lower().rpartition("@")
+    prefix = f"{local}+{TOKEN_PREFIX}"
+    for raw in addresses:
+        address = (parseaddr(raw)[1] or raw).strip().lower()
+        their_local, at, their_domain = address.rpartition("@")
+        if at and their_domain == domain and their_local.startswith(prefix):
+            token = their_local[len(prefix):]
+            if split_token(token) is not None:
+                return token
+    return None
+
+
+def subject_tag(token_id: str) -> str:
+    return f"[parting #{token_id[:8].lower()}]"
+
+
+def subject_names_other_review(subject: str, token_id: str) -> bool:
+    """True when the subject carries parting tags and none of them is this token's."""
+    tags = {tag.lower() for tag in _SUBJECT_TAG.findall(subject)}
+    return bool(tags) and token_id[:8].lower() not in tags
+
+
+# --------------------------------------------------------------------------------------------
+# Judging one reply.
+
+
+@dataclass(frozen=True)
+class ReplyFacts:
+    from_addr: str
+    to_addrs: tuple[str, ...]
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    subject: str
+    auto_reply: str | None  # why the reply is automatic; None when a person wrote it
+    authentication_results: tuple[str, ...]  # raw header values, topmost first
+    new_text: str  # replytext.split_reply(...)[0]
+    token: str | None  # token_from_addresses(to + cc, our address); None: it carries none
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """What the store holds for the presented token's id."""
+
+    claims: TokenClaims
+    person_email: str  # the address of claims.person
+    review_message_id: str | None  # Message-ID of the review email the token went out in
+    used_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Judgement:
+    accepted: bool
+    reason: str
+    command: Command | None
+    safe_to_answer: bool
+    code: str  # "accepted" or one of REFUSALS
+    authentication: AuthVerdict | None = None
+    authentication_skipped: bool = False  # accepted although authentication failed (opt-out)
+
+
+def normalise_address(address: str) -> str:
+    return (parseaddr(address)[1] or address).strip().lower()
+
+
+def _message_ids(values: Sequence[str]) -> set[str]:
+    return {part.strip("<>").lower() for value in values for part in value.split() if part.strip("<>")}
+
+
+def judge_reply(
+    reply: ReplyFacts,
+    token: TokenRecord | None,
+    *,
+    key: bytes,
+    now: datetime,
+    authserv_id: str,
+    require_authentication: bool,
+    current_version: int | None,
+    draft_state: str,
+    current_text_sha256: str | None = None,
+) -> Judgement:
+    """Accept the reply's command, or refuse it with the first failing check's code and reason.
+
+    The caller finds the token with token_from_addresses, looks its claims up by token id and
+    passes them as `token` (None when the id is unknown). For a deadline token, pass None as
+    `current_version` and the deadline's state as `draft_state`.
+    """
+    sender = normalise_address(reply.from_addr)
+    auth = check_authentication(reply.authentication_results, authserv_id=authserv_id,
+                                from_domain=sender.rpartition("@")[2])
+    named = token is not None and "@" in sender and sender == normalise_address(token.person_email)
+
+    def refuse(
+        code: str, reason: str, command: Command | None = None, *, token_valid: bool = True
+    ) -> Judgement:
+        safe = auth.ok and named and token_valid and reply.auto_reply is None
+        return Judgement(False, reason, command, safe, code, auth)
+
+    if not reply.token:
+        return refuse("no_token", "the reply carries no review token", token_valid=False)
+    if token is None:
+        return refuse("unknown_token", "the review token is not known", token_valid=False)
+    check = verify_token(key, reply.token, token.claims, now, used_at=token.used_at)
+    if not check.ok:
+        return refuse(check.code, check.reason, token_valid=check.code != "forged_token")
+    claims = token.claims
+    stale_text = (current_text_sha256 is not None
+                  and (claims.text_sha256 or "").lower() != current_text_sha256.lower())
+    if claims.version != current_version or stale_text:
+        return refuse("superseded", f"version {claims.version} was superseded by version {current_version}")
+    if draft_state not in LIVE_STATES.get(claims.subject_kind, ()):
+        return refuse("not_in_review",
+                      f"the {claims.subject_kind} is no longer in review (it is {draft_state})")
+    review_id = (token.review_message_id or "").strip("<> ").lower()
+    if not review_id or review_id not in _message_ids((*reply.in_reply_to, *reply.references)):
+        return refuse("not_a_reply", f"the reply does not reference the review email <{review_id}>")
+    if subject_names_other_review(reply.subject, claims.token_id):
+        return refuse("not_a_reply", f"the subject names another review than {subject_tag(claims.token_id)}")
+    if not named:
+        return refuse("wrong_sender", f"the reply came from {sender or 'nobody'}, but the token was issued"
+                      f" to {claims.person} <{normalise_address(token.person_email)}>")
+    if reply.auto_reply is not None:
+        return refuse("auto_reply", f"the reply is automatic ({reply.auto_reply})")
+    if not auth.ok and require_authentication:
+        return refuse("not_authenticated", f"the sender is not authenticated: {auth.reason}")
+    command = parse_command(reply.new_text, role=claims.role)  # type: ignore[arg-type]
+    if command.kind == "unknown":
+        return refuse("unknown_command", command.problem or "no command", command)
+    how = (f"authentication skipped (require_authentication is off): {auth.reason}" if not auth.ok
+           else f"authenticated by {auth.reason}")
+    reason = f"{command.kind.upper()} from {claims.person} for version {claims.version}; {how}"
+    return Judgement(True, reason, command, auth.ok, "accepted", auth, authentication_skipped=not auth.ok)
+
+
+# --------------------------------------------------------------------------------------------
+# The two-person rule and the draft state machine.
+
+
+@dataclass(frozen=True)
+class Endorsement:
+    person: str  # Person.id
+    role: str  # "owner" or "reviewer"
+    how: Literal["wrote", "approved"]
+
+
+@dataclass(frozen=True)
+class Sendability:
+    ok: bool
+    missing: str  # in words, what is still needed; "" when ok
+
+
+def sendable(
+    endorsements: Collection[Endorsement], *, owner: str, writer: str, approvals_required: int,
+    version: int | None = None,
+) -> Sendability:
+    """Whether the version these endorsements are of may be sent (the rule at the top)."""
+    if approvals_required < 1:
+        raise ValueError("approvals_required must be at least 1: nobody sends their own words unread")
+    endorsers = {e.person for e in endorsements}
+    label = "this version" if version is None else f"version {version}"
+    missing = []
+    if owner not in endorsers:
+        missing.append(f"the owner {owner} has not endorsed {label}")
+    others = len(endorsers - {owner})
+    if others < approvals_required:
+        needed = approvals_required - others
+        missing.append(f"{needed} more endorsement{'s' if needed > 1 else ''} of {label} from"
+                       f" someone other than the owner {owner}")
+    if not endorsers - {writer}:
+        missing.append(f"someone other than its writer {writer} must endorse {label}")
+    return Sendability(not missing, "; ".join(missing))
+
+
+@dataclass(frozen=True)
+class Step:
+    state: DraftState
+    ask: tuple[str, ...] = ()  # people to send a review email to now
+    missing: str = ""  # what the rule still needs
+
+
+def next_step(
+    draft_state: str, version_writer: str, endorsements: Collection[Endorsement], owner: str,
+    reviewers: Sequence[str], approvals_required: int, *, asked: Collection[str] = (),
+    version: int | None = None,
+) -> Step:
+    """Who must be asked next about the current version; any review state is recomputed."""
+    if draft_state in ("held", "rejected", "sent"):
+        return Step(draft_state)  # type: ignore[arg-type]
+    rule = sendable(endorsements, owner=owner, writer=version_writer,
+                    approvals_required=approvals_required, version=version)
+    if rule.ok:
+        return Step("sendable")
+    endorsers = {e.person for e in endorsements}
+    if owner not in endorsers:
+        return Step("owner_review", () if owner in asked else (owner,), rule.missing)
+    waiting = [r for r in reviewers if r in asked and r not in endorsers and r != owner]
+    fresh = [r for r in reviewers if r not in asked and r not in endorsers and r != owner]
+    needed = approvals_required - len(endorsers - {owner}) - len(waiting)
+    ask = tuple(dict.fromkeys(fresh))[:max(0, needed)]
+    missing = rule.missing
+    if len(ask) < needed:
+        missing += f"; no further reviewer other than the owner {owner} is configured to ask"
+    return Step("second_review", ask, missing)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    step: Step  # the draft's next state and whom to ask
+    endorsement: Endorsement | None = None  # to record for the version (or, for EDIT, the new one)
+    new_text: str | None = None  # EDIT: store as a new version written by the person
+    hold_days: int | None = None
+    note: str = ""
+
+
+def apply_command(
+    command: Command, *, person: str, role: str, state: str, writer: str,
+    endorsements: Collection[Endorsement], owner: str, reviewers: Sequence[str],
+    approvals_required: int, asked: Collection[str] = (), version: int | None = None,
+) -> Outcome:
+    """The transition an accepted command causes (the table at the top of this module)."""
+    if state in ("rejected", "sent"):
+        return Outcome(Step(state), note=f"the draft is already {state}")  # type: ignore[arg-type]
+    if command.kind == "reject":
+        return Outcome(Step("rejected"), note=command.reason)
+    if command.kind == "hold":
+        return Outcome(Step("held"), hold_days=command.days, note=command.reason)
+    if command.kind == "approve":
+        endorsement = Endorsement(person, role, "approved")
+        if state == "held":
+            return Outcome(Step("held"), endorsement, note=command.reason)
+        step = next_step(state, writer, {*endorsements, endorsement}, owner, reviewers,
+                         approvals_required, asked=asked, version=version)
+        return Outcome(step, endorsement, note=command.reason)
+    if command.kind == "edit" and command.text:
+        endorsement = Endorsement(person, role, "wrote")
+        step = next_step("owner_review", person, (endorsement,), owner, reviewers, approvals_required,
+                         version=None if version is None else version + 1)
+        return Outcome(step, endorsement, new_text=command.text)
+    raise ValueError(f"{command.kind!r} is not a review command")
