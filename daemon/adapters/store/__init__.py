@@ -1,0 +1,188 @@
+"""The durable store: SQLite through sqlite-utils, and the only SQL in parting.
+
+Rules:
+- One sqlite3 connection per Store; make one Store per thread or process (a Store may move
+  between threads, but must not be used by two at once).
+- WAL, synchronous=FULL, busy_timeout 10 s, foreign keys on. Every write runs in a
+  BEGIN IMMEDIATE transaction, its own or the caller's `with store.transaction():`.
+- Opening applies the forward migrations in schema.py, one transaction each; a database from a
+  newer parting is refused rather than guessed at.
+- `open_readonly` never writes, not even a migration, so `simulate` leaves the file unchanged.
+- Problems a person can fix are StoreError with a one-line message.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from .base import StoreError
+from .clients import ClientsMixin, Episode, Note
+from .deadlines import Deadline, DeadlinesMixin
+from .events import Event, EventsMixin
+from .intake import FolderState, IntakeMixin, QuarantineItem, TriageItem
+from .messages import MessageLocation, MessageRow, MessagesMixin
+from .outbox import OutboxMixin, OutboxRow
+from .review import Draft, DraftVersion, Endorsement, ReviewMixin, TokenRow
+from .schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, set_version, stored_version
+
+__all__ = [
+    "Deadline", "Draft", "DraftVersion", "Endorsement", "Episode", "Event", "FolderState",
+    "MessageLocation", "MessageRow", "Note", "OutboxRow", "QuarantineItem", "SCHEMA_VERSION",
+    "Store", "StoreError", "TokenRow", "TriageItem",
+]
+
+BUSY_TIMEOUT_MS = 10_000
+T = TypeVar("T")
+
+
+def _waiting_while_busy(step: Callable[[], T]) -> T:
+    """Retry a step that SQLite refuses with SQLITE_BUSY without calling its busy handler.
+
+    Switching a new file to WAL needs an exclusive lock and fails at once if another process
+    is opening the same file; that happens only on the first opens of a new database."""
+    give_up = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as error:
+            busy = getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() > give_up:
+                raise
+            time.sleep(0.01)
+
+
+class Store(
+    EventsMixin, MessagesMixin, IntakeMixin, ClientsMixin, ReviewMixin, OutboxMixin, DeadlinesMixin,
+):
+    """parting's database. The methods live in one module per domain: events, messages
+    (with the ThreadLookup protocol), intake (folders, quarantine, triage), clients, review,
+    outbox, deadlines; connection and transactions are in base."""
+
+    @classmethod
+    def open(cls, path: str | Path) -> Store:
+        """Open (creating if needed) and migrate the database; ":memory:" gives a private one."""
+        if str(path) == ":memory:":
+            return cls._connect(":memory:", None, readonly=False)
+        file = Path(path).expanduser().absolute()
+        try:
+            cls._check_place(file)
+        except OSError as error:  # e.g. a parent folder this user may not enter
+            raise StoreError(f"cannot reach database {file}: {error.strerror}") from None
+        return cls._connect(str(file), file, readonly=False)
+
+    @staticmethod
+    def _check_place(file: Path) -> None:
+        folder = file.parent
+        if not folder.is_dir():
+            raise StoreError(f"database folder {folder} does not exist: create it or set state.database")
+        if file.is_dir():
+            raise StoreError(f"database path {file} is a folder: set state.database to a file in it")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise StoreError(
+                f"database folder {folder} is not writable by this user"
+                " (SQLite keeps its -wal and -shm files beside the database)")
+        if file.exists() and not os.access(file, os.R_OK | os.W_OK):
+            raise StoreError(f"database {file} is not readable and writable by this user")
+
+    @classmethod
+    def open_readonly(cls, path: str | Path) -> Store:
+        """Open an existing, up-to-date database for reading only; every write raises StoreError."""
+        file = Path(path).expanduser().absolute()
+        try:
+            if not file.is_file():
+                raise StoreError(f"database {file} does not exist")
+        except OSError as error:
+            raise StoreError(f"cannot reach database {file}: {error.strerror}") from None
+        if not os.access(file, os.R_OK):
+            raise StoreError(f"database {file} is not readable by this user")
+        return cls._connect(f"{file.as_uri()}?mode=ro", file, readonly=True)
+
+    @classmethod
+    def _connect(cls, target: str, file: Path | None, readonly: bool) -> Store:
+        shown = file or target
+        try:
+            conn = sqlite3.connect(
+                target, uri=readonly, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open database {shown}: {error}") from None
+        try:
+            store = cls(conn, file, readonly)
+            store._configure(file is not None)
+            if readonly:
+                store._require_current_schema()
+            else:
+                store._migrate()
+            return store
+        except sqlite3.DatabaseError as error:
+            conn.close()
+            if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
+                raise StoreError(f"{shown} is not a SQLite database: set state.database to parting's file") from None
+            raise StoreError(f"cannot open database {shown}: {error}") from None
+        except BaseException:
+            conn.close()
+            raise
+
+    def _configure(self, on_disk: bool) -> None:
+        self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        if self.readonly:
+            self.conn.execute("PRAGMA query_only = ON")
+            self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # is it a database?
+            return
+        mode = _waiting_while_busy(lambda: self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        if on_disk and mode.lower() != "wal":
+            raise StoreError(
+                f"database {self.path} cannot use write-ahead logging (journal mode stays {mode}):"
+                " put it on a local file system")
+        self.conn.execute("PRAGMA synchronous = FULL")
+
+    def _newer_error(self, version: int) -> StoreError:
+        return StoreError(
+            f"database schema version {version} is newer than this parting ({SCHEMA_VERSION}):"
+            " upgrade parting")
+
+    def _require_current_schema(self) -> None:
+        version = stored_version(self.db)
+        if version > SCHEMA_VERSION:
+            raise self._newer_error(version)
+        if version < SCHEMA_VERSION:
+            raise StoreError(
+                f"database schema version {version} is older than this parting ({SCHEMA_VERSION}):"
+                " start parting once (not read-only) to upgrade it")
+
+    def _migrate(self) -> None:
+        version = stored_version(self.db)
+        if version > SCHEMA_VERSION:
+            raise self._newer_error(version)
+        if version == 0:
+            foreign = [t for t in self.db.table_names() if not t.startswith("sqlite_")]
+            if foreign:
+                raise StoreError(
+                    f"database {self.path} holds tables that are not parting's"
+                    f" ({', '.join(sorted(foreign)[:5])}): set state.database to a new file")
+        while version < SCHEMA_VERSION:
+            with self.transaction():
+                # Another process may have migrated while we waited for the write lock.
+                version = stored_version(self.db)
+                if version > SCHEMA_VERSION:
+                    raise self._newer_error(version)
+                if version == SCHEMA_VERSION:
+                    break
+                self.db.execute(VERSION_TABLE)
+                MIGRATIONS[version](self.db)
+                version += 1
+                set_version(self.db, version)
+
+    def schema_version(self) -> int:
+        return stored_version(self.db)
+
+    def integrity_check(self) -> str:
+        """SQLite's own check of the file: 'ok', or what is wrong."""
+        return "; ".join(r[0] for r in self.conn.execute("PRAGMA integrity_check").fetchall())

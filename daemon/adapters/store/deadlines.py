@@ -1,0 +1,113 @@
+"""Deadlines a person must meet: the follow-up phone call, the retrospective, review reminders.
+
+Rules:
+- One deadline per (kind, client, draft): adding it again returns the existing one, so a restart
+  that repeats a decision never doubles a phone call.
+- A deadline is reminded about once (reminded_at) and closed once, as done or cancelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from .base import StoreBase, StoreError, from_json, from_utc_text, to_json, to_utc_text
+
+DeadlineState = Literal["open", "done", "cancelled"]
+
+
+@dataclass(frozen=True)
+class Deadline:
+    id: int
+    kind: str  # 'phone_call', 'retrospective', 'review_reminder', ...
+    client_id: str
+    draft_id: int | None
+    due_at: datetime
+    state: DeadlineState
+    data: dict[str, Any] | None
+    created_at: datetime
+    reminded_at: datetime | None
+    closed_at: datetime | None
+    closed_by: str | None
+    note: str | None
+
+
+def _deadline(row: dict[str, Any]) -> Deadline:
+    times = ("due_at", "created_at", "reminded_at", "closed_at")
+    return Deadline(**{**row, "data": from_json(row["data"]), **{k: from_utc_text(row[k]) for k in times}})
+
+
+class DeadlinesMixin(StoreBase):
+    def add_deadline(
+        self,
+        kind: str,
+        client_id: str,
+        due_at: datetime,
+        at: datetime,
+        *,
+        draft_id: int | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> int:
+        """Set a deadline; returns its id (the existing one if this kind was already set)."""
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR IGNORE INTO deadlines (kind, client_id, draft_id, due_at, data, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [kind, client_id, draft_id, to_utc_text(due_at), to_json(data), to_utc_text(at)],
+            )
+            return int(self._scalar(
+                "SELECT id FROM deadlines WHERE kind = ? AND client_id = ? AND ifnull(draft_id, 0) = ?",
+                [kind, client_id, draft_id or 0]))
+
+    def due_deadlines(self, now: datetime) -> list[Deadline]:
+        """Open deadlines that are due and nobody has been reminded of yet, earliest first."""
+        return [_deadline(r) for r in self._rows(
+            "SELECT * FROM deadlines WHERE state = 'open' AND due_at <= ? AND reminded_at IS NULL"
+            " ORDER BY due_at, id", [to_utc_text(now)])]
+
+    def mark_reminded(self, deadline_id: int, at: datetime) -> None:
+        cursor = self._write(
+            "UPDATE deadlines SET reminded_at = ? WHERE id = ?", [to_utc_text(at), deadline_id])
+        if cursor.rowcount == 0:
+            raise StoreError(f"no deadline {deadline_id}")
+
+    def close_deadline(
+        self,
+        deadline_id: int,
+        state: Literal["done", "cancelled"],
+        at: datetime,
+        closed_by: str,
+        note: str | None = None,
+    ) -> bool:
+        """Close an open deadline; True if this call closed it, False if it was already closed."""
+        if state not in ("done", "cancelled"):
+            raise StoreError(f"a deadline is closed as done or cancelled, not {state!r}")
+        with self.transaction():
+            self.deadline(deadline_id)
+            cursor = self.db.execute(
+                "UPDATE deadlines SET state = ?, closed_at = ?, closed_by = ?, note = ?"
+                " WHERE id = ? AND state = 'open'",
+                [state, to_utc_text(at), closed_by, note, deadline_id],
+            )
+            return cursor.rowcount == 1
+
+    def deadlines(
+        self, states: list[str] | None = None, client_id: str | None = None
+    ) -> list[Deadline]:
+        """Deadlines by due time, optionally only in these states or for one client."""
+        where, params = ["1"], []
+        if states is not None:
+            where.append("state IN (SELECT value FROM json_each(?))")
+            params.append(to_json(list(states)))
+        if client_id is not None:
+            where.append("client_id = ?")
+            params.append(client_id)
+        return [_deadline(r) for r in self._rows(
+            f"SELECT * FROM deadlines WHERE {' AND '.join(where)} ORDER BY due_at, id", params)]
+
+    def deadline(self, deadline_id: int) -> Deadline:
+        row = self._one("SELECT * FROM deadlines WHERE id = ?", [deadline_id])
+        if row is None:
+            raise StoreError(f"no deadline {deadline_id}")
+        return _deadline(row)

@@ -1,0 +1,86 @@
+"""The append-only audit trail: every decision with its inputs.
+
+SQLite triggers refuse UPDATE and DELETE on the table, so not even a bug in parting can
+rewrite history; the case file and `explain` read from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .base import StoreBase, from_json, from_utc_text, json_tuple, to_json, to_utc_text
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    at: datetime
+    kind: str
+    client_id: str | None
+    draft_id: int | None
+    message_ids: tuple[str, ...]
+    data: dict[str, Any] | None
+    policy_hash: str | None
+
+
+def _event(row: dict[str, Any]) -> Event:
+    return Event(
+        id=row["id"],
+        at=from_utc_text(row["at"]),
+        kind=row["kind"],
+        client_id=row["client_id"],
+        draft_id=row["draft_id"],
+        message_ids=json_tuple(row["message_ids"]),
+        data=from_json(row["data"]),
+        policy_hash=row["policy_hash"],
+    )
+
+
+class EventsMixin(StoreBase):
+    def append_event(
+        self,
+        kind: str,
+        *,
+        at: datetime,
+        client_id: str | None = None,
+        draft_id: int | None = None,
+        message_ids: Iterable[str] = (),
+        data: dict[str, Any] | None = None,
+        policy_hash: str | None = None,
+    ) -> int:
+        """Record one event; returns its id (ids grow with time and are never reused)."""
+        cursor = self._write(
+            "INSERT INTO events (at, kind, client_id, draft_id, message_ids, data, policy_hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [to_utc_text(at), kind, client_id, draft_id, to_json(list(message_ids)),
+             to_json(data), policy_hash],
+        )
+        return int(cursor.lastrowid)
+
+    def events(
+        self,
+        *,
+        client_id: str | None = None,
+        kinds: Iterable[str] | None = None,
+        after_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
+        """Events in the order they were written, optionally filtered."""
+        where, params = ["1"], []
+        if client_id is not None:
+            where.append("client_id = ?")
+            params.append(client_id)
+        if kinds is not None:
+            where.append("kind IN (SELECT value FROM json_each(?))")
+            params.append(to_json(list(kinds)))
+        if after_id is not None:
+            where.append("id > ?")
+            params.append(after_id)
+        sql = f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_event(row) for row in self._rows(sql, params)]

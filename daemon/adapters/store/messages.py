@@ -1,0 +1,255 @@
+"""Stored messages, their IMAP locations, and the look-ups threading needs.
+
+Rules:
+- A message is stored once, keyed by Message-ID; seeing it again (another folder, a new
+  UIDVALIDITY) only adds a location row in message_uids. Nothing here updates a stored message.
+- Bodies are stored only when the caller passes body_text (replies from staff).
+- The ThreadLookup methods answer from stored rows only; choosing among them is the core's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from daemon.core.model import Direction, Envelope
+
+from .base import StoreBase, StoreError, from_utc_text, json_tuple, maybe_utc_text, to_json, to_utc_text
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    """One row of the messages table."""
+
+    message_id: str
+    client_id: str | None
+    thread_id: str
+    direction: Direction
+    at: datetime
+    subject: str
+    from_addr: str
+    to_addrs: tuple[str, ...] = ()
+    cc_addrs: tuple[str, ...] = ()
+    in_reply_to: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    thread_index_root: str | None = None
+    norm_subject: str = ""
+    auto_reply: str | None = None
+    bounce: bool = False
+    question: bool = False
+    tagged: bool = False
+    parting_kind: str | None = None
+    content_hash: str | None = None
+    size: int | None = None
+    from_staff: bool = False
+    ingested_at: datetime | None = None
+    body_text: str | None = None
+
+    def envelope(self) -> Envelope:
+        return Envelope(
+            message_id=self.message_id, client_id=self.client_id, thread_id=self.thread_id,
+            direction=self.direction, at=self.at, subject=self.subject, from_addr=self.from_addr,
+            auto_reply=self.auto_reply, bounce=self.bounce, question=self.question,
+            tagged=self.tagged, parting_kind=self.parting_kind,
+        )
+
+
+MessageLocation = tuple[MessageRow, str, int, int]  # (row, folder, uidvalidity, uid)
+
+_COLUMNS = (
+    "message_id", "client_id", "thread_id", "direction", "at", "subject", "from_addr",
+    "to_addrs", "cc_addrs", "in_reply_to", '"references"', "thread_index_root", "norm_subject",
+    "auto_reply", "bounce", "question", "tagged", "parting_kind", "content_hash", "size",
+    "from_staff", "ingested_at", "body_text",
+)
+_INSERT_MESSAGE = (
+    f"INSERT OR IGNORE INTO messages ({', '.join(_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(_COLUMNS))})"
+)
+_LINK_UID = (
+    "INSERT INTO message_uids (folder, uidvalidity, uid, message_id) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (folder, uidvalidity, uid) DO UPDATE SET message_id = excluded.message_id"
+)
+_ENVELOPE_COLUMNS = (
+    "message_id, client_id, thread_id, direction, at, subject, from_addr, auto_reply, bounce,"
+    " question, tagged, parting_kind"
+)
+
+
+def _message_values(row: MessageRow) -> tuple[Any, ...]:
+    return (
+        row.message_id, row.client_id, row.thread_id, row.direction, to_utc_text(row.at),
+        row.subject, row.from_addr, to_json(list(row.to_addrs)), to_json(list(row.cc_addrs)),
+        to_json(list(row.in_reply_to)), to_json(list(row.references)), row.thread_index_root,
+        row.norm_subject, row.auto_reply, int(row.bounce), int(row.question), int(row.tagged),
+        row.parting_kind, row.content_hash, row.size, int(row.from_staff),
+        maybe_utc_text(row.ingested_at), row.body_text,
+    )
+
+
+def _message(row: dict[str, Any]) -> MessageRow:
+    return MessageRow(
+        message_id=row["message_id"], client_id=row["client_id"], thread_id=row["thread_id"],
+        direction=row["direction"], at=from_utc_text(row["at"]), subject=row["subject"],
+        from_addr=row["from_addr"], to_addrs=json_tuple(row["to_addrs"]),
+        cc_addrs=json_tuple(row["cc_addrs"]), in_reply_to=json_tuple(row["in_reply_to"]),
+        references=json_tuple(row["references"]), thread_index_root=row["thread_index_root"],
+        norm_subject=row["norm_subject"], auto_reply=row["auto_reply"],
+        bounce=bool(row["bounce"]), question=bool(row["question"]), tagged=bool(row["tagged"]),
+        parting_kind=row["parting_kind"], content_hash=row["content_hash"], size=row["size"],
+        from_staff=bool(row["from_staff"]), ingested_at=from_utc_text(row["ingested_at"]),
+        body_text=row["body_text"],
+    )
+
+
+def _envelope(row: dict[str, Any]) -> Envelope:
+    return Envelope(
+        message_id=row["message_id"], client_id=row["client_id"], thread_id=row["thread_id"],
+        direction=row["direction"], at=from_utc_text(row["at"]), subject=row["subject"],
+        from_addr=row["from_addr"], auto_reply=row["auto_reply"], bounce=bool(row["bounce"]),
+        question=bool(row["question"]), tagged=bool(row["tagged"]),
+        parting_kind=row["parting_kind"],
+    )
+
+
+class MessagesMixin(StoreBase):
+    # -- writing -------------------------------------------------------------------------------
+
+    def add_message(self, row: MessageRow, *, folder: str, uidvalidity: int, uid: int) -> bool:
+        """Store a message seen at folder/uidvalidity/uid; True if its Message-ID was new."""
+        with self.transaction():
+            cursor = self.conn.execute(_INSERT_MESSAGE, _message_values(row))
+            self.conn.execute(_LINK_UID, (folder, uidvalidity, uid, row.message_id))
+            return cursor.rowcount == 1
+
+    def add_messages(self, rows_with_locations: Iterable[MessageLocation]) -> set[str]:
+        """Store many messages in one transaction; returns the Message-IDs that were new."""
+        batch = list(rows_with_locations)
+        ids = [row.message_id for row, *_ in batch]
+        with self.transaction():
+            known = {
+                r[0] for r in self.conn.execute(
+                    "SELECT message_id FROM messages"
+                    " WHERE message_id IN (SELECT value FROM json_each(?))", [to_json(ids)])
+            }
+            self.conn.executemany(_INSERT_MESSAGE, (_message_values(row) for row, *_ in batch))
+            self.conn.executemany(
+                _LINK_UID,
+                ((folder, uidvalidity, uid, row.message_id) for row, folder, uidvalidity, uid in batch),
+            )
+        return set(ids) - known
+
+    def relink(self, folder: str, uidvalidity: int, uid: int, message_id: str) -> None:
+        """Point folder/uidvalidity/uid at an already stored message."""
+        with self.transaction():
+            if self._scalar("SELECT 1 FROM messages WHERE message_id = ?", [message_id]) is None:
+                raise StoreError(f"cannot link {folder} UID {uid}: no stored message {message_id}")
+            self.conn.execute(_LINK_UID, (folder, uidvalidity, uid, message_id))
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def known_uids(self, folder: str, uidvalidity: int, uids: Iterable[int]) -> set[int]:
+        """Which of these UIDs already have a stored message."""
+        return {
+            r[0] for r in self.conn.execute(
+                "SELECT uid FROM message_uids WHERE folder = ? AND uidvalidity = ?"
+                " AND uid IN (SELECT value FROM json_each(?))",
+                [folder, uidvalidity, to_json(list(uids))],
+            )
+        }
+
+    def message(self, message_id: str) -> MessageRow | None:
+        row = self._one("SELECT * FROM messages WHERE message_id = ?", [message_id])
+        return None if row is None else _message(row)
+
+    def message_locations(self, message_id: str) -> list[tuple[str, int, int]]:
+        """Every (folder, uidvalidity, uid) where this message was seen."""
+        return [
+            (r["folder"], r["uidvalidity"], r["uid"]) for r in self._rows(
+                "SELECT folder, uidvalidity, uid FROM message_uids WHERE message_id = ?"
+                " ORDER BY folder, uidvalidity, uid", [message_id])
+        ]
+
+    def envelopes(self, client_id: str) -> list[Envelope]:
+        """The client's messages as the policy sees them, oldest first."""
+        return [_envelope(r) for r in self._rows(
+            f"SELECT {_ENVELOPE_COLUMNS} FROM messages WHERE client_id = ?"
+            " ORDER BY at, message_id", [client_id])]
+
+    def envelopes_by_client(self) -> dict[str, list[Envelope]]:
+        """Every assigned message, grouped by client, oldest first within each client."""
+        grouped: dict[str, list[Envelope]] = {}
+        for row in self._rows(
+            f"SELECT {_ENVELOPE_COLUMNS} FROM messages WHERE client_id IS NOT NULL"
+            " ORDER BY client_id, at, message_id"
+        ):
+            grouped.setdefault(row["client_id"], []).append(_envelope(row))
+        return grouped
+
+    def messages_for_client(self, client_id: str, limit: int | None = None) -> list[MessageRow]:
+        """The client's messages oldest first; with a limit, the latest `limit` of them."""
+        sql = "SELECT * FROM messages WHERE client_id = ? ORDER BY at DESC, message_id DESC"
+        params: list[Any] = [client_id]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_message(r) for r in reversed(self._rows(sql, params))]
+
+    def recent_messages(self, client_id: str, n: int) -> list[MessageRow]:
+        """The client's n most recent messages, newest first."""
+        return [_message(r) for r in self._rows(
+            "SELECT * FROM messages WHERE client_id = ? ORDER BY at DESC, message_id DESC LIMIT ?",
+            [client_id, n])]
+
+    def message_count(self) -> int:
+        return int(self._scalar("SELECT count(*) FROM messages"))
+
+    # -- ThreadLookup (the protocol core/threads.py asks through) ------------------------------
+
+    def thread_of_message_ids(self, ids: Iterable[str]) -> str | None:
+        """The thread of the first of these Message-IDs that is stored (in the order given)."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return None
+        found = dict(self.conn.execute(
+            "SELECT message_id, thread_id FROM messages"
+            " WHERE message_id IN (SELECT value FROM json_each(?))", [to_json(wanted)]
+        ).fetchall())
+        return next((found[i] for i in wanted if i in found), None)
+
+    def thread_of_index_root(self, root: str) -> str | None:
+        """The thread of the latest message with this Outlook Thread-Index root."""
+        return self._scalar(
+            "SELECT thread_id FROM messages WHERE thread_index_root = ?"
+            " ORDER BY at DESC, message_id DESC LIMIT 1", [root])
+
+    def thread_of_subject(
+        self,
+        normalized_subject: str,
+        client_id: str | None,
+        counterparts: Iterable[str],
+        since: datetime,
+    ) -> str | None:
+        """The thread of the latest message since `since` with this normalized subject that
+        belongs to the client or has one of the counterpart addresses in From, To or Cc."""
+        return self._scalar(
+            """SELECT m.thread_id FROM messages AS m
+               WHERE m.norm_subject = :subject AND m.at >= :since
+                 AND (m.client_id = :client
+                      OR m.from_addr IN (SELECT value FROM json_each(:addrs))
+                      OR EXISTS (SELECT 1 FROM json_each(m.to_addrs) AS t
+                                 WHERE t.value IN (SELECT value FROM json_each(:addrs)))
+                      OR EXISTS (SELECT 1 FROM json_each(m.cc_addrs) AS c
+                                 WHERE c.value IN (SELECT value FROM json_each(:addrs))))
+               ORDER BY m.at DESC, m.message_id DESC LIMIT 1""",
+            {"subject": normalized_subject, "since": to_utc_text(since), "client": client_id,
+             "addrs": to_json(list(counterparts))},
+        )
+
+    def client_of_thread(self, thread_id: str) -> str | None:
+        """The client of the latest assigned message in this thread."""
+        return self._scalar(
+            "SELECT client_id FROM messages WHERE thread_id = ? AND client_id IS NOT NULL"
+            " ORDER BY at DESC, message_id DESC LIMIT 1", [thread_id])

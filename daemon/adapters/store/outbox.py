@@ -1,0 +1,192 @@
+"""The outbox: every message parting sends, and where its sending stands.
+
+Rules (DESIGN.md "Sending: at most once, never silently lost"):
+- A row is keyed by its deterministic Message-ID: enqueueing the same message twice is a no-op.
+- claim_next moves one row to 'sending' and commits before the caller talks SMTP; two workers
+  (threads or processes) never claim the same row because the claim is one BEGIN IMMEDIATE.
+- A row is never deleted. Every state change checks the state it comes from; a move that does
+  not fit raises StoreError saying why.
+
+    queued -> sending -> sent
+      ^          |-> queued (retry later)    |-> failed    |-> uncertain (crash during send)
+      '-- resend (uncertain, failed)         cancel: queued, uncertain, failed -> cancelled
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from .base import (
+    StoreBase, StoreError, from_utc_text, json_tuple, maybe_utc_text, to_json, to_utc_text,
+)
+
+OutboxState = Literal["queued", "sending", "sent", "failed", "uncertain", "cancelled"]
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    message_id: str
+    kind: str
+    client_id: str | None
+    draft_id: int | None
+    deadline_id: int | None
+    sender: str
+    recipients: tuple[str, ...]
+    raw: bytes
+    state: OutboxState
+    attempts: int
+    not_before: datetime | None
+    next_attempt_at: datetime | None
+    last_error: str | None
+    server_reply: str | None
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+
+
+_TIMES = ("not_before", "next_attempt_at", "created_at", "updated_at", "sent_at")
+
+
+def _outbox(row: dict[str, Any]) -> OutboxRow:
+    return OutboxRow(**{
+        **row,
+        "recipients": json_tuple(row["recipients"]),
+        "raw": bytes(row["raw"]),
+        **{k: from_utc_text(row[k]) for k in _TIMES},
+    })
+
+
+def _either(states: tuple[str, ...]) -> str:
+    return " or ".join(states) if len(states) < 3 else f"{', '.join(states[:-1])} or {states[-1]}"
+
+
+class OutboxMixin(StoreBase):
+    def enqueue(
+        self,
+        message_id: str,
+        kind: str,
+        sender: str,
+        recipients: Iterable[str],
+        raw: bytes,
+        at: datetime,
+        *,
+        client_id: str | None = None,
+        draft_id: int | None = None,
+        deadline_id: int | None = None,
+        not_before: datetime | None = None,
+    ) -> int:
+        """Queue a message for sending; returns its row id (the existing one if already queued)."""
+        stamp = to_utc_text(at)
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR IGNORE INTO outbox (message_id, kind, client_id, draft_id, deadline_id,"
+                " sender, recipients, raw, not_before, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [message_id, kind, client_id, draft_id, deadline_id, sender,
+                 to_json(list(recipients)), bytes(raw), maybe_utc_text(not_before), stamp, stamp],
+            )
+            return int(self._scalar("SELECT id FROM outbox WHERE message_id = ?", [message_id]))
+
+    def claim_next(self, now: datetime) -> OutboxRow | None:
+        """Take the oldest row that is due, marked 'sending' and committed; None if none is due."""
+        stamp = to_utc_text(now)
+        with self.transaction():
+            row = self._one(
+                """UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = :now
+                   WHERE id = (SELECT id FROM outbox
+                               WHERE state = 'queued'
+                                 AND (not_before IS NULL OR not_before <= :now)
+                                 AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
+                               ORDER BY created_at, id LIMIT 1)
+                   RETURNING *""",
+                {"now": stamp},
+            )
+        return None if row is None else _outbox(row)
+
+    def _move(
+        self, row_id: int, allowed_from: tuple[str, ...], doing: str, sql_set: str, params: dict[str, Any]
+    ) -> None:
+        with self.transaction():
+            state = self._scalar("SELECT state FROM outbox WHERE id = ?", [row_id])
+            if state is None:
+                raise StoreError(f"no outbox row {row_id}")
+            if state not in allowed_from:
+                raise StoreError(
+                    f"cannot {doing} outbox row {row_id}: it is {state},"
+                    f" and only {_either(allowed_from)} rows allow that"
+                )
+            self.db.execute(f"UPDATE outbox SET {sql_set} WHERE id = :id", {**params, "id": row_id})
+
+    def mark_sent(self, row_id: int, server_reply: str | None, at: datetime) -> None:
+        """The server accepted the message (or it was found in the Sent folder)."""
+        stamp = to_utc_text(at)
+        self._move(row_id, ("sending", "uncertain"), "mark as sent",
+                   "state = 'sent', server_reply = :reply, sent_at = :at, updated_at = :at",
+                   {"reply": server_reply, "at": stamp})
+
+    def mark_retry(self, row_id: int, error: str, next_attempt_at: datetime, at: datetime) -> None:
+        """A temporary failure: back to 'queued', not before next_attempt_at."""
+        self._move(row_id, ("sending",), "retry",
+                   "state = 'queued', last_error = :error, next_attempt_at = :next, updated_at = :at",
+                   {"error": error, "next": to_utc_text(next_attempt_at), "at": to_utc_text(at)})
+
+    def mark_failed(self, row_id: int, error: str, at: datetime) -> None:
+        """A permanent failure: a person has to look (and may resend)."""
+        self._move(row_id, ("sending", "queued"), "mark as failed",
+                   "state = 'failed', last_error = :error, updated_at = :at",
+                   {"error": error, "at": to_utc_text(at)})
+
+    def mark_uncertain(self, row_id: int, at: datetime) -> None:
+        """Found 'sending' after a crash and not in the Sent folder: a person decides."""
+        self._move(row_id, ("sending",), "mark as uncertain",
+                   "state = 'uncertain', updated_at = :at", {"at": to_utc_text(at)})
+
+    def resend(self, row_id: int, at: datetime) -> None:
+        """A person decided to send an uncertain or failed row again."""
+        self._move(row_id, ("uncertain", "failed"), "resend",
+                   "state = 'queued', next_attempt_at = NULL, updated_at = :at",
+                   {"at": to_utc_text(at)})
+
+    def cancel(self, row_id: int, at: datetime) -> None:
+        self._move(row_id, ("queued", "uncertain", "failed"), "cancel",
+                   "state = 'cancelled', updated_at = :at", {"at": to_utc_text(at)})
+
+    def cancel_for_draft(self, draft_id: int, at: datetime) -> int:
+        """Cancel the draft's queued rows (a late REJECT); returns how many were cancelled.
+
+        Rows already sending or sent are left alone: they are past stopping."""
+        cursor = self._write(
+            "UPDATE outbox SET state = 'cancelled', updated_at = ? WHERE draft_id = ? AND state = 'queued'",
+            [to_utc_text(at), draft_id],
+        )
+        return cursor.rowcount
+
+    def rows(self, states: Iterable[str] | None = None) -> list[OutboxRow]:
+        """Outbox rows in creation order, optionally only in these states."""
+        if states is None:
+            rows = self._rows("SELECT * FROM outbox ORDER BY created_at, id")
+        else:
+            rows = self._rows(
+                "SELECT * FROM outbox WHERE state IN (SELECT value FROM json_each(?))"
+                " ORDER BY created_at, id", [to_json(list(states))])
+        return [_outbox(r) for r in rows]
+
+    def row(self, row_id: int) -> OutboxRow:
+        found = self._one("SELECT * FROM outbox WHERE id = ?", [row_id])
+        if found is None:
+            raise StoreError(f"no outbox row {row_id}")
+        return _outbox(found)
+
+    def outbox_row_for(self, message_id: str) -> OutboxRow | None:
+        found = self._one("SELECT * FROM outbox WHERE message_id = ?", [message_id])
+        return None if found is None else _outbox(found)
+
+    def sent_since(self, since: datetime) -> int:
+        """How many messages were sent at or after `since` (for the hourly rate limit)."""
+        return int(self._scalar(
+            "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL AND sent_at >= ?",
+            [to_utc_text(since)]))

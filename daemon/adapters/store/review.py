@@ -1,0 +1,265 @@
+"""Drafts, their versions, who endorsed which exact text, review tokens, handled replies.
+
+Rules:
+- A version's text never changes: a new text is a new version. Endorsements name the version.
+- A person endorses a version at most once (UNIQUE): endorse() says whether this call counted.
+- A token is used at most once (UPDATE ... WHERE used_at IS NULL), and one reply message uses at
+  most one token (UNIQUE used_by_message_id): a replayed or re-fetched reply changes nothing.
+- A reply is processed once, even across restarts: mark_reply_processed is the record.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from .base import (
+    StoreBase, StoreError, from_json, from_utc_text, maybe_utc_text, to_json, to_utc_text,
+)
+from .clients import Episode
+
+DraftKind = Literal["release", "nudge"]
+
+
+@dataclass(frozen=True)
+class Draft:
+    id: int
+    client_id: str
+    kind: DraftKind
+    state: str
+    created_at: datetime
+    updated_at: datetime
+    episode: Episode | None
+    current_version: int
+    hold_until: datetime | None
+    subject: str
+
+
+@dataclass(frozen=True)
+class DraftVersion:
+    draft_id: int
+    version: int
+    text: str
+    text_sha256: str
+    writer: str  # a person id, or "parting" for the generated first version
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Endorsement:
+    draft_id: int
+    version: int
+    person: str
+    role: str
+    how: Literal["wrote", "approved"]
+    at: datetime
+    via_message_id: str | None
+    auth_verdict: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    token_id: str
+    token_mac: str
+    subject_kind: Literal["draft", "deadline"]
+    subject_id: int
+    version: int | None
+    text_sha256: str | None
+    person: str
+    role: str
+    expires_at: datetime
+    review_message_id: str | None
+    issued_at: datetime
+    used_at: datetime | None = None
+    used_by_message_id: str | None = None
+
+
+def _draft(row: dict[str, Any]) -> Draft:
+    return Draft(**{
+        **row,
+        "created_at": from_utc_text(row["created_at"]),
+        "updated_at": from_utc_text(row["updated_at"]),
+        "hold_until": from_utc_text(row["hold_until"]),
+    })
+
+
+def _token(row: dict[str, Any]) -> TokenRow:
+    times = ("expires_at", "issued_at", "used_at")
+    return TokenRow(**{**row, **{k: from_utc_text(row[k]) for k in times}})
+
+
+class ReviewMixin(StoreBase):
+    # -- drafts ----------------------------------------------------------------------------------
+
+    def create_draft(
+        self,
+        client_id: str,
+        kind: DraftKind,
+        subject: str,
+        text: str,
+        text_sha256: str,
+        writer: str,
+        episode: Episode | None,
+        at: datetime,
+        state: str,
+    ) -> int:
+        """A new draft with its first version; returns the draft id."""
+        stamp = to_utc_text(at)
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO drafts (client_id, kind, state, created_at, updated_at, episode,"
+                " current_version, subject) VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
+                [client_id, kind, state, stamp, stamp, episode, subject],
+            )
+            draft_id = int(cursor.lastrowid)
+            self.db.execute(
+                "INSERT INTO draft_versions (draft_id, version, text, text_sha256, writer, created_at)"
+                " VALUES (?, 1, ?, ?, ?, ?)",
+                [draft_id, text, text_sha256, writer, stamp],
+            )
+        return draft_id
+
+    def add_version(self, draft_id: int, text: str, text_sha256: str, writer: str, at: datetime) -> int:
+        """A new text for the draft, which becomes its current version; returns the version."""
+        stamp = to_utc_text(at)
+        with self.transaction():
+            version = self.draft(draft_id).current_version + 1
+            self.db.execute(
+                "INSERT INTO draft_versions (draft_id, version, text, text_sha256, writer, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [draft_id, version, text, text_sha256, writer, stamp],
+            )
+            self.db.execute(
+                "UPDATE drafts SET current_version = ?, updated_at = ? WHERE id = ?",
+                [version, stamp, draft_id],
+            )
+        return version
+
+    def draft(self, draft_id: int) -> Draft:
+        row = self._one("SELECT * FROM drafts WHERE id = ?", [draft_id])
+        if row is None:
+            raise StoreError(f"no draft {draft_id}")
+        return _draft(row)
+
+    def drafts(self, states: list[str] | None = None, client_id: str | None = None) -> list[Draft]:
+        """Drafts in creation order, optionally only in these states or for one client."""
+        where, params = ["1"], []
+        if states is not None:
+            where.append("state IN (SELECT value FROM json_each(?))")
+            params.append(to_json(list(states)))
+        if client_id is not None:
+            where.append("client_id = ?")
+            params.append(client_id)
+        return [_draft(r) for r in self._rows(
+            f"SELECT * FROM drafts WHERE {' AND '.join(where)} ORDER BY id", params)]
+
+    def versions(self, draft_id: int) -> list[DraftVersion]:
+        return [
+            DraftVersion(**{**r, "created_at": from_utc_text(r["created_at"])})
+            for r in self._rows(
+                "SELECT * FROM draft_versions WHERE draft_id = ? ORDER BY version", [draft_id])
+        ]
+
+    def set_draft_state(
+        self, draft_id: int, state: str, at: datetime, hold_until: datetime | None = None
+    ) -> None:
+        """Move the draft to `state`; hold_until is kept only for the state that sets it."""
+        cursor = self._write(
+            "UPDATE drafts SET state = ?, updated_at = ?, hold_until = ? WHERE id = ?",
+            [state, to_utc_text(at), maybe_utc_text(hold_until), draft_id],
+        )
+        if cursor.rowcount == 0:
+            raise StoreError(f"no draft {draft_id}")
+
+    # -- endorsements ----------------------------------------------------------------------------
+
+    def endorse(
+        self,
+        draft_id: int,
+        version: int,
+        person: str,
+        role: str,
+        how: Literal["wrote", "approved"],
+        at: datetime,
+        via_message_id: str | None = None,
+        auth_verdict: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record that `person` endorsed this exact version; False if they already had."""
+        with self.transaction():
+            if self._scalar(
+                "SELECT 1 FROM draft_versions WHERE draft_id = ? AND version = ?", [draft_id, version]
+            ) is None:
+                raise StoreError(f"draft {draft_id} has no version {version}")
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO endorsements"
+                " (draft_id, version, person, role, how, at, via_message_id, auth_verdict)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [draft_id, version, person, role, how, to_utc_text(at), via_message_id,
+                 to_json(auth_verdict)],
+            )
+            return cursor.rowcount == 1
+
+    def endorsements(self, draft_id: int, version: int) -> list[Endorsement]:
+        return [
+            Endorsement(**{**r, "at": from_utc_text(r["at"]), "auth_verdict": from_json(r["auth_verdict"])})
+            for r in self._rows(
+                "SELECT * FROM endorsements WHERE draft_id = ? AND version = ? ORDER BY at, rowid",
+                [draft_id, version])
+        ]
+
+    # -- tokens ----------------------------------------------------------------------------------
+
+    def issue_token(self, record: TokenRow) -> None:
+        """Store a newly issued token (its MAC, never the key)."""
+        try:
+            self._write(
+                "INSERT INTO tokens (token_id, token_mac, subject_kind, subject_id, version,"
+                " text_sha256, person, role, expires_at, review_message_id, issued_at, used_at,"
+                " used_by_message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [record.token_id, record.token_mac, record.subject_kind, record.subject_id,
+                 record.version, record.text_sha256, record.person, record.role,
+                 to_utc_text(record.expires_at), record.review_message_id,
+                 to_utc_text(record.issued_at), maybe_utc_text(record.used_at),
+                 record.used_by_message_id],
+            )
+        except sqlite3.IntegrityError as error:
+            raise StoreError(f"cannot store token {record.token_id}: {error}") from None
+
+    def token(self, token_id: str) -> TokenRow | None:
+        row = self._one("SELECT * FROM tokens WHERE token_id = ?", [token_id])
+        return None if row is None else _token(row)
+
+    def use_token(self, token_id: str, at: datetime, message_id: str) -> bool:
+        """Spend the token for this reply; True only for the one call that spent it."""
+        try:
+            cursor = self._write(
+                "UPDATE tokens SET used_at = ?, used_by_message_id = ?"
+                " WHERE token_id = ? AND used_at IS NULL",
+                [to_utc_text(at), message_id, token_id],
+            )
+        except sqlite3.IntegrityError:
+            return False  # this message already spent another token
+        return cursor.rowcount == 1
+
+    def tokens_for(self, subject_kind: str, subject_id: int) -> list[TokenRow]:
+        return [_token(r) for r in self._rows(
+            "SELECT * FROM tokens WHERE subject_kind = ? AND subject_id = ? ORDER BY issued_at, token_id",
+            [subject_kind, subject_id])]
+
+    # -- replies ---------------------------------------------------------------------------------
+
+    def processed_reply(self, message_id: str) -> bool:
+        return self._scalar("SELECT 1 FROM processed_replies WHERE message_id = ?", [message_id]) is not None
+
+    def mark_reply_processed(self, message_id: str, outcome: str, at: datetime) -> bool:
+        """Record how a reply was handled; False if it had been handled before."""
+        cursor = self._write(
+            "INSERT OR IGNORE INTO processed_replies (message_id, outcome, at) VALUES (?, ?, ?)",
+            [message_id, outcome, to_utc_text(at)],
+        )
+        return cursor.rowcount == 1
+
+    def reply_outcome(self, message_id: str) -> str | None:
+        return self._scalar("SELECT outcome FROM processed_replies WHERE message_id = ?", [message_id])

@@ -1,0 +1,237 @@
+"""The database schema as a list of forward migrations.
+
+Rules:
+- MIGRATIONS[n] takes the schema from version n to n + 1; a released migration is never edited,
+  a change is a new function appended to the list.
+- Each migration runs in its own BEGIN IMMEDIATE transaction together with the version bump,
+  so a crash leaves the database at the old version or the new one, never between.
+- Times are ISO 8601 UTC text; JSON columns hold JSON text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+_V1 = [
+    """CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        client_id TEXT,
+        draft_id INTEGER,
+        message_ids TEXT NOT NULL DEFAULT '[]',
+        data TEXT,
+        policy_hash TEXT)""",
+    "CREATE INDEX events_client ON events(client_id, id)",
+    """CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only: no UPDATE'); END""",
+    """CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only: no DELETE'); END""",
+    """CREATE TABLE folders (
+        name TEXT PRIMARY KEY,
+        uidvalidity INTEGER NOT NULL,
+        last_uid INTEGER NOT NULL DEFAULT 0,
+        highestmodseq INTEGER)""",
+    """CREATE TABLE messages (
+        message_id TEXT PRIMARY KEY,
+        client_id TEXT,
+        thread_id TEXT NOT NULL,
+        direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        at TEXT NOT NULL,
+        subject TEXT NOT NULL DEFAULT '',
+        from_addr TEXT NOT NULL DEFAULT '',
+        to_addrs TEXT NOT NULL DEFAULT '[]',
+        cc_addrs TEXT NOT NULL DEFAULT '[]',
+        in_reply_to TEXT NOT NULL DEFAULT '[]',
+        "references" TEXT NOT NULL DEFAULT '[]',
+        thread_index_root TEXT,
+        norm_subject TEXT NOT NULL DEFAULT '',
+        auto_reply TEXT,
+        bounce INTEGER NOT NULL DEFAULT 0,
+        question INTEGER NOT NULL DEFAULT 0,
+        tagged INTEGER NOT NULL DEFAULT 0,
+        parting_kind TEXT,
+        content_hash TEXT,
+        size INTEGER,
+        from_staff INTEGER NOT NULL DEFAULT 0,
+        ingested_at TEXT,
+        body_text TEXT)""",
+    "CREATE INDEX messages_client_at ON messages(client_id, at)",
+    "CREATE INDEX messages_thread ON messages(thread_id, at)",
+    "CREATE INDEX messages_subject_at ON messages(norm_subject, at)",
+    """CREATE INDEX messages_index_root ON messages(thread_index_root, at)
+        WHERE thread_index_root IS NOT NULL""",
+    """CREATE TABLE message_uids (
+        folder TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        message_id TEXT NOT NULL REFERENCES messages(message_id),
+        PRIMARY KEY (folder, uidvalidity, uid))""",
+    "CREATE INDEX message_uids_message ON message_uids(message_id)",
+    """CREATE TABLE quarantine (
+        folder TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        content_hash TEXT,
+        size INTEGER,
+        at TEXT NOT NULL,
+        PRIMARY KEY (folder, uidvalidity, uid))""",
+    """CREATE TABLE triage (
+        id INTEGER PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        client_id TEXT,
+        reason TEXT NOT NULL,
+        at TEXT NOT NULL,
+        closed_at TEXT,
+        closed_by TEXT,
+        note TEXT,
+        UNIQUE (message_id, reason))""",
+    """CREATE TABLE client_state (
+        client_id TEXT PRIMARY KEY,
+        paused INTEGER NOT NULL DEFAULT 0,
+        paused_changed_at TEXT)""",
+    """CREATE TABLE verdicts (
+        client_id TEXT PRIMARY KEY,
+        verdict TEXT NOT NULL,
+        at TEXT NOT NULL)""",
+    """CREATE TABLE drafts (
+        id INTEGER PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('release', 'nudge')),
+        state TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        episode,
+        current_version INTEGER NOT NULL DEFAULT 1,
+        hold_until TEXT,
+        subject TEXT NOT NULL)""",
+    "CREATE INDEX drafts_state ON drafts(state)",
+    "CREATE INDEX drafts_client ON drafts(client_id)",
+    """CREATE TABLE draft_versions (
+        draft_id INTEGER NOT NULL REFERENCES drafts(id),
+        version INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        text_sha256 TEXT NOT NULL,
+        writer TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (draft_id, version))""",
+    """CREATE TABLE endorsements (
+        draft_id INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        person TEXT NOT NULL,
+        role TEXT NOT NULL,
+        how TEXT NOT NULL CHECK (how IN ('wrote', 'approved')),
+        at TEXT NOT NULL,
+        via_message_id TEXT,
+        auth_verdict TEXT,
+        UNIQUE (draft_id, version, person),
+        FOREIGN KEY (draft_id, version) REFERENCES draft_versions(draft_id, version))""",
+    """CREATE TABLE ladder_steps (
+        client_id TEXT NOT NULL,
+        episode NOT NULL,
+        action TEXT NOT NULL,
+        at TEXT NOT NULL,
+        draft_id INTEGER REFERENCES drafts(id),
+        UNIQUE (client_id, episode, action))""",
+    """CREATE TABLE tokens (
+        token_id TEXT PRIMARY KEY,
+        token_mac TEXT NOT NULL,
+        subject_kind TEXT NOT NULL CHECK (subject_kind IN ('draft', 'deadline')),
+        subject_id INTEGER NOT NULL,
+        version INTEGER,
+        text_sha256 TEXT,
+        person TEXT NOT NULL,
+        role TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        review_message_id TEXT,
+        issued_at TEXT NOT NULL,
+        used_at TEXT,
+        used_by_message_id TEXT UNIQUE)""",
+    "CREATE INDEX tokens_subject ON tokens(subject_kind, subject_id)",
+    """CREATE TABLE processed_replies (
+        message_id TEXT PRIMARY KEY,
+        outcome TEXT NOT NULL,
+        at TEXT NOT NULL)""",
+    """CREATE TABLE deadlines (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        draft_id INTEGER REFERENCES drafts(id),
+        due_at TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'done', 'cancelled')),
+        data TEXT,
+        created_at TEXT NOT NULL,
+        reminded_at TEXT,
+        closed_at TEXT,
+        closed_by TEXT,
+        note TEXT)""",
+    # UNIQUE(kind, client_id, draft_id) would let two rows with a NULL draft_id through:
+    # SQLite treats NULLs as distinct in unique constraints.
+    """CREATE UNIQUE INDEX deadlines_once
+        ON deadlines(kind, client_id, ifnull(draft_id, 0))""",
+    "CREATE INDEX deadlines_due ON deadlines(state, due_at)",
+    """CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        message_id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        client_id TEXT,
+        draft_id INTEGER REFERENCES drafts(id),
+        deadline_id INTEGER REFERENCES deadlines(id),
+        sender TEXT NOT NULL,
+        recipients TEXT NOT NULL,
+        raw BLOB NOT NULL,
+        state TEXT NOT NULL DEFAULT 'queued'
+            CHECK (state IN ('queued', 'sending', 'sent', 'failed', 'uncertain', 'cancelled')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        not_before TEXT,
+        next_attempt_at TEXT,
+        last_error TEXT,
+        server_reply TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        sent_at TEXT)""",
+    "CREATE INDEX outbox_state ON outbox(state, created_at, id)",
+    "CREATE INDEX outbox_sent_at ON outbox(sent_at) WHERE sent_at IS NOT NULL",
+    "CREATE INDEX outbox_draft ON outbox(draft_id)",
+    """CREATE TABLE casefile_notes (
+        id INTEGER PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        author TEXT NOT NULL,
+        text TEXT NOT NULL,
+        at TEXT NOT NULL)""",
+    "CREATE INDEX casefile_notes_client ON casefile_notes(client_id, at)",
+]
+
+
+def _v1_initial(db: sqlite_utils.Database) -> None:
+    for statement in _V1:
+        db.execute(statement)
+
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+MIGRATIONS: list[Migration] = [_v1_initial]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL)"""
+
+
+def stored_version(db: sqlite_utils.Database) -> int:
+    """The schema version written in the database; 0 for a database parting never touched."""
+    if "schema_version" not in db.table_names():
+        return 0
+    row = db.execute("SELECT version FROM schema_version WHERE id = 1").fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def set_version(db: sqlite_utils.Database, version: int) -> None:
+    db.execute(
+        "INSERT INTO schema_version (id, version) VALUES (1, ?)"
+        " ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+        [version],
+    )
