@@ -1,0 +1,552 @@
+"""Blocking IMAP access through imapclient, meant to run in a worker thread (asyncio.to_thread).
+
+Rules of this module:
+- No asyncio here. Every call blocks, and every call is bounded in time: connect_timeout covers
+  the TCP connect, the TLS handshake, the greeting, STARTTLS and LOGIN; read_timeout covers each
+  command afterwards; IDLE is bounded by its own timeout.
+- Every failure leaves as one of the Imap*Error classes below. Their messages name the server
+  (host:port) and the user, never the password.
+- Watching never changes the mailbox: folders are opened read-only (EXAMINE) and messages are read
+  with BODY.PEEK. APPEND is the only write.
+- One ImapConnection is used by one thread at a time; `abort()` is the one call that is safe from
+  another thread (it only shuts the socket down, to unblock a stuck worker).
+"""
+
+from __future__ import annotations
+
+import email.parser
+import imaplib
+import ipaddress
+import logging
+import re
+import select
+import socket
+import ssl
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+import imapclient
+from imapclient import exceptions as imap_exceptions
+
+from daemon.core.model import ImapSettings
+from daemon.errors import PartingError
+
+# What the core reads out of a message's header (core/mail.py, core/threads.py, core/review.py).
+DEFAULT_HEADER_FIELDS: tuple[str, ...] = (
+    "Message-ID", "From", "Sender", "To", "Cc", "Reply-To", "Subject", "Date",
+    "In-Reply-To", "References", "Thread-Index", "Thread-Topic",
+    "Auto-Submitted", "X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress", "Precedence",
+    "List-Id", "List-Unsubscribe", "Return-Path", "Content-Type", "X-Failed-Recipients",
+    "Authentication-Results", "X-Parting-Kind", "X-Parting-Request",
+)
+
+# Header names as IMAP atoms: RFC 5322 allows more, but no header anyone reads needs it.
+_FIELD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_CHANGE_RESPONSES = {b"EXISTS", b"EXPUNGE", b"FETCH"}
+_LOGOUT_TIMEOUT = 5.0
+_SENT_FLAG = rb"\Sent"  # imapclient defines SENT but leaves it out of its __all__
+
+
+class ImapError(PartingError):
+    """An IMAP command failed; the message names the server and the command."""
+
+
+class ImapConnectionError(ImapError):
+    """No connection could be made: refused, timed out, TLS failure, or TLS not offered."""
+
+
+class ImapConnectionLost(ImapConnectionError):
+    """An established connection died (EOF, reset, timeout, BYE, unreadable response)."""
+
+
+class ImapAuthError(ImapError):
+    """The server refused the login: wrong user or password, or no password given."""
+
+
+class ImapFolderError(ImapError):
+    """The folder does not exist (or no \\Sent folder could be found)."""
+
+
+@dataclass(frozen=True)
+class FolderInfo:
+    name: str
+    uidvalidity: int
+    uidnext: int | None  # a few servers leave it out of the SELECT response
+    exists: int
+    highestmodseq: int | None  # only when the server has CONDSTORE
+
+
+@dataclass(frozen=True)
+class FetchedHeader:
+    uid: int
+    header: bytes  # the requested header fields, as the server sent them
+    internaldate: datetime  # aware, UTC: when the server received the message
+    size: int  # RFC822.SIZE of the whole message
+
+
+@dataclass(frozen=True)
+class IdleResult:
+    changed: bool  # the server reported new, removed or changed messages
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def header_fields_item(fields: Sequence[str]) -> str:
+    """The FETCH item for these header fields; refuses names that would break the command."""
+    if not fields:
+        raise ValueError("at least one header field name is needed")
+    bad = [name for name in fields if not _FIELD_NAME.match(name)]
+    if bad:
+        raise ValueError(f"not header field names: {', '.join(map(repr, bad))}")
+    return f"BODY.PEEK[HEADER.FIELDS ({' '.join(name.upper() for name in fields)})]"
+
+
+def _section_value(data: dict, prefix: bytes) -> bytes | None:
+    """The value of a BODY[...] item. The server echoes the section in its own spelling (the
+    field list re-cased, re-spaced or quoted; "<0>" after a partial fetch), so match its start."""
+    for key, value in data.items():
+        if isinstance(key, bytes) and key.upper().startswith(prefix):
+            return b"" if value is None else bytes(value)
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"certificate rejected: {exc.verify_message or exc}"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, imaplib.IMAP4.abort) and "EOF" in str(exc):
+        return "the server closed the connection"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _says_bye(responses: Sequence[tuple]) -> bool:
+    return any(r and isinstance(r[0], bytes) and r[0].upper() == b"BYE" for r in responses)
+
+
+def _reports_change(responses: Sequence[tuple]) -> bool:
+    for response in responses:
+        if len(response) >= 2 and isinstance(response[0], int):
+            if isinstance(response[1], bytes) and response[1].upper() in _CHANGE_RESPONSES:
+                return True
+        elif response and isinstance(response[0], bytes) and response[0].upper() == b"VANISHED":
+            return True
+    return False
+
+
+class ImapConnection:
+    """One logged-in IMAP session. Use as a context manager, or connect() ... close()."""
+
+    def __init__(
+        self, settings: ImapSettings, password: str | None, *, log: logging.Logger | None = None
+    ) -> None:
+        self._settings = settings
+        self._password = password
+        self._log = log or logging.getLogger(__name__)
+        self._client: imapclient.IMAPClient | None = None
+        self._capabilities: frozenset[bytes] = frozenset()
+        self._quiet_after_noop = False  # the last command was a NOOP that reported nothing
+        self.where = f"{settings.host}:{settings.port}"
+
+    # ---------------------------------------------------------------- session
+
+    def __enter__(self) -> ImapConnection:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    @property
+    def tls_version(self) -> str | None:
+        """The TLS version in use ("TLSv1.3"), None on a plain connection."""
+        sock = self._client.socket() if self._client is not None else None
+        return sock.version() if isinstance(sock, ssl.SSLSocket) else None
+
+    @property
+    def capabilities(self) -> frozenset[bytes]:
+        return self._capabilities
+
+    @property
+    def has_idle(self) -> bool:
+        return b"IDLE" in self._capabilities
+
+    @property
+    def has_condstore(self) -> bool:
+        return bool({b"CONDSTORE", b"QRESYNC"} & self._capabilities)
+
+    def connect(self) -> None:
+        """Connect, secure the connection as configured, and log in."""
+        if self._client is not None:
+            raise RuntimeError(f"already connected to {self.where}")
+        s = self._settings
+        if s.security == "none" and not is_loopback(s.host):
+            raise ImapConnectionError(
+                f"refusing to connect to {self.where} without TLS: security 'none' is only "
+                "allowed to a loopback address (127.0.0.1, ::1, localhost); use tls or starttls"
+            )
+        context = self._ssl_context() if s.security in ("tls", "starttls") else None
+        phase = "connecting"
+        client = None
+        try:
+            # imapclient >= 4.1 applies `connect` to the TCP connect, the TLS handshake and
+            # the greeting (issue #646 fixed it for TLS), then sets `read` on the socket.
+            client = imapclient.IMAPClient(
+                s.host, port=s.port, ssl=s.security == "tls", ssl_context=context,
+                timeout=imapclient.SocketTimeout(connect=s.connect_timeout, read=s.read_timeout),
+            )
+            # STARTTLS and LOGIN belong to connecting too: bound them by connect_timeout.
+            client.socket().settimeout(s.connect_timeout)
+            if s.security == "starttls":
+                phase = "STARTTLS"
+                if not client.has_capability("STARTTLS"):
+                    raise ImapConnectionError(
+                        f"{self.where} does not offer STARTTLS; refusing to log in without TLS "
+                        "(use security: tls on the TLS port, usually 993)"
+                    )
+                client.starttls(context)
+            phase = "logging in"
+            self._login(client)
+            client.normalise_times = False  # keep INTERNALDATE's zone: we convert to UTC
+            self._capabilities = frozenset(c.upper() for c in client.capabilities())
+            if b"CONDSTORE" in self._capabilities and b"ENABLE" in self._capabilities:
+                self._enable_condstore(client)
+            client.socket().settimeout(s.read_timeout)
+        except ImapError:
+            self._shutdown_quietly(client)
+            raise
+        except (OSError, imaplib.IMAP4.error) as exc:
+            self._shutdown_quietly(client)
+            raise self._connect_failure(exc, phase) from exc
+        self._client = client
+        self._log.debug("connected to %s as %s (%s)", self.where, s.username,
+                        self.tls_version or "no TLS")
+
+    def close(self) -> None:
+        """LOGOUT; tolerant of a dead connection and bounded by a few seconds."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.socket().settimeout(min(_LOGOUT_TIMEOUT, self._settings.read_timeout))
+            client.logout()
+        except Exception:  # the connection is going away either way
+            self._shutdown_quietly(client)
+
+    def abort(self) -> None:
+        """Shut the socket down so that a call blocked in another thread returns at once."""
+        client = self._client
+        if client is None:
+            return
+        try:
+            # The plain socket's shutdown: SSLSocket.shutdown would also drop its SSL state
+            # under the feet of the thread that is reading.
+            socket.socket.shutdown(client.socket(), socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    # ---------------------------------------------------------------- folders
+
+    def find_sent_folder(self) -> str | None:
+        """The folder flagged \\Sent (SPECIAL-USE); failing that, a folder with a usual name."""
+        with self._guard("LIST") as client:
+            return client.find_special_folder(_SENT_FLAG)
+
+    def select(self, folder: str) -> FolderInfo:
+        """Open the folder read-only (EXAMINE)."""
+        with self._guard(f"EXAMINE {folder!r}") as client:
+            response = client.select_folder(folder, readonly=True)
+        uidvalidity = response.get(b"UIDVALIDITY")
+        if uidvalidity is None:
+            raise ImapError(f"{self.where} sent no UIDVALIDITY for folder {folder!r}")
+        return FolderInfo(
+            name=folder,
+            uidvalidity=int(uidvalidity),
+            uidnext=response.get(b"UIDNEXT"),
+            exists=int(response.get(b"EXISTS", 0)),
+            highestmodseq=response.get(b"HIGHESTMODSEQ"),
+        )
+
+    # ---------------------------------------------------------------- reading
+
+    def new_uids(self, last_uid: int, *, since: date | None = None) -> list[int]:
+        """UIDs above last_uid in the selected folder, ascending (received SINCE the date if given)."""
+        criteria: list[object] = ["UID", f"{last_uid + 1}:*"]
+        if since is not None:
+            criteria += ["SINCE", since]
+        with self._guard("UID SEARCH") as client:
+            found = client.search(criteria)
+        # "UID n:*" always matches the highest UID, even when it is below n.
+        return sorted(uid for uid in found if uid > last_uid)
+
+    def fetch_headers(self, uids: Sequence[int], fields: Sequence[str] = DEFAULT_HEADER_FIELDS
+                      ) -> list[FetchedHeader]:
+        """Header fields, INTERNALDATE and size of these messages; expunged ones are left out."""
+        if not uids:
+            return []
+        items = [header_fields_item(fields), "INTERNALDATE", "RFC822.SIZE"]
+        with self._guard(f"FETCH headers of {len(uids)} messages") as client:
+            try:
+                response = client.fetch(list(uids), items)
+            except imap_exceptions.ProtocolError as exc:
+                # One unreadable response spoils the batch: fetch one by one, skip the bad ones.
+                self._log.warning("unreadable FETCH response from %s (%s); fetching one by one",
+                                  self.where, exc)
+                response = self._fetch_each(client, uids, items)
+        headers = []
+        for uid in sorted(response):
+            header = self._fetched_header(uid, response[uid])
+            if header is not None:
+                headers.append(header)
+        return headers
+
+    def iter_new(self, last_uid: int, *, since: date | None = None, batch: int = 1000,
+                 fields: Sequence[str] = DEFAULT_HEADER_FIELDS) -> Iterator[list[FetchedHeader]]:
+        """Headers of the messages above last_uid, `batch` at a time, fetched lazily."""
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        uids = self.new_uids(last_uid, since=since)
+        for start in range(0, len(uids), batch):
+            headers = self.fetch_headers(uids[start:start + batch], fields)
+            if headers:
+                yield headers
+
+    def fetch_full(self, uid: int, *, max_bytes: int = 10_000_000) -> bytes | None:
+        """The whole message (None if it is gone). A message over max_bytes is cut after its
+        last complete line within the limit, and a warning is logged."""
+        with self._guard(f"FETCH message {uid}") as client:
+            response = client.fetch([uid], [f"BODY.PEEK[]<0.{max_bytes}>", "RFC822.SIZE"])
+        data = response.get(uid)
+        body = _section_value(data, b"BODY[]") if data else None
+        if body is None:
+            return None
+        size = data.get(b"RFC822.SIZE")
+        if (size is not None and size > max_bytes) or len(body) > max_bytes:
+            body = body[:max_bytes]
+            cut = body.rfind(b"\n") + 1
+            body = body[:cut] if cut else body
+            self._log.warning("message uid %s at %s is %s bytes; read only the first %s",
+                              uid, self.where, size, len(body))
+        return body
+
+    def search_message_id(self, folder: str, message_id: str) -> list[int]:
+        """UIDs in the folder whose Message-ID is this one (with or without angle brackets)."""
+        bare = message_id.strip().removeprefix("<").removesuffix(">").strip()
+        if not bare or any(not 32 < ord(ch) < 127 for ch in bare):
+            raise ValueError(f"not a Message-ID: {message_id!r}")
+        self.select(folder)
+        # HEADER search is a substring match, and servers differ on the angle brackets:
+        # search with them, then without, and confirm every hit by reading its Message-ID.
+        for needle in (f"<{bare}>", bare):
+            quoted = '"' + needle.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            with self._guard("UID SEARCH HEADER Message-ID") as client:
+                found = client.search(f"HEADER Message-ID {quoted}")
+            confirmed = self._with_message_id(sorted(found), bare)
+            if confirmed:
+                return confirmed
+        return []
+
+    # ---------------------------------------------------------------- writing
+
+    def append(self, folder: str, raw: bytes, flags: Sequence[bytes] = (b"\\Seen",),
+               msg_time: datetime | None = None) -> None:
+        with self._guard(f"APPEND to {folder!r}") as client:
+            client.append(folder, raw, flags=tuple(flags), msg_time=msg_time)
+
+    # ---------------------------------------------------------------- waiting
+
+    def idle_wait(self, timeout: float) -> IdleResult:
+        """Wait up to `timeout` seconds (at most idle_renew) for the server to report a change
+        to the selected folder. Raises ImapConnectionLost when the connection is dead."""
+        timeout = max(0.0, min(timeout, self._settings.idle_renew.as_timedelta().total_seconds()))
+        if not self.has_idle:
+            return self._poll_wait(timeout)
+        # Dovecot reports in IDLE only what arrives during IDLE; mail that came after our last
+        # command would wait for DONE. A NOOP first tells it, unless the last call just did.
+        noop_first = not self._quiet_after_noop
+        with self._guard("IDLE") as client:
+            seen: list[tuple] = []
+            if noop_first:
+                _, seen = client.noop()
+                if _says_bye(seen):
+                    raise ImapConnectionLost(f"{self.where} ended the session")
+                if _reports_change(seen):
+                    return IdleResult(changed=True)
+            deadline = time.monotonic() + timeout
+            try:
+                client.idle()
+            except imap_exceptions.IMAPClientError as exc:
+                if "BYE" not in str(exc):  # imapclient reports a BYE here as a plain error
+                    raise
+                raise ImapConnectionLost(f"{self.where} ended the session: {exc}") from exc
+            while (remaining := deadline - time.monotonic()) > 0:
+                got = client.idle_check(timeout=remaining)
+                seen += got
+                # No complete line at all means EOF or half a TLS record: the NOOP decides.
+                if not got or _says_bye(got) or _reports_change(got):
+                    break
+            if _says_bye(seen):
+                raise ImapConnectionLost(f"{self.where} ended the session during IDLE")
+            _, after = client.idle_done()
+            seen += after
+            if not _reports_change(seen):
+                # A quiet IDLE proves nothing about the connection; a NOOP answered does.
+                _, after = client.noop()
+                seen += after
+            if _says_bye(seen):
+                raise ImapConnectionLost(f"{self.where} ended the session")
+            changed = _reports_change(seen)
+        self._quiet_after_noop = not changed
+        return IdleResult(changed=changed)
+
+    def _poll_wait(self, timeout: float) -> IdleResult:
+        """Without IDLE: sleep on the socket (a BYE or EOF wakes us), then NOOP."""
+        with self._guard("NOOP") as client:
+            select.select([client.socket()], [], [], timeout)
+            _, responses = client.noop()
+            if _says_bye(responses):
+                raise ImapConnectionLost(f"{self.where} ended the session")
+            return IdleResult(changed=_reports_change(responses))
+
+    # ---------------------------------------------------------------- internals
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        try:
+            context = ssl.create_default_context(cafile=self._settings.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ImapConnectionError(
+                f"cannot use CA file {self._settings.ca_file!r} for {self.where}: {_describe(exc)}"
+            ) from exc
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
+    def _connect_failure(self, exc: BaseException, phase: str) -> ImapConnectionError:
+        s, where = self._settings, self.where
+        if isinstance(exc, TimeoutError):
+            security = {"tls": "TLS", "starttls": "STARTTLS", "none": "no TLS"}[s.security]
+            text = f"timed out after {s.connect_timeout:g} s {phase} to {where} ({security})"
+        elif isinstance(exc, ssl.SSLError):
+            hint = ("; set imap.ca_file if the server uses a private CA"
+                    if isinstance(exc, ssl.SSLCertVerificationError) else "")
+            text = f"TLS with {where} failed ({phase}): {_describe(exc)}{hint}"
+        elif isinstance(exc, ConnectionRefusedError):
+            text = f"connection to {where} refused: is the server running on that port?"
+        elif isinstance(exc, socket.gaierror):
+            text = f"cannot resolve {s.host!r}: {exc.strerror or exc}"
+        else:
+            text = f"connection to {where} failed ({phase}): {_describe(exc)}"
+        return ImapConnectionError(text)
+
+    def _enable_condstore(self, client: imapclient.IMAPClient) -> None:
+        """So that SELECT reports HIGHESTMODSEQ; a server refusing it only loses that."""
+        try:
+            client.enable("CONDSTORE")
+        except imaplib.IMAP4.abort:
+            raise
+        except imaplib.IMAP4.error as exc:
+            self._log.info("%s refused ENABLE CONDSTORE: %s", self.where, exc)
+
+    def _login(self, client: imapclient.IMAPClient) -> None:
+        user = self._settings.username
+        if self._password is None:
+            raise ImapAuthError(f"no IMAP password given for {user!r} at {self.where}")
+        try:
+            client.login(user, self._password)
+        except imap_exceptions.LoginError as exc:
+            reason = str(exc).replace(self._password, "***") if self._password else str(exc)
+            raise ImapAuthError(f"{self.where} refused the login of {user!r}: {reason}") from exc
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[imapclient.IMAPClient]:
+        client = self._client
+        if client is None:
+            raise ImapConnectionLost(f"not connected to {self.where} ({action})")
+        self._quiet_after_noop = False
+        try:
+            yield client
+        except ImapConnectionLost:
+            self._drop(client)
+            raise
+        except (imaplib.IMAP4.abort, imap_exceptions.ProtocolError, OSError, EOFError) as exc:
+            # After an unreadable response we cannot trust where the stream stands either.
+            self._drop(client)
+            raise ImapConnectionLost(
+                f"connection to {self.where} lost during {action}: {_describe(exc)}"
+            ) from exc
+        except imaplib.IMAP4.error as exc:
+            text = str(exc)
+            if any(word in text.upper() for word in ("NONEXISTENT", "TRYCREATE", "DOESN'T EXIST")):
+                raise ImapFolderError(f"{action} at {self.where}: no such folder ({text})") from exc
+            raise ImapError(f"{action} failed at {self.where}: {text}") from exc
+
+    def _drop(self, client: imapclient.IMAPClient) -> None:
+        if self._client is client:
+            self._client = None
+        self._shutdown_quietly(client)
+
+    @staticmethod
+    def _shutdown_quietly(client: imapclient.IMAPClient | None) -> None:
+        if client is None:
+            return
+        try:
+            client.shutdown()
+        except Exception:
+            pass
+
+    def _fetch_each(self, client: imapclient.IMAPClient, uids: Sequence[int],
+                    items: list[str]) -> dict:
+        response = {}
+        for uid in uids:
+            try:
+                response.update(client.fetch([uid], items))
+            except imap_exceptions.ProtocolError as exc:
+                self._log.warning("skipping uid %s at %s: unreadable FETCH response (%s)",
+                                  uid, self.where, exc)
+        return response
+
+    def _fetched_header(self, uid: int, data: dict) -> FetchedHeader | None:
+        header = _section_value(data, b"BODY[HEADER")
+        internaldate = data.get(b"INTERNALDATE")
+        if header is None or not isinstance(internaldate, datetime):
+            self._log.warning("skipping uid %s at %s: FETCH response lacks %s", uid, self.where,
+                              "the header" if header is None else "INTERNALDATE")
+            return None
+        if internaldate.tzinfo is None:
+            internaldate = internaldate.replace(tzinfo=timezone.utc)
+        return FetchedHeader(
+            uid=uid,
+            header=header,
+            internaldate=internaldate.astimezone(timezone.utc),
+            size=int(data.get(b"RFC822.SIZE") or len(header)),
+        )
+
+    def _with_message_id(self, uids: list[int], bare: str) -> list[int]:
+        if not uids:
+            return []
+        item = header_fields_item(["Message-ID"])
+        with self._guard("FETCH Message-ID") as client:
+            response = client.fetch(uids, [item])
+        parser = email.parser.BytesHeaderParser()
+        confirmed = []
+        for uid in uids:
+            header = _section_value(response.get(uid, {}), b"BODY[HEADER") or b""
+            value = str(parser.parsebytes(header).get("Message-ID", ""))
+            if value.strip().removeprefix("<").removesuffix(">").strip() == bare:
+                confirmed.append(uid)
+        return confirmed
