@@ -1,0 +1,53 @@
+"""Fixtures for the real mail servers (see servers.py) and the import path they need.
+
+tests/ has no __init__.py: pytest's default import mode puts tests/ on sys.path, and we add it
+(and the repo root) here as well so `from servers import ...` and `from tests.servers import ...`
+both work under any import mode. Prefer `from servers import ...`.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Iterator
+
+_TESTS = Path(__file__).resolve().parent
+for _path in (str(_TESTS), str(_TESTS.parent)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+import pytest  # noqa: E402
+
+from servers import DovecotServer, SmtpSink, TlsFiles, scratch_dir  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return TlsFiles.create(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def dovecot() -> Iterator[DovecotServer]:
+    yield from _running_dovecot(tls=None)
+
+
+@pytest.fixture
+def dovecot_tls(tls_files: TlsFiles) -> Iterator[DovecotServer]:
+    yield from _running_dovecot(tls=tls_files)
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    with SmtpSink() as sink:
+        yield sink
+
+
+def _running_dovecot(tls: TlsFiles | None) -> Iterator[DovecotServer]:
+    workdir = scratch_dir("parting-dovecot-")
+    server = DovecotServer(workdir, tls=tls)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
