@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from dataclasses import replace
 from datetime import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -26,7 +27,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from daemon.adapters import settings_schema as schema
 from daemon.adapters.settings_kinds import IDENT, Invalid, Scalar, did_you_mean, shown
-from daemon.adapters.settings_problems import Problem, SettingsError, remember_key_lines
+from daemon.adapters.settings_problems import Problem, SettingsError, problem_at, remember_key_lines
 from daemon.adapters.settings_rules import BAD, cross_check, merge_policy
 from daemon.adapters.settings_schema import Items, Leaf, Named, Section, Spec
 from daemon.adapters.settings_secrets import Secrets, check_runtime, load_secrets
@@ -35,8 +36,8 @@ from daemon.core.model import (
     Person, Policy, ReviewSettings, Settings, SmtpSettings, Unresponsive, WorkingHours,
 )
 
-__all__ = ["Problem", "SettingsError", "Secrets", "load_settings", "load_secrets", "check_runtime",
-           "config_key_paths"]
+__all__ = ["Problem", "SettingsError", "Secrets", "load_settings", "load_policy_override", "load_secrets",
+           "check_runtime", "config_key_paths"]
 
 
 _PORTS = {"imap": {"tls": 993, "starttls": 143, "none": 143}, "smtp": {"tls": 465, "starttls": 587, "none": 25}}
@@ -63,6 +64,75 @@ def load_settings(path: str | Path, *, environ: Mapping[str, str] | None = None)
     settings = _build(tree, file, Path(path).absolute().parent, environ)
     remember_key_lines(settings, reader.lines)
     return settings
+
+
+def load_policy_override(path: str | Path, base: Settings) -> Settings:
+    """`base` judged by the policies of another file, for `parting simulate`.
+
+    The file is either a full configuration (it is loaded whole, then given base's people and
+    clients, so the same clients are compared) or a policy-only file holding just `policy:`
+    and/or `policies:`, read with the same schema and rules as the main config. Of the two keys,
+    one the file leaves out is taken from base's file, and named policies are merged over the
+    resulting top-level policy as usual. Raises SettingsError listing every problem with its line.
+    """
+    file = str(path)
+    if not Path(file).exists():
+        raise SettingsError([Problem(file, 1, "", "no such file: write the policy to compare there (`policy:` "
+                                     "and/or `policies:`), or give a whole configuration")])
+    root = _compose(file)
+    policy_keys = ("policy", "policies")
+    written_keys = [k.value for k, _ in root.value if isinstance(k, ScalarNode)] \
+        if isinstance(root, MappingNode) else []
+    if any(key in schema.SCHEMA.keys and key not in policy_keys for key in written_keys):
+        other = load_settings(file)
+        missing = [c for c in base.clients if c.policy and c.policy not in other.policies]
+        if missing:
+            names = sorted(other.policies)
+            raise SettingsError([problem_at(other, "policies", f"client {c.id} uses policy {c.policy!r}, which "
+                                            f"this file does not define{did_you_mean(c.policy, names)}")
+                                 for c in missing])
+        return replace(other, people=base.people, clients=base.clients)
+
+    only = Section({key: schema.SCHEMA.keys[key] for key in policy_keys}, "A policy-only file.")
+    reader = _Reader(file)
+    if not isinstance(root, MappingNode):
+        raise SettingsError([Problem(file, 1, "", "expected `policy:` and/or `policies:` at the top of the file "
+                                     f"(or a whole configuration), got {_describe(root)}")])
+    tree = reader.section(root, only, "")
+    written = [key for key in policy_keys if key in reader.lines]
+    if not written and not reader.problems:
+        reader.report("", "neither `policy:` nor `policies:` is written here: nothing to compare", 1)
+    readers = dict.fromkeys(policy_keys, reader)
+    if len(written) < len(policy_keys):
+        base_root = _compose(base.source)
+        base_reader = _Reader(base.source)
+        # Only the policy keys of the main file: the rest was validated when it was loaded.
+        kept = MappingNode(base_root.tag, [(k, v) for k, v in base_root.value
+                                           if isinstance(k, ScalarNode) and k.value in policy_keys])
+        base_tree = base_reader.section(kept, only, "")
+        for key in policy_keys:
+            if key not in written:
+                tree[key], readers[key] = base_tree[key], base_reader
+    # The rules across keys want a whole tree; everything but the policies is left at its
+    # defaults, which they accept, so only policy problems can be reported.
+    whole = {**reader.absent(schema.SCHEMA), "policy": tree["policy"], "policies": tree["policies"], "clients": []}
+
+    def report(key_path: str, message: str, at: str | None = None) -> None:
+        owner = readers["policies" if key_path.startswith("policies") else "policy"]
+        owner.report(key_path, message, owner.line_of(at or key_path))
+
+    cross_check(whole, set(), report)
+    for client in base.clients:
+        if client.policy and client.policy not in tree["policies"]:
+            readers["policies"].report("policies", f"client {client.id} uses policy {client.policy!r}, which this "
+                                       f"file does not define{did_you_mean(client.policy, sorted(tree['policies']))}")
+    distinct = {id(each): each for each in (reader, *readers.values())}.values()
+    problems = [problem for each in distinct for problem in each.problems]
+    if problems:
+        raise SettingsError(problems)
+    return replace(base, policy=_policy("default", tree["policy"]),
+                   policies={name: _policy(name, merge_policy(tree["policy"], partial))
+                             for name, partial in tree["policies"].items()})
 
 
 def _compose(file: str) -> Node:

@@ -21,8 +21,10 @@ from typing import Any
 
 import sqlite_utils
 
+from daemon.errors import PartingError
 
-class StoreError(Exception):
+
+class StoreError(PartingError):
     """A problem with the database that a person can act on; the message is one line."""
 
 

@@ -46,6 +46,8 @@ class MessageRow:
     from_staff: bool = False
     ingested_at: datetime | None = None
     body_text: str | None = None
+    # Authentication-Results headers, topmost first: kept, like bodies, for staff replies only.
+    auth_results: tuple[str, ...] = ()
 
     def envelope(self) -> Envelope:
         return Envelope(
@@ -62,7 +64,7 @@ _COLUMNS = (
     "message_id", "client_id", "thread_id", "direction", "at", "subject", "from_addr",
     "to_addrs", "cc_addrs", "in_reply_to", '"references"', "thread_index_root", "norm_subject",
     "auto_reply", "bounce", "question", "tagged", "parting_kind", "content_hash", "size",
-    "from_staff", "ingested_at", "body_text",
+    "from_staff", "ingested_at", "body_text", "auth_results",
 )
 _INSERT_MESSAGE = (
     f"INSERT OR IGNORE INTO messages ({', '.join(_COLUMNS)})"
@@ -86,6 +88,7 @@ def _message_values(row: MessageRow) -> tuple[Any, ...]:
         row.norm_subject, row.auto_reply, int(row.bounce), int(row.question), int(row.tagged),
         row.parting_kind, row.content_hash, row.size, int(row.from_staff),
         maybe_utc_text(row.ingested_at), row.body_text,
+        to_json(list(row.auth_results)) if row.auth_results else None,
     )
 
 
@@ -100,7 +103,7 @@ def _message(row: dict[str, Any]) -> MessageRow:
         bounce=bool(row["bounce"]), question=bool(row["question"]), tagged=bool(row["tagged"]),
         parting_kind=row["parting_kind"], content_hash=row["content_hash"], size=row["size"],
         from_staff=bool(row["from_staff"]), ingested_at=from_utc_text(row["ingested_at"]),
-        body_text=row["body_text"],
+        body_text=row["body_text"], auth_results=json_tuple(row["auth_results"]),
     )
 
 

@@ -261,5 +261,11 @@ class ReviewMixin(StoreBase):
         )
         return cursor.rowcount == 1
 
+    def unprocessed_staff_replies(self) -> list[str]:
+        """Staff replies kept with their text and not handled yet, oldest first."""
+        return [r["message_id"] for r in self._rows(
+            "SELECT message_id FROM messages WHERE from_staff = 1 AND body_text IS NOT NULL"
+            " AND message_id NOT IN (SELECT message_id FROM processed_replies) ORDER BY at, rowid")]
+
     def reply_outcome(self, message_id: str) -> str | None:
         return self._scalar("SELECT outcome FROM processed_replies WHERE message_id = ?", [message_id])

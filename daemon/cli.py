@@ -1,0 +1,417 @@
+"""The `parting` command line: each command is one call into the library, its docstring its help."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from daemon import __version__
+
+DEFAULT_CONFIG = "/etc/parting/config.yaml"
+
+
+class UserError(click.ClickException):
+    """A problem the user can fix: printed as lines, exit 2, no traceback."""
+
+    exit_code = 2
+
+    def __init__(self, lines: str | list[str]) -> None:
+        self.lines = [lines] if isinstance(lines, str) else list(lines)
+        super().__init__("\n".join(self.lines))
+
+    def show(self, file=None) -> None:  # noqa: D401 - click API
+        for line in self.lines:
+            click.echo(f"error: {line}", err=True)
+
+
+def config_option(func: Callable) -> Callable:
+    return click.option(
+        "--config", "-c", "config_path", metavar="FILE", envvar="PARTING_CONFIG", default=DEFAULT_CONFIG,
+        show_default=True, help="The YAML configuration (or $PARTING_CONFIG).",
+    )(func)
+
+
+def json_option(func: Callable) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")(func)
+
+
+def friendly_errors(func: Callable) -> Callable:
+    """Turn the library's user-facing errors into `error:` lines and exit 2 (tracebacks with --debug)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from daemon.errors import PartingError
+
+        try:
+            return func(*args, **kwargs)
+        except PartingError as exc:
+            if os.environ.get("PARTING_DEBUG"):
+                raise
+            raise UserError(exc.lines()) from None
+
+    return wrapper
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="parting")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def cli(debug: bool) -> None:
+    """parting: notice clients who keep ignoring you, and part with them politely.
+
+    It watches the company mailbox, applies your YAML policy, drafts a calm release email,
+    has the client's owner and a colleague approve it by replying to a review email, sends it
+    exactly once, and keeps the follow-up call and the case file.
+
+    Start with `parting demo`, then `parting check-config /etc/parting/config.yaml`.
+    """
+    if debug:
+        os.environ["PARTING_DEBUG"] = "1"
+
+
+@cli.command("check-config")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@config_option
+@friendly_errors
+def check_config(file: str | None, config_path: str) -> None:
+    """Check a configuration file: syntax, keys, types, references and policy sanity.
+
+    Prints every problem as FILE:LINE: KEY: MESSAGE and exits 2, or prints a summary and exits 0.
+    Secret files and the database folder are checked when `parting run` starts.
+
+    Example: parting check-config /etc/parting/config.yaml
+    """
+    from daemon.app import check_config as run_check
+
+    for line in run_check(file or config_path):
+        click.echo(line)
+
+
+@cli.command()
+@config_option
+@click.option("--once", is_flag=True, help="One full cycle (catch up, decide, send), then exit: for cron and debugging.")
+@click.option("--tick", type=click.FloatRange(min=0.05), default=60.0, show_default=True, metavar="SECONDS",
+              help="How often to re-evaluate when no mail arrives (deadlines fall due without mail).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="One event per line on stdout; json for log shippers.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+              show_default=True)
+@friendly_errors
+def run(config_path: str, once: bool, tick: float, log_format: str, log_level: str) -> None:
+    """Run the daemon: watch the mailbox, apply the policy, handle review replies, send.
+
+    Under systemd it reports READY=1, STATUS= and WATCHDOG=1; SIGHUP re-reads the
+    configuration (a broken file is refused and the old one kept), SIGTERM stops within
+    a bounded time.
+
+    Example: parting run --config /etc/parting/config.yaml
+    """
+    from daemon.app import run_service
+
+    raise SystemExit(run_service(config_path, once=once, tick=tick, log_format=log_format, log_level=log_level))
+
+
+# ---- the read side: status, explain, simulate, drafts, outbox, deadlines, pause/resume ----------
+# Each command is one call into daemon/reports.py (plain data) rendered by daemon/views.py, or
+# printed as JSON with --json.
+
+
+def _now():
+    from daemon.clock import clock_from_environment
+
+    return clock_from_environment().now()
+
+
+def _who() -> str:
+    return os.environ.get("USER") or "command line"
+
+
+def _inherited(config_path: str, as_json: bool = False) -> tuple[str, bool]:
+    """A subcommand's --config and --json, or its group's when only the group was given them."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    parent = ctx.parent
+    if parent is None or parent.command is cli:
+        return config_path, as_json
+    if ctx.get_parameter_source("config_path") is ParameterSource.DEFAULT:
+        config_path = parent.params.get("config_path", config_path)
+    return config_path, as_json or bool(parent.params.get("as_json"))
+
+
+def _show(data: Any, as_json: bool, view: Callable[[Any], None]) -> None:
+    if as_json:
+        emit_json(data)
+    else:
+        view(data)
+
+
+@cli.command()
+@config_option
+@json_option
+@friendly_errors
+def status(config_path: str, as_json: bool) -> None:
+    """Every client's state now, and what waits for a person.
+
+    States are evaluated afresh from the stored mail history (the daemon need not be running);
+    times are in the working-hours zone. The footer counts drafts in review, outbox rows that
+    need a person (uncertain or failed), deadlines due, quarantined messages and triage items.
+
+    \b
+    Example: parting status --config /etc/parting/config.yaml
+    \b
+    --json keys: now, timezone, config,
+      clients: [{id, name, owner, owner_name, state, policy, ignored, open_requests, ladder,
+                 last_in, last_out, next_due}],
+      drafts_in_review, outbox_attention, deadlines_due, quarantined,
+      triage: [{id, message_id, client, reason, at}]    (times ISO 8601 UTC, null if none)
+    """
+    from daemon import reports, views
+
+    _show(reports.status(config_path, now=_now()), as_json, views.status)
+
+
+@cli.command()
+@click.argument("client")
+@config_option
+@json_option
+@friendly_errors
+def explain(client: str, config_path: str, as_json: bool) -> None:
+    """Why CLIENT is in its state: the evidence in plain words, the rules that fired on which
+    messages, the policy and its hash, and what happens next.
+
+    \b
+    Example: parting explain acme
+    \b
+    --json keys: client_id, state, reasons [{rule, message_ids, detail, at}], open_requests,
+      ignored_count, next_due, ladder, episode, policy_hash, policy_name, evaluated_at,
+      client_name, owner, owner_name, timezone, config, explain [lines], next,
+      messages [{id, at, direction, subject}]
+    """
+    from daemon import reports, views
+
+    _show(reports.explain(config_path, client, now=_now()), as_json, views.explain)
+
+
+@cli.command()
+@click.option("--policy", "policy_path", required=True, metavar="FILE", type=click.Path(dir_okay=False),
+              help="A full config, or a file with just `policy:` and/or `policies:`.")
+@click.option("--at", "at", metavar="DATE", help="Evaluate at this date or time (working-hours zone) instead of now.")
+@config_option
+@json_option
+@friendly_errors
+def simulate(policy_path: str, at: str | None, config_path: str, as_json: bool) -> None:
+    """Who would change state under another policy, and why. Changes nothing.
+
+    The stored history is re-evaluated under both policies (read-only: the database file stays
+    byte-identical). FILE is a full configuration (its policies are used with this config's
+    clients) or a policy-only file; a key it leaves out comes from the main config. --at takes
+    2026-11-20 (the start of that day) or '2026-11-20 14:30'.
+
+    \b
+    Example: parting simulate --policy stricter.yaml --at 2026-11-20
+    \b
+    --json keys: now, timezone, config, at, policy_file, policy_hash_before, policy_hash_after,
+      changes: [{client, name, before, after, ladder_before, ladder_after, ignored_before,
+                 ignored_after, why, rules_fired, rules_cleared}], unchanged
+    """
+    from daemon import reports, views
+
+    _show(reports.simulate(config_path, policy_path, now=_now(), at=at), as_json, views.simulate)
+
+
+@cli.group(invoke_without_command=True)
+@config_option
+@json_option
+@click.pass_context
+@friendly_errors
+def drafts(ctx: click.Context, config_path: str, as_json: bool) -> None:
+    """Release and nudge drafts: their state, version and who endorsed it.
+
+    \b
+    Examples: parting drafts
+              parting drafts show 3
+    \b
+    --json keys: now, timezone, config,
+      drafts: [{id, client, client_name, kind, state, subject, version, writer, writer_name,
+                endorsements [{person, name, role, how, version, at, via_message_id,
+                authentication}], missing, hold_until, created_at, updated_at}]
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from daemon import reports, views
+
+    _show(reports.drafts(config_path, now=_now()), as_json, views.drafts)
+
+
+@drafts.command("show")
+@click.argument("draft_id", metavar="ID", type=int)
+@config_option
+@json_option
+@friendly_errors
+def drafts_show(draft_id: int, config_path: str, as_json: bool) -> None:
+    """One draft: its current text, the changes between versions, endorsements and history.
+
+    \b
+    Example: parting drafts show 3
+    \b
+    --json keys: now, timezone, config, draft {as in `parting drafts`}, text,
+      versions [{version, writer, writer_name, created_at, text_sha256, text, endorsements}],
+      diffs [{from, to, diff}], history [{id, at, kind, who, message_ids, data}], outbox [rows]
+    """
+    from daemon import reports, views
+
+    config_path, as_json = _inherited(config_path, as_json)
+    _show(reports.draft(config_path, draft_id, now=_now()), as_json, views.draft)
+
+
+@cli.group(invoke_without_command=True)
+@config_option
+@json_option
+@click.pass_context
+@friendly_errors
+def outbox(ctx: click.Context, config_path: str, as_json: bool) -> None:
+    """Every message parting sends, and where its sending stands.
+
+    A row left uncertain (a crash during sending) or failed waits for a person: resend it, or
+    cancel it. A duplicate release email is worse than a late one, so look in the Sent folder first.
+
+    \b
+    Examples: parting outbox
+              parting outbox resend 12
+              parting outbox cancel 12
+    \b
+    --json keys: now, timezone, config,
+      rows: [{id, kind, client, client_name, to, subject, state, attempts, last_error, message_id,
+              draft_id, created_at, updated_at, sent_at, not_before, next_attempt_at}]
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from daemon import reports, views
+
+    _show(reports.outbox(config_path, now=_now()), as_json, views.outbox)
+
+
+@outbox.command("resend")
+@click.argument("row_id", metavar="ID", type=int)
+@config_option
+@json_option
+@friendly_errors
+def outbox_resend(row_id: int, config_path: str, as_json: bool) -> None:
+    """Queue an uncertain or failed row again; recorded with your $USER.
+
+    \b
+    Example: parting outbox resend 12
+    """
+    from daemon import reports, views
+
+    config_path, as_json = _inherited(config_path, as_json)
+    _show(reports.resend_outbox(config_path, row_id, who=_who(), now=_now()), as_json, views.outbox_decision)
+
+
+@outbox.command("cancel")
+@click.argument("row_id", metavar="ID", type=int)
+@config_option
+@json_option
+@friendly_errors
+def outbox_cancel(row_id: int, config_path: str, as_json: bool) -> None:
+    """Cancel a queued, uncertain or failed row: it is never sent. Recorded with your $USER.
+
+    \b
+    Example: parting outbox cancel 12
+    """
+    from daemon import reports, views
+
+    config_path, as_json = _inherited(config_path, as_json)
+    _show(reports.cancel_outbox(config_path, row_id, who=_who(), now=_now()), as_json, views.outbox_decision)
+
+
+@cli.group(invoke_without_command=True)
+@config_option
+@json_option
+@click.pass_context
+@friendly_errors
+def deadlines(ctx: click.Context, config_path: str, as_json: bool) -> None:
+    """Follow-up calls and retrospectives: overdue first, then open, then closed.
+
+    \b
+    Examples: parting deadlines
+              parting deadlines done 4 --note "called Jane, she will reply by Friday"
+    \b
+    --json keys: now, timezone, config, overdue, open, closed,
+      deadlines: [{id, kind, client, client_name, phone, contact, draft_id, due_at, state,
+                   status (overdue|open|done|cancelled), reminded_at, closed_at, closed_by, note}]
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from daemon import reports, views
+
+    _show(reports.deadlines(config_path, now=_now()), as_json, views.deadlines)
+
+
+@deadlines.command("done")
+@click.argument("deadline_id", metavar="ID", type=int)
+@click.option("--note", required=True, metavar="TEXT", help="What happened, for the case file.")
+@config_option
+@json_option
+@friendly_errors
+def deadlines_done(deadline_id: int, note: str, config_path: str, as_json: bool) -> None:
+    """Mark an open deadline done, with a note; recorded with your $USER.
+
+    \b
+    Example: parting deadlines done 4 --note "called, left a message"
+    """
+    from daemon import reports, views
+
+    config_path, as_json = _inherited(config_path, as_json)
+    _show(reports.close_deadline(config_path, deadline_id, note, who=_who(), now=_now()), as_json,
+          views.deadline_closed)
+
+
+@cli.command()
+@click.argument("client")
+@config_option
+@json_option
+@friendly_errors
+def pause(client: str, config_path: str, as_json: bool) -> None:
+    """Stop escalating CLIENT (no nudges, notices or drafts) until `parting resume`.
+
+    \b
+    Example: parting pause acme
+    """
+    from daemon import reports, views
+
+    _show(reports.set_paused(config_path, client, True, who=_who(), now=_now()), as_json, views.paused)
+
+
+@cli.command()
+@click.argument("client")
+@config_option
+@json_option
+@friendly_errors
+def resume(client: str, config_path: str, as_json: bool) -> None:
+    """Evaluate CLIENT again after `parting pause`.
+
+    \b
+    Example: parting resume acme
+    """
+    from daemon import reports, views
+
+    _show(reports.set_paused(config_path, client, False, who=_who(), now=_now()), as_json, views.paused)
+
+
+def main() -> None:
+    cli(prog_name="parting")
+
+
+if __name__ == "__main__":
+    main()

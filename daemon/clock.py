@@ -1,0 +1,71 @@
+"""Where the daemon's `now` comes from. The core never reads the clock; the shell asks one of these.
+
+`SystemClock` in production. `ManualClock` for in-process use (the demo, tests) where simulated
+days pass by calling `advance`. `FileClock` lets a test drive a daemon running in another process:
+the file holds an ISO time (read on every call); its absence means real time. It is enabled only by
+the PARTING_TEST_CLOCK_FILE environment variable and logged loudly at start.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+class ManualClock:
+    def __init__(self, start: datetime) -> None:
+        self._now = start.astimezone(timezone.utc)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, delta: timedelta) -> datetime:
+        self._now += delta
+        return self._now
+
+    def set(self, when: datetime) -> None:
+        self._now = when.astimezone(timezone.utc)
+
+
+class FileClock:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def now(self) -> datetime:
+        try:
+            text = self.path.read_text().strip()
+        except OSError:
+            return datetime.now(timezone.utc)
+        if not text:
+            return datetime.now(timezone.utc)
+        value = datetime.fromisoformat(text)
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+def clock_from_environment(environ: dict[str, str] | None = None) -> Clock:
+    env = environ if environ is not None else os.environ
+    path = env.get("PARTING_TEST_CLOCK_FILE")
+    return FileClock(path) if path else SystemClock()
+
+
+def write_clock_file(path: str | Path, when: datetime) -> None:
+    """Atomically set the time a FileClock reports (test helper)."""
+    target = Path(path)
+    temporary = target.with_suffix(".tmp")
+    temporary.write_text(when.astimezone(timezone.utc).isoformat())
+    temporary.replace(target)
+
+
+def from_now(clock: Clock, **delta: float) -> datetime:
+    return clock.now() + timedelta(**delta)
