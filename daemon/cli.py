@@ -409,6 +409,41 @@ def resume(client: str, config_path: str, as_json: bool) -> None:
     _show(reports.set_paused(config_path, client, False, who=_who(), now=_now()), as_json, views.paused)
 
 
+@cli.command()
+@config_option
+@json_option
+@friendly_errors
+def doctor(config_path: str, as_json: bool) -> None:
+    """Check a deployment end to end: config, secrets, database, IMAP, SMTP, templates, mode.
+
+    Each check prints ✓ and what it found, or ✗ and exactly what to fix (! is a warning,
+    - a check skipped because one it needs failed). Nothing is changed: no mail is sent, the
+    database is opened read-only and IMAP folders are only examined. Run it as the service user
+    with the service's environment, so secrets and folders are seen as `parting run` sees them.
+    Exits 0 when every check passes, 1 when one fails, 2 when the config file cannot be
+    loaded (its problems are listed as by check-config).
+
+    \b
+    Example: parting doctor --config /etc/parting/config.yaml
+    \b
+    --json keys: ok, checks: [{name, ok, detail, fix, warning}]
+    """
+    import asyncio
+
+    from daemon.doctor import as_json as checks_json, config_problems, report_lines, run_checks
+
+    checks = asyncio.run(run_checks(config_path))
+    unusable = config_problems(checks)
+    if as_json:
+        emit_json(checks_json(checks))
+    elif unusable:
+        raise UserError(unusable)
+    else:
+        for line in report_lines(checks):
+            click.echo(line)
+    raise SystemExit(2 if unusable else 0 if all(check.ok for check in checks) else 1)
+
+
 def main() -> None:
     cli(prog_name="parting")
 
