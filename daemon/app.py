@@ -28,8 +28,8 @@ def check_config(path: str | Path) -> list[str]:
     return lines
 
 
-def run_service(config_path: str | Path, *, once: bool = False, tick: float = 60.0, log_format: str = "text",
-                log_level: str = "info") -> int:
+def run_service(config_path: str | Path, *, once: bool = False, tick: float = 60.0, grace: float = 20.0,
+                log_format: str = "text", log_level: str = "info") -> int:
     """Run the daemon until SIGTERM (or one cycle with `once`); returns the exit status."""
     import asyncio
     import sys
@@ -43,5 +43,6 @@ def run_service(config_path: str | Path, *, once: bool = False, tick: float = 60
     clock = clock_from_environment()
     if isinstance(clock, FileClock):
         get_logger("service").warning("TEST CLOCK: time is read from %s (PARTING_TEST_CLOCK_FILE)", clock.path)
-    service = Service(config_path, clock=clock, tick=tick, on_progress=progress_reporter(sys.stderr.isatty()))
+    service = Service(config_path, clock=clock, tick=tick, grace=grace,
+                      on_progress=progress_reporter(sys.stderr.isatty()))
     return asyncio.run(service.run(once=once))

@@ -101,12 +101,15 @@ def check_config(file: str | None, config_path: str) -> None:
 @click.option("--once", is_flag=True, help="One full cycle (catch up, decide, send), then exit: for cron and debugging.")
 @click.option("--tick", type=click.FloatRange(min=0.05), default=60.0, show_default=True, metavar="SECONDS",
               help="How often to re-evaluate when no mail arrives (deadlines fall due without mail).")
+@click.option("--grace", type=click.FloatRange(min=0), default=20.0, show_default=True, metavar="SECONDS",
+              help="At SIGTERM, how long a send in flight may take to finish before it is cut off"
+                   " (its outbox row then waits, recoverable, for the next start).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="One event per line on stdout; json for log shippers.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
 @friendly_errors
-def run(config_path: str, once: bool, tick: float, log_format: str, log_level: str) -> None:
+def run(config_path: str, once: bool, tick: float, grace: float, log_format: str, log_level: str) -> None:
     """Run the daemon: watch the mailbox, apply the policy, handle review replies, send.
 
     Under systemd it reports READY=1, STATUS= and WATCHDOG=1; SIGHUP re-reads the
@@ -117,7 +120,8 @@ def run(config_path: str, once: bool, tick: float, log_format: str, log_level: s
     """
     from daemon.app import run_service
 
-    raise SystemExit(run_service(config_path, once=once, tick=tick, log_format=log_format, log_level=log_level))
+    raise SystemExit(run_service(config_path, once=once, tick=tick, grace=grace, log_format=log_format,
+                                 log_level=log_level))
 
 
 # ---- the read side: status, explain, simulate, drafts, outbox, deadlines, pause/resume ----------

@@ -1,7 +1,7 @@
 """Logging for journald and log shippers: one event per line on stdout.
 
-Every line carries a level, a component and the ids that matter (client, draft, message), passed
-as `extra={"client": ..., "draft": ..., "message": ...}`. Secrets and message bodies are never
+Every line carries a level, a component and the ids that matter (client, draft, message_id), passed
+as `extra={"client": ..., "draft": ..., "message_id": ...}`. Secrets and message bodies are never
 logged: callers pass ids, not content, and `SecretFilter` masks any registered secret that slips
 into a formatted line anyway.
 """
@@ -13,7 +13,7 @@ import logging
 import sys
 from datetime import datetime, timezone
 
-CONTEXT_KEYS = ("client", "draft", "message", "folder", "uid", "outbox", "deadline", "person")
+CONTEXT_KEYS = ("client", "draft", "message_id", "folder", "uid", "outbox", "deadline", "person")
 
 _secrets: set[str] = set()
 

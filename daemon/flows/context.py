@@ -1,0 +1,102 @@
+"""What every flow step needs, and the one way mail is queued."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Sequence
+
+from daemon.adapters.settings import Secrets
+from daemon.adapters.store import Store
+from daemon.adapters.templates import Templates
+from daemon.core.model import Client, Person, Settings
+from daemon.core.outgoing import build_message, make_message_id
+from daemon.core.workhours import Calendar
+from daemon.logs import get_logger
+
+
+@dataclass
+class Context:
+    settings: Settings
+    secrets: Secrets
+    store: Store
+    templates: Templates
+    log: logging.Logger = field(default_factory=lambda: get_logger("flow"))
+
+    @property
+    def domain(self) -> str:
+        return self.settings.mailbox.address.rsplit("@", 1)[1]
+
+    def calendar(self, client: Client | None = None) -> Calendar:
+        return Calendar(self.settings.working_hours, client.timezone if client else None)
+
+    def owner_of(self, client: Client) -> Person:
+        return self.settings.person(client.owner)
+
+
+def describe_time(when: datetime, tz: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    return when.astimezone(ZoneInfo(tz)).strftime("%a %-d %b %Y %H:%M")
+
+
+def common_context(ctx: Context, client: Client | None, addressee: Person | None) -> dict[str, Any]:
+    owner = ctx.owner_of(client) if client else None
+    return {
+        "company": {"name": ctx.settings.company},
+        "client": (
+            {"id": client.id, "name": client.name, "contact": client.contact, "phone": client.phone or ""}
+            if client else None
+        ),
+        "owner": {"name": owner.name, "email": owner.email} if owner else None,
+        "person": {"name": addressee.name} if addressee else None,
+    }
+
+
+def queue_mail(
+    ctx: Context,
+    *,
+    kind: str,
+    key: str,
+    template: str,
+    context: dict[str, Any],
+    to: Sequence[str],
+    now: datetime,
+    client_id: str | None = None,
+    draft_id: int | None = None,
+    deadline_id: int | None = None,
+    reply_to: Sequence[str] = (),
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    not_before: datetime | None = None,
+    auto_submitted: bool = True,
+    from_name: str | None = None,
+    subject_prefix: str = "",
+) -> tuple[int, str]:
+    """Render a template and put the message in the outbox; returns (outbox id, Message-ID).
+
+    `key` names the decision that produced this mail: the Message-ID is derived from it, so the
+    same decision queued twice (after a crash, say) is one outbox row, never two.
+    """
+    rendered = ctx.templates.render(template, **context)
+    message_id = make_message_id(kind, key, ctx.domain)
+    raw = build_message(
+        from_addr=ctx.settings.mailbox.address,
+        from_name=from_name or ctx.settings.company,
+        to=list(to),
+        subject=f"{subject_prefix} {rendered.subject}" if subject_prefix else rendered.subject,
+        body=rendered.body,
+        message_id=message_id,
+        date=now,
+        reply_to=list(reply_to),
+        in_reply_to=in_reply_to,
+        references=list(references),
+        kind=kind,
+        auto_submitted=auto_submitted,
+    )
+    outbox_id = ctx.store.enqueue(
+        message_id.strip("<>"), kind, ctx.settings.mailbox.address, list(to), raw, now,
+        client_id=client_id, draft_id=draft_id, deadline_id=deadline_id, not_before=not_before,
+    )
+    return outbox_id, message_id.strip("<>")

@@ -1,0 +1,251 @@
+"""Ingest: fetched headers become stored messages, in two steps around an IMAP body fetch.
+
+1. `parse` reads each header block with the core (never raising for one bad message: it is
+   quarantined with its reason), classifies it (ours or theirs, which client, which staff member)
+   and says which bodies are worth fetching: our requests to clients (does our new text ask
+   something?), staff replies to review or reminder mail (the command), and bounces (which client).
+2. `commit` threads the batch, stores messages, quarantine and triage rows and the folder's new
+   last UID in one transaction, so a crash never leaves a half-ingested batch or a skipped UID.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from typing import Iterable, Sequence
+
+from daemon.adapters.imap_connection import FetchedHeader
+from daemon.adapters.store import MessageRow, Store
+from daemon.core.mail import MalformedMessage, asks_something, bounce_recipients, parse_message, request_header
+from daemon.core.model import ParsedMessage, Settings
+from daemon.core.replytext import split_reply
+from daemon.core.review import token_from_addresses
+from daemon.core.threads import (
+    Classification,
+    ThreadLookup,
+    assign_thread,
+    classify,
+    match_client,
+    normalize_subject,
+    thread_index_root,
+)
+from daemon.logs import get_logger
+
+# A Date header this far from the server's INTERNALDATE is not believed: the server's clock wins.
+DATE_TRUST_BEFORE = timedelta(days=7)
+DATE_TRUST_AFTER = timedelta(days=1)
+
+
+@dataclass
+class Pending:
+    uid: int
+    parsed: ParsedMessage
+    kind: Classification
+    internaldate: datetime | None
+    wants_body: bool
+    is_staff_reply: bool = False
+    request_header: bool = False
+
+
+@dataclass
+class ParsedBatch:
+    folder: str
+    uidvalidity: int
+    last_uid: int
+    pending: list[Pending] = field(default_factory=list)
+    quarantined: list[tuple[int, str, str, int]] = field(default_factory=list)  # uid, reason, hash, size
+
+    @property
+    def body_uids(self) -> list[int]:
+        return [item.uid for item in self.pending if item.wants_body]
+
+
+@dataclass
+class IngestReport:
+    folder: str
+    stored: int = 0
+    already_known: int = 0
+    quarantined: int = 0
+    triaged: int = 0
+    staff_replies: list[str] = field(default_factory=list)
+    client_replies: list[str] = field(default_factory=list)
+
+
+class BatchLookup:
+    """Thread look-ups that see the messages of the batch being built as well as the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.threads: dict[str, str] = {}
+        self.index_roots: dict[str, str] = {}
+        self.clients: dict[str, str | None] = {}
+
+    def thread_of_message_ids(self, ids: Sequence[str]) -> str | None:
+        for message_id in ids:
+            if message_id in self.threads:
+                return self.threads[message_id]
+        return self.store.thread_of_message_ids(ids)
+
+    def thread_of_index_root(self, root: str) -> str | None:
+        return self.index_roots.get(root) or self.store.thread_of_index_root(root)
+
+    def thread_of_subject(self, normalized_subject: str, client_id: str | None,
+                          counterparts: Sequence[str], since: datetime) -> str | None:
+        return self.store.thread_of_subject(normalized_subject, client_id, counterparts, since)
+
+    def client_of_thread(self, thread_id: str) -> str | None:
+        if thread_id in self.clients:
+            return self.clients[thread_id]
+        return self.store.client_of_thread(thread_id)
+
+    def remember(self, row: MessageRow) -> None:
+        self.threads[row.message_id] = row.thread_id
+        if row.thread_index_root:
+            self.index_roots.setdefault(row.thread_index_root, row.thread_id)
+        if row.client_id:
+            self.clients.setdefault(row.thread_id, row.client_id)
+
+
+class Ingestor:
+    def __init__(self, settings: Settings, store: Store, log: logging.Logger | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.log = log or get_logger("ingest")
+        self.request_tags = {p.request_tag.casefold() for p in (settings.policy, *settings.policies.values())}
+
+    def parse(self, folder: str, uidvalidity: int, headers: Iterable[FetchedHeader]) -> ParsedBatch:
+        batch = ParsedBatch(folder, uidvalidity, last_uid=0)
+        headers = list(headers)
+        known = self.store.known_uids(folder, uidvalidity, [h.uid for h in headers])
+        for header in headers:
+            batch.last_uid = max(batch.last_uid, header.uid)
+            if header.uid in known:
+                continue
+            try:
+                parsed = parse_message(header.header, internaldate=header.internaldate, size=header.size)
+            except MalformedMessage as problem:
+                batch.quarantined.append((header.uid, problem.reason, _sha256(header.header), header.size))
+                self.log.warning("quarantined a message: %s", problem.reason, extra={"folder": folder, "uid": header.uid})
+                continue
+            kind = classify(parsed, our_addresses=self.settings.mailbox.addresses,
+                            staff=self.settings.people, clients=self.settings.clients)
+            staff_reply = bool(kind.from_staff) and token_from_addresses(
+                (*parsed.to, *parsed.cc), self.settings.mailbox.address) is not None
+            wants_body = (
+                (kind.direction == "out" and kind.client_id is not None and parsed.parting_kind is None)
+                or staff_reply
+                or parsed.bounce
+            )
+            batch.pending.append(Pending(header.uid, parsed, kind, header.internaldate, wants_body, staff_reply,
+                                         request_header(header.header)))
+        return batch
+
+    def commit(self, batch: ParsedBatch, bodies: dict[int, bytes], now: datetime) -> IngestReport:
+        report = IngestReport(batch.folder)
+        lookup = BatchLookup(self.store)
+        rows: list[tuple[MessageRow, str, int, int]] = []
+        triage: list[tuple[str, str | None, str]] = []
+        for item in sorted(batch.pending, key=lambda p: _when(p)):
+            row, triage_reason = self._row(item, bodies.get(item.uid), lookup, now)
+            lookup.remember(row)
+            rows.append((row, batch.folder, batch.uidvalidity, item.uid))
+            if triage_reason:
+                triage.append((row.message_id, row.client_id, triage_reason))
+        with self.store.transaction():
+            new_ids = self.store.add_messages(rows)
+            for uid, reason, content_hash, size in batch.quarantined:
+                if self.store.quarantine(batch.folder, batch.uidvalidity, uid, reason, content_hash, size, now):
+                    self.store.append_event("message_quarantined", at=now,
+                                            data={"folder": batch.folder, "uid": uid, "reason": reason,
+                                                  "content_hash": content_hash})
+                    report.quarantined += 1
+            for message_id, client_id, reason in triage:
+                if message_id in new_ids and self.store.add_triage(message_id, client_id, reason, now):
+                    self.store.append_event("message_triaged", at=now, client_id=client_id,
+                                            message_ids=[message_id], data={"reason": reason})
+                    report.triaged += 1
+            state = self.store.folder_state(batch.folder)
+            last_uid = max(batch.last_uid, state.last_uid if state and state.uidvalidity == batch.uidvalidity else 0)
+            self.store.save_folder_state(batch.folder, batch.uidvalidity, last_uid)
+        report.stored = len(new_ids)
+        report.already_known = len(rows) - len(new_ids)
+        for row, *_ in rows:
+            if row.message_id not in new_ids:
+                continue
+            if row.from_staff and row.body_text is not None:
+                report.staff_replies.append(row.message_id)
+            elif row.direction == "in" and row.client_id and not row.auto_reply and not row.bounce:
+                report.client_replies.append(row.message_id)
+        return report
+
+    def _row(self, item: Pending, body: bytes | None, lookup: ThreadLookup, now: datetime) -> tuple[MessageRow, str | None]:
+        parsed, kind = item.parsed, item.kind
+        text = None
+        if body is not None:
+            try:
+                full = parse_message(body, internaldate=item.internaldate, size=len(body))
+                text = full.text
+            except MalformedMessage as problem:
+                self.log.info("body unreadable, headers kept: %s", problem.reason, extra={"message_id": parsed.message_id})
+        new_text = split_reply(text)[0] if text else None
+        client_id = kind.client_id
+        if parsed.bounce and client_id is None and body is not None:
+            for address in bounce_recipients(body):
+                client = match_client(address, self.settings.clients)
+                if client:
+                    client_id = client.id
+                    break
+        when = _when(item)
+        assignment = assign_thread(parsed, replace(kind, client_id=client_id) if client_id != kind.client_id else kind,
+                                   lookup, now_hint=when)
+        subject_tagged = any(tag and tag in parsed.subject.casefold() for tag in self.request_tags)
+        row = MessageRow(
+            message_id=parsed.message_id,
+            client_id=client_id,
+            thread_id=assignment.thread_id,
+            direction=kind.direction,
+            at=when,
+            subject=parsed.subject,
+            from_addr=parsed.from_addr,
+            to_addrs=parsed.to,
+            cc_addrs=parsed.cc,
+            in_reply_to=parsed.in_reply_to,
+            references=parsed.references,
+            thread_index_root=thread_index_root(parsed.thread_index),
+            norm_subject=normalize_subject(parsed.subject),
+            auto_reply=parsed.auto_reply,
+            bounce=parsed.bounce,
+            question=bool(new_text and kind.direction == "out" and asks_something(new_text)),
+            tagged=subject_tagged or item.request_header,
+            parting_kind=parsed.parting_kind,
+            content_hash=parsed.content_hash,
+            size=parsed.size,
+            from_staff=bool(kind.from_staff),
+            ingested_at=now,
+            body_text=text if item.is_staff_reply else None,
+            auth_results=parsed.authentication_results if item.is_staff_reply else (),
+        )
+        return row, assignment.triage_reason
+
+
+def _when(item: Pending) -> datetime:
+    """When a message was written or received.
+
+    Our own mail carries our Date header, which we trust unless it lies in the future of the
+    server's INTERNALDATE. For inbound mail the server's INTERNALDATE wins unless the sender's
+    Date agrees with it (a forged or skewed Date cannot move a reply in time).
+    """
+    date, internal = item.parsed.date, item.internaldate
+    if internal is None:
+        return date or datetime(1970, 1, 1, tzinfo=timezone.utc)
+    if date is None or date > internal + DATE_TRUST_AFTER:
+        return internal
+    if item.kind.direction == "out" or internal - DATE_TRUST_BEFORE <= date:
+        return date
+    return internal
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

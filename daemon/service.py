@@ -1,0 +1,333 @@
+"""The daemon: startup, main loop, bounded graceful shutdown (in the manner of uvicorn's server).
+
+- Startup validates everything before the first connection: settings, secrets, the database
+  folder, the store; a problem there is a PartingError (exit 2), never a crash loop.
+- The loop: two folder watchers (INBOX, Sent) feed the store; one worker runs a cycle (staff
+  replies, verdicts and ladder, held drafts, deadlines, the outbox) whenever mail arrived or the
+  tick passed, since deadlines and send delays fall due without new mail.
+- Signals only set events: SIGTERM/SIGINT -> stop, SIGHUP -> reload. The loops react.
+- Shutdown waits at most `grace` seconds for a send in flight; a send cut off leaves its row
+  `sending`, which the next start resolves from the Sent folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from daemon.adapters import mailbox, mailer
+from daemon.adapters.settings import SettingsError, check_runtime, load_secrets, load_settings
+from daemon.adapters.store import OutboxRow, Store
+from daemon.adapters.templates import Templates
+from daemon.clock import Clock, SystemClock
+from daemon.core.mail import HEADER_FIELDS
+from daemon.core.model import Settings
+from daemon.flows.context import Context
+from daemon.flows.deadlines import after_release_sent, remind_due, resume_held
+from daemon.flows.evaluate import evaluate_all
+from daemon.flows.ingest import Ingestor
+from daemon.flows.review import handle_reply
+from daemon.flows.sending import recover_in_flight, send_due
+from daemon.logs import get_logger, register_secret
+from daemon.notify import Notifier, watchdog_interval
+
+SHUTDOWN_GRACE = 20.0  # default seconds a send in flight may take to finish after SIGTERM
+DEFAULT_TICK = 60.0  # seconds between cycles when no mail arrives
+PROVIDERS_FILING_SENT = ("gmail.com", "googlemail.com", "office365.com", "outlook.com")
+
+
+def open_context(config_path: str | Path, environ: dict[str, str] | None = None) -> Context:
+    """Everything `run` needs, validated before any connection; raises PartingError subclasses."""
+    settings = load_settings(config_path, environ=environ)
+    problems = check_runtime(settings)
+    if problems:
+        raise SettingsError(problems)
+    secrets = load_secrets(settings, environ=environ)
+    for value in (secrets.imap_password, secrets.smtp_password, secrets.token_key):
+        register_secret(value)
+    store = Store.open(settings.database)
+    return Context(settings, secrets, store, Templates(settings.templates_dir))
+
+
+class Service:
+    def __init__(self, config_path: str | Path, *, clock: Clock | None = None, notifier: Notifier | None = None,
+                 tick: float = DEFAULT_TICK, grace: float = SHUTDOWN_GRACE, environ: dict[str, str] | None = None,
+                 on_progress: Callable[[str, int, int], None] | None = None) -> None:
+        self.config_path = config_path
+        self.clock = clock or SystemClock()
+        self.notifier = notifier or Notifier()
+        self.tick = tick
+        self.grace = grace
+        self.environ = environ
+        self.on_progress = on_progress
+        self.log = get_logger("service")
+        self.stop = asyncio.Event()
+        self.reload = asyncio.Event()
+        self.wake = asyncio.Event()
+        self.ctx: Context | None = None
+        self.watchers: list[mailbox.FolderWatcher] = []
+        self._watcher_tasks: list[asyncio.Task] = []
+        self._staff_replies: list[str] = []
+        self.cycles = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self, *, once: bool = False, install_signals: bool = True) -> int:
+        if install_signals and not once:
+            self._install_signal_handlers()
+        self.ctx = open_context(self.config_path, self.environ)
+        self._warn_about_settings(self.ctx.settings)
+        self.ingestor = Ingestor(self.ctx.settings, self.ctx.store, get_logger("ingest"))
+        try:
+            if once:
+                return await self._run_once()
+            await self._recover()
+            self._start_watchers()
+            await self._wait_until_connected()
+            if self.stop.is_set():
+                return 0
+            self.notifier.ready(self.status_line())
+            self.log.info("ready: %s", self.status_line())
+            watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
+            try:
+                await self._main_loop()
+            finally:
+                watchdog.cancel()
+            return 0
+        finally:
+            await self._shutdown()
+
+    async def _run_once(self) -> int:
+        """One full cycle for cron and debugging: catch up both folders, decide, send, exit."""
+        await self._recover()
+        for watcher in self._make_watchers():
+            count = await watcher.run_once()
+            self.log.info("%s: %d new headers", watcher.role, count)
+        await self.cycle()
+        return 0
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stop.set)
+        loop.add_signal_handler(signal.SIGINT, self.stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload.set)
+
+    async def _wait_until_connected(self) -> None:
+        connected = [asyncio.ensure_future(w.connected.wait()) for w in self.watchers]
+        stopped = asyncio.ensure_future(self.stop.wait())
+        await asyncio.wait([asyncio.gather(*connected), stopped], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        for task in connected:
+            task.cancel()
+
+    async def _main_loop(self) -> None:
+        while not self.stop.is_set():
+            if self.reload.is_set():
+                self.reload.clear()
+                await self._reload()
+            try:
+                await self.cycle()
+            except Exception:  # noqa: BLE001 - one bad cycle must not end the service; next tick retries
+                self.log.exception("cycle failed; retrying at the next tick")
+            await self._idle(self.tick)
+
+    async def _idle(self, seconds: float) -> None:
+        """Wait for new mail, a signal, or the tick."""
+        waiters = [asyncio.ensure_future(e.wait()) for e in (self.wake, self.stop, self.reload)]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        self.wake.clear()
+
+    async def _shutdown(self) -> None:
+        self.notifier.stopping()
+        self.stop.set()
+        for task in self._watcher_tasks:
+            task.cancel()
+        await asyncio.gather(*self._watcher_tasks, return_exceptions=True)
+        if self.ctx is not None:
+            self.ctx.store.close()
+        self.log.info("stopped")
+
+    # ------------------------------------------------------------------ one cycle
+
+    async def cycle(self) -> None:
+        ctx, now = self.ctx, self.clock.now
+        for message_id in [*self._staff_replies, *ctx.store.unprocessed_staff_replies()]:
+            if self.stop.is_set():
+                break
+            handle_reply(ctx, message_id, now())
+        self._staff_replies.clear()
+        if self.stop.is_set():
+            return
+        evaluate_all(ctx, now())
+        resume_held(ctx, now())
+        remind_due(ctx, now())
+        await self._send_with_grace()
+        self.cycles += 1
+        self.notifier.status(self.status_line())
+
+    async def _send_with_grace(self) -> None:
+        """Send what is due; after a stop request, a send in flight gets SHUTDOWN_GRACE to finish."""
+        task = asyncio.ensure_future(send_due(self.ctx, self.clock.now, self._send, after_sent=self._after_sent,
+                                              should_stop=self.stop.is_set))
+        stopped = asyncio.ensure_future(self.stop.wait())
+        await asyncio.wait([task, stopped], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not task.done():
+            done, _ = await asyncio.wait([task], timeout=self.grace)
+            if not done:
+                task.cancel()
+                self.log.warning("a send was cut off at shutdown; its outbox row stays 'sending' and is"
+                                 " checked against the Sent folder at the next start")
+                await asyncio.gather(task, return_exceptions=True)
+                return
+        if task.done() and not task.cancelled() and task.exception():
+            raise task.exception()
+
+    async def _send(self, row: OutboxRow) -> mailer.SendResult:
+        settings = self.ctx.settings
+        if settings.mode == "dry_run":
+            path = await asyncio.to_thread(mailer.write_eml, row.raw, settings.dry_run_dir, row.message_id)
+            return mailer.SendResult(250, f"dry run: written to {path}")
+        return await mailer.send_message(row.raw, sender=row.sender, recipients=row.recipients,
+                                         settings=settings.mailbox.smtp, password=self.ctx.secrets.smtp_password)
+
+    async def _after_sent(self, row: OutboxRow) -> None:
+        ctx = self.ctx
+        if ctx.settings.mode != "dry_run" and self._appends_to_sent(ctx.settings):
+            try:
+                await mailbox.append_message(ctx.settings.mailbox.imap, ctx.secrets.imap_password,
+                                             ctx.settings.mailbox.imap.sent, row.raw)
+            except Exception as exc:  # noqa: BLE001 - the mail left; a missing copy is logged, not fatal
+                self.log.warning("could not file a copy in Sent: %s", exc, extra={"outbox": row.id})
+        after_release_sent(ctx, row, self.clock.now())
+
+    @staticmethod
+    def _appends_to_sent(settings: Settings) -> bool:
+        choice = settings.mailbox.append_to_sent
+        if choice != "auto":
+            return choice == "true"
+        host = settings.mailbox.smtp.host.lower()
+        return not any(host == p or host.endswith("." + p) or p.split(".")[0] in host for p in PROVIDERS_FILING_SENT)
+
+    # ------------------------------------------------------------------ mailbox
+
+    def _make_watchers(self) -> list[mailbox.FolderWatcher]:
+        ctx = self.ctx
+        imap = ctx.settings.mailbox.imap
+        self.watchers = [
+            mailbox.FolderWatcher(imap, ctx.secrets.imap_password, role, on_batch=self._on_batch,
+                                  get_state=self._get_state, on_uidvalidity_change=self._on_uidvalidity_change,
+                                  stop=self.stop, log=get_logger(f"imap.{role}"), fetch_fields=HEADER_FIELDS,
+                                  on_progress=self.on_progress, today=lambda: self.clock.now().date())
+            for role in ("inbox", "sent")
+        ]
+        return self.watchers
+
+    def _start_watchers(self) -> None:
+        self._watcher_tasks = [asyncio.create_task(w.run(), name=f"watch-{w.role}") for w in self._make_watchers()]
+
+    async def _stop_watchers(self) -> None:
+        for task in self._watcher_tasks:
+            task.cancel()
+        await asyncio.gather(*self._watcher_tasks, return_exceptions=True)
+        self._watcher_tasks = []
+
+    async def _get_state(self, folder: str):
+        return self.ctx.store.folder_state(folder)
+
+    async def _on_batch(self, folder: str, info, headers) -> None:
+        ctx = self.ctx
+        batch = self.ingestor.parse(folder, info.uidvalidity, headers)
+        bodies = {}
+        if batch.body_uids:
+            bodies = await mailbox.fetch_bodies(ctx.settings.mailbox.imap, ctx.secrets.imap_password, folder,
+                                                batch.body_uids)
+        report = self.ingestor.commit(batch, bodies, self.clock.now())
+        if report.stored or report.quarantined or report.triaged:
+            self.log.info("%s: %d stored, %d quarantined, %d for triage", folder, report.stored,
+                          report.quarantined, report.triaged, extra={"folder": folder})
+        self._staff_replies.extend(report.staff_replies)
+        if report.stored:
+            self.wake.set()
+
+    async def _on_uidvalidity_change(self, folder: str, old: int, new: int) -> None:
+        with self.ctx.store.transaction():
+            self.ctx.store.reset_folder(folder, new)
+            self.ctx.store.append_event("folder_resync", at=self.clock.now(),
+                                        data={"folder": folder, "old_uidvalidity": old, "new_uidvalidity": new})
+
+    async def _recover(self) -> None:
+        ctx = self.ctx
+        if not ctx.store.rows(["sending"]):
+            return
+
+        async def found_in_sent(message_id: str) -> bool | None:
+            try:
+                return await mailbox.find_in_folder(ctx.settings.mailbox.imap, ctx.secrets.imap_password,
+                                                    ctx.settings.mailbox.imap.sent, message_id)
+            except Exception as exc:  # noqa: BLE001 - unknown is treated as not found: a person decides
+                self.log.warning("could not search the Sent folder: %s", exc)
+                return None
+
+        await recover_in_flight(ctx, found_in_sent, self.clock.now)
+
+    # ------------------------------------------------------------------ reload, watchdog, status
+
+    async def _reload(self) -> None:
+        self.notifier.reloading(time.monotonic_ns() // 1000)
+        self.log.info("reloading %s", self.config_path)
+        try:
+            fresh = open_context(self.config_path, self.environ)
+        except Exception as exc:  # noqa: BLE001 - a broken file never stops a running service
+            lines = exc.lines() if hasattr(exc, "lines") else [str(exc)]
+            for line in lines:
+                self.log.error("reload refused, keeping the running configuration: %s", line)
+            self.notifier.ready(self.status_line())
+            return
+        old = self.ctx
+        fresh.store.close()
+        self.ctx = replace(old, settings=fresh.settings, secrets=fresh.secrets, templates=fresh.templates)
+        self.ingestor = Ingestor(self.ctx.settings, self.ctx.store, get_logger("ingest"))
+        self._warn_about_settings(self.ctx.settings)
+        if old.settings.mailbox != fresh.settings.mailbox or old.secrets.imap_password != fresh.secrets.imap_password:
+            self.log.info("mailbox settings changed: reconnecting")
+            await self._stop_watchers()
+            self._start_watchers()
+        self.log.info("configuration reloaded")
+        self.notifier.ready(self.status_line())
+        self.wake.set()
+
+    async def _watchdog(self) -> None:
+        """Ping systemd from the event loop itself, so a stuck loop stops the pings."""
+        interval = watchdog_interval()
+        if interval is None:
+            return
+        while not self.stop.is_set():
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    def status_line(self) -> str:
+        store = self.ctx.store
+        in_review = len(store.drafts(["owner_review", "second_review", "sendable", "held"]))
+        due = len(store.due_deadlines(self.clock.now()))
+        queued = len(store.rows(["queued", "sending"]))
+        attention = len(store.rows(["uncertain", "failed"]))
+        line = (f"watching {len(self.ctx.settings.clients)} clients; {in_review} drafts in review; "
+                f"{due} deadlines due; outbox {queued} queued")
+        return line + (f", {attention} need a person" if attention else "")
+
+    def _warn_about_settings(self, settings: Settings) -> None:
+        if not settings.review.require_authentication:
+            self.log.warning("review.require_authentication is false: approvals are accepted WITHOUT checking "
+                             "Authentication-Results. Use this only for test setups.")
+        if settings.mode == "dry_run":
+            self.log.warning("dry run: nothing is sent; messages are written to %s", settings.dry_run_dir)
+

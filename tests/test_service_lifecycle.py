@@ -1,0 +1,162 @@
+"""The daemon as systemd runs it: a subprocess with NOTIFY_SOCKET, signals, reload, shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from daemon.clock import write_clock_file
+from harness import daemon_command, write_config
+from servers import scratch_dir
+from test_daemon_review import START, seed_history
+
+pytestmark = pytest.mark.integration
+
+
+class NotifyListener:
+    """A unix datagram socket standing in for systemd's notify socket."""
+
+    def __init__(self) -> None:
+        self.dir = scratch_dir("parting-notify-")
+        self.path = str(self.dir / "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+        self.messages: list[str] = []
+
+    def collect(self, until, timeout: float) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except socket.timeout:
+                pass
+            if until(self.messages):
+                return self.messages
+        raise AssertionError(f"notify messages so far: {self.messages}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def start_daemon(config: Path, tmp_path: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
+    clock = tmp_path / "clock"
+    write_clock_file(clock, START)
+    environment = {**os.environ, "PARTING_TEST_CLOCK_FILE": str(clock), **(env or {})}
+    log = open(tmp_path / "daemon.log", "ab")
+    return subprocess.Popen(daemon_command(config, "--tick", "0.2", *extra), env=environment, stdout=log,
+                            stderr=subprocess.STDOUT)
+
+
+def events(database: Path, kind: str) -> list[tuple]:
+    if not database.exists():
+        return []
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+            return db.execute("SELECT id, client_id, data, policy_hash FROM events WHERE kind = ? ORDER BY id",
+                              [kind]).fetchall()
+    except sqlite3.OperationalError:  # created but not yet migrated
+        return []
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def config(tmp_path, dovecot, smtp_sink):
+    return write_config(tmp_path / "parting", dovecot, smtp_sink)
+
+
+def test_notify_ready_status_watchdog_and_stopping(config, tmp_path):
+    listener = NotifyListener()
+    try:
+        process = start_daemon(config, tmp_path, env={"NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "1000000"})
+        listener.collect(lambda m: any("READY=1" in x for x in m), timeout=30)
+        listener.collect(lambda m: sum("WATCHDOG=1" in x for x in m) >= 3, timeout=10)
+        assert any(x.startswith("STATUS=") or "\nSTATUS=" in x for x in listener.messages)
+        assert any("clients" in x for x in listener.messages if "STATUS=" in x)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        listener.collect(lambda m: any("STOPPING=1" in x for x in m), timeout=5)
+    finally:
+        listener.close()
+        if process.poll() is None:
+            process.kill()
+
+
+def test_sighup_applies_a_valid_policy_and_keeps_the_old_one_when_broken(config, tmp_path, dovecot):
+    seed_history(dovecot)
+    original = yaml.safe_load(config.read_text())
+    lenient = {**original, "policy": {**original["policy"], "ignored_after": "60 days"}}
+    config.write_text(yaml.safe_dump(lenient, sort_keys=False))
+    database = Path(original["state"]["database"])
+    process = start_daemon(config, tmp_path)
+    try:
+        wait_until(lambda: [r for r in events(database, "verdict") if r[1] == "acme" and '"awaiting"' in r[2]], 30,
+                   "acme awaiting: under a 60-day window nothing is ignored yet")
+        before = events(database, "verdict")
+        first = {row[1]: row for row in before}
+
+        config.write_text("policy: [this is: not valid\n")
+        process.send_signal(signal.SIGHUP)
+        time.sleep(1.5)
+        assert process.poll() is None, "a broken file never stops the daemon"
+        assert len(events(database, "verdict")) == len(before), "the old policy still rules"
+        assert b"reload refused" in (tmp_path / "daemon.log").read_bytes()
+
+        config.write_text(yaml.safe_dump(original, sort_keys=False))
+        process.send_signal(signal.SIGHUP)
+        changed = wait_until(lambda: [r for r in events(database, "verdict") if r[1] == "acme" and r[0] > first["acme"][0]],
+                             20, "a new verdict under the stricter policy")
+        assert '"unresponsive"' in changed[-1][2]
+        assert changed[-1][3] != first["acme"][3], "the verdict records the new policy's hash"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+
+
+def test_sigterm_during_a_stalled_send_exits_in_time_and_leaves_the_row_recoverable(config, tmp_path, dovecot, smtp_sink):
+    seed_history(dovecot)
+    smtp_sink.stall(120, times=100)
+    database = Path(yaml.safe_load(config.read_text())["state"]["database"])
+
+    def sending():
+        try:
+            with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+                return db.execute("SELECT id FROM outbox WHERE state = 'sending'").fetchall()
+        except sqlite3.OperationalError:  # created but not yet migrated
+            return []
+
+    process = start_daemon(config, tmp_path, "--grace", "2")
+    try:
+        wait_until(lambda: database.exists() and sending(), 30, "a send in flight")
+        stopped_at = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+        assert time.monotonic() - stopped_at < 10
+    finally:
+        if process.poll() is None:
+            process.kill()
+    [(row_id,)] = sending()
+    smtp_sink.reset_faults()
+    out = subprocess.run(daemon_command(config, "--once"), env={**os.environ, "PARTING_TEST_CLOCK_FILE": str(tmp_path / "clock")},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        state = db.execute("SELECT state FROM outbox WHERE id = ?", [row_id]).fetchone()[0]
+    assert state == "uncertain", "not in Sent after the crash: a person decides, nothing is resent"
