@@ -357,11 +357,17 @@ def _silent_too_long(f: Facts) -> Hits:
                   f"{_escape(str(silence))}, as of {{1}}", (oldest.envelope.at, f.silent_at), f.silent_at),)
 
 
+def _silence_reached(f: Facts) -> bool:
+    """A client unresponsive by silence has reached every step: the count alone could never
+    escalate a client who was asked once and never answered."""
+    return bool(f.silent and f.silent_at is not None)
+
+
 def ladder_reached(f: Facts) -> tuple[str, ...]:
     if f.client.exempt or f.paused:
         return ()
     count = len(f.ignored)
-    return tuple(step.action for step in f.policy.ladder if step.after_ignored <= count)
+    return tuple(step.action for step in f.policy.ladder if step.after_ignored <= count or _silence_reached(f))
 
 
 def _ladder(f: Facts) -> Hits:
@@ -371,6 +377,12 @@ def _ladder(f: Facts) -> Hits:
     hits = []
     for step in f.policy.ladder:
         if step.after_ignored > len(by_due):
+            if _silence_reached(f):
+                oldest = next(r for r in f.requests if r.open)
+                hits.append(f.hit(f"ladder:{step.action}", (oldest.envelope.message_id,),
+                                  f"{step.action} reached because the client has been silent for "
+                                  f"{_escape(str(f.policy.unresponsive.or_silent_for))}, as of {{0}}",
+                                  (f.silent_at,), f.silent_at))
             continue
         # The request whose ignoring reached this step (a step at 0 is reached with the episode).
         trigger = by_due[step.after_ignored - 1] if step.after_ignored > 0 else None
