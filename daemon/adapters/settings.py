@@ -66,14 +66,38 @@ def load_settings(path: str | Path, *, environ: Mapping[str, str] | None = None)
     return settings
 
 
+def _merge_nodes(base: Node, over: Node) -> Node:
+    """`over` written on top of `base`: mappings merge key by key, anything else is replaced."""
+    if not (isinstance(base, MappingNode) and isinstance(over, MappingNode)):
+        return over
+    merged = {k.value: (k, v) for k, v in base.value if isinstance(k, ScalarNode)}
+    for key, value in over.value:
+        if isinstance(key, ScalarNode) and key.value in merged:
+            value = _merge_nodes(merged[key.value][1], value)
+        merged[key.value if isinstance(key, ScalarNode) else id(key)] = (key, value)
+    return MappingNode(over.tag, list(merged.values()), over.start_mark, over.end_mark)
+
+
+def _merged_over_base(root: MappingNode, base: Settings, keys: tuple[str, ...]) -> MappingNode:
+    """A policy-only file changes the main file's policies: what it leaves out stays as it was
+    (`policy: {ignored_after: 30 days}` means "my policy, with a 30-day window")."""
+    base_root = _compose(base.source)
+    if not isinstance(base_root, MappingNode):
+        return root
+    originals = {k.value: v for k, v in base_root.value if isinstance(k, ScalarNode) and k.value in keys}
+    return MappingNode(root.tag, [(k, _merge_nodes(originals[k.value], v) if isinstance(k, ScalarNode)
+                                   and k.value in originals else v) for k, v in root.value],
+                       root.start_mark, root.end_mark)
+
+
 def load_policy_override(path: str | Path, base: Settings) -> Settings:
     """`base` judged by the policies of another file, for `parting simulate`.
 
     The file is either a full configuration (it is loaded whole, then given base's people and
     clients, so the same clients are compared) or a policy-only file holding just `policy:`
-    and/or `policies:`, read with the same schema and rules as the main config. Of the two keys,
-    one the file leaves out is taken from base's file, and named policies are merged over the
-    resulting top-level policy as usual. Raises SettingsError listing every problem with its line.
+    and/or `policies:`, read with the same schema and rules as the main config and written over
+    base's file: a key it leaves out (at any depth; a ladder is replaced whole) keeps base's value,
+    and named policies are merged over the resulting top-level policy as usual. Raises SettingsError listing every problem with its line.
     """
     file = str(path)
     if not Path(file).exists():
@@ -98,6 +122,7 @@ def load_policy_override(path: str | Path, base: Settings) -> Settings:
     if not isinstance(root, MappingNode):
         raise SettingsError([Problem(file, 1, "", "expected `policy:` and/or `policies:` at the top of the file "
                                      f"(or a whole configuration), got {_describe(root)}")])
+    root = _merged_over_base(root, base, policy_keys)
     tree = reader.section(root, only, "")
     written = [key for key in policy_keys if key in reader.lines]
     if not written and not reader.problems:
