@@ -2,7 +2,7 @@
 
 Every line carries a level, a component and the ids that matter (client, draft, message_id), passed
 as `extra={"client": ..., "draft": ..., "message_id": ...}`. Secrets and message bodies are never
-logged: callers pass ids, not content, and `SecretFilter` masks any registered secret that slips
+logged: callers pass ids, not content, and every formatter masks any registered secret that slips
 into a formatted line anyway.
 """
 
