@@ -1,0 +1,410 @@
+"""Reading one message into plain values: header fields, first text, auto-reply and bounce signs.
+
+Rules of this module:
+- Pure: bytes in, values out; no IO, no clock. Bodies and text helpers live in core/mailbody.py.
+- Never crashes on malformed mail. `MalformedMessage` is the only exception, raised only when the
+  message as a whole is unusable (no header fields, header section over the size limits).
+- Work is bounded before the email package sees anything. Its structured header parser
+  (email.policy.default) is quadratic on hostile values, so it gets only short values within a
+  per-message budget; everything else takes a conservative path over the raw value.
+- Text output never carries control characters or undecodable bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from email import policy as email_policy
+from email.header import decode_header, make_header
+from email.headerregistry import BaseHeader
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses, parsedate_to_datetime
+
+from daemon.core.mailbody import (
+    QUESTION_PHRASES,
+    as_unicode,
+    asks_something,
+    delivery_status_blocks,
+    first_text,
+    fold,
+    one_line,
+    parse_body,
+    phrase_regex,
+)
+from daemon.core.model import ParsedMessage
+
+__all__ = [
+    "AUTO_REPLY_SUBJECTS", "DELIVERY_FAILURE_SUBJECTS", "HEADER_FIELDS", "QUESTION_PHRASES", "MalformedMessage",
+    "asks_something", "bounce_recipients", "detect_auto_reply", "is_hard_bounce", "parse_message", "request_header",
+]
+
+MAX_HEADER_SECTION = 256 * 1024
+MAX_HEADER_LINE = 64 * 1024
+MAX_STRUCTURED_VALUE = 1024  # longer values skip email.policy.default (quadratic parser)
+STRUCTURED_BUDGET = 4 * 1024  # characters per message given to email.policy.default
+
+# What the IMAP adapter fetches (BODY.PEEK[HEADER.FIELDS (...)]) for a headers-only parse.
+HEADER_FIELDS: tuple[str, ...] = (
+    "Message-ID", "From", "Sender", "To", "Cc", "Reply-To", "Subject", "Date",
+    "In-Reply-To", "References", "Thread-Index", "Thread-Topic",
+    "Auto-Submitted", "X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress", "Precedence",
+    "List-Id", "List-Unsubscribe", "Return-Path", "Content-Type", "X-Failed-Recipients",
+    "Authentication-Results", "X-Parting-Kind", "X-Parting-Request",
+)
+
+
+class MalformedMessage(ValueError):
+    """The message as a whole cannot be read; `reason` says why in a few words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# ------------------------------------------------------------------------------------------
+# Header fields, read tolerantly.
+
+_DEFAULT = email_policy.default
+_MSG_ID_TOKEN = re.compile(r"<\s*([^<>\s]+)\s*>")
+_ADDR_SPEC = re.compile(r"[^\s@<>()\[\]\\,;:\"]+@[^\s@<>()\[\]\\,;:\"]+")
+
+
+def _unfold(value: str) -> str:
+    return value.replace("\r", "").replace("\n", "")
+
+
+class _Fields:
+    """One message's header fields (unfolded, in order), looked up case-insensitively."""
+
+    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
+        self.by_name: dict[str, list[str]] = {}
+        for name, value in items:
+            self.by_name.setdefault(name.strip().lower(), []).append(_unfold(as_unicode(str(value))))
+        self._budget = STRUCTURED_BUDGET
+        self.content_type: tuple[str, dict[str, str]] | None = None
+
+    def all(self, name: str) -> list[str]:
+        return self.by_name.get(name.lower(), [])
+
+    def first(self, name: str) -> str | None:
+        values = self.all(name)
+        return values[0] if values else None
+
+    def structured(self, name: str, value: str) -> BaseHeader | None:
+        """`value` parsed by email.policy.default, or None when too long, over budget or broken."""
+        if len(value) > min(MAX_STRUCTURED_VALUE, self._budget):
+            return None
+        self._budget -= len(value)
+        try:
+            return _DEFAULT.header_fetch_parse(name, value)
+        except Exception:  # why: the default policy raises IndexError, HeaderParseError, ValueError...
+            return None
+
+
+def _decode_rfc2047(value: str) -> str:
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:  # why: unknown charsets and broken encoded words; keep the raw text
+        return value
+
+
+def _text_field(fields: _Fields, name: str) -> str | None:
+    value = fields.first(name)
+    if value is None:
+        return None
+    header = fields.structured(name, value)
+    try:
+        text = str(header) if header is not None else _decode_rfc2047(value)
+    except Exception:  # why: str() of a header object can still fail on odd defects
+        text = _decode_rfc2047(value)
+    return one_line(text)
+
+
+def _valid_addr(addr: str) -> str | None:
+    addr = as_unicode(addr).strip().lower()
+    if len(addr) > 254 or not _ADDR_SPEC.fullmatch(addr) or "\ufffd" in addr:
+        return None
+    domain = addr.rsplit("@", 1)[1]
+    if domain.startswith(".") or domain.endswith(".") or ".." in domain:
+        return None
+    return addr
+
+
+def _address_pairs(fields: _Fields, name: str) -> list[tuple[str, str]]:
+    """(display name, addr-spec) of every valid address in every `name` field, deduplicated."""
+    pairs: list[tuple[str, str]] = []
+    for value in fields.all(name):
+        found: list[tuple[str, str]] = []
+        header = fields.structured(name, value)
+        if header is not None:
+            try:
+                found = [(a.display_name or "", a.addr_spec or "") for a in header.addresses]
+            except Exception:  # why: lazy attribute access on a defective parse
+                found = []
+        if not any(_valid_addr(addr) for _, addr in found):
+            try:
+                found = [(_decode_rfc2047(n), a) for n, a in getaddresses([value])]
+            except Exception:  # why: the old parser is tolerant but not proven total
+                found = []
+        pairs.extend(found)
+    seen: set[str] = set()
+    result = []
+    for display, addr in pairs:
+        valid = _valid_addr(addr)
+        if valid and valid not in seen:
+            seen.add(valid)
+            result.append((one_line(display), valid))
+    return result
+
+
+def _message_ids(values: Iterable[str]) -> tuple[str, ...]:
+    ids: list[str] = []
+    for value in values:
+        found = _MSG_ID_TOKEN.findall(value)
+        if not found and len(value.split()) == 1 and "@" in value and not re.search("[<>]", value):
+            found = [value.strip()]  # why: some clients drop the angle brackets
+        ids.extend(i for i in found if i.isprintable() and i not in ids)
+    return tuple(ids)
+
+
+def _date(fields: _Fields) -> datetime | None:
+    value = fields.first("Date")
+    if value is None:
+        return None
+    parsed = None
+    header = fields.structured("Date", value)
+    if header is not None:
+        parsed = getattr(header, "datetime", None)
+    if parsed is None:
+        try:
+            parsed = parsedate_to_datetime(value)
+        except Exception:  # why: ValueError, TypeError, OverflowError on garbage dates
+            return None
+    try:
+        if parsed.tzinfo is None:  # "-0000": local time unknown; UTC is the honest guess
+            return parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _content_type(fields: _Fields) -> tuple[str, dict[str, str]]:
+    if fields.content_type is None:
+        value = (fields.first("Content-Type") or "")[:MAX_STRUCTURED_VALUE]
+        header = fields.structured("Content-Type", value)
+        try:
+            params = {k.lower(): str(v) for k, v in header.params.items()}
+            fields.content_type = (header.content_type, params)
+        except Exception:  # why: no header, or defective parameters; read them by hand
+            found = re.findall(r";\s*([\w.-]+)\s*=\s*(\"[^\"]*\"|[^;\s]*)", value)
+            params = {k.lower(): v.strip('"') for k, v in found}
+            fields.content_type = (value.split(";", 1)[0].strip().lower(), params)
+    return fields.content_type
+
+
+# ------------------------------------------------------------------------------------------
+# Auto-replies and bounces.
+
+AUTO_REPLY_SUBJECTS: tuple[str, ...] = (
+    "Out of Office", "Out of the Office", "Automatic reply", "Auto reply", "Autoreply", "Auto-Reply",
+    "Auto response", "Autoresponse", "Auto-Response", "Vacation reply",
+    "Abwesenheitsnotiz", "Automatische Antwort", "Abwesend",  # German
+    "Réponse automatique", "Absence du bureau", "Absent du bureau",  # French
+    "Respuesta automática", "Fuera de la oficina",  # Spanish
+    "Afwezig", "Automatisch antwoord",  # Dutch
+    "Frånvaro", "Autosvar", "Automatiskt svar",  # Swedish
+    "Fravær", "Fraværende", "Automatisk svar",  # Norwegian, Danish
+    "Poissa", "Automaattinen vastaus",  # Finnish
+)
+DELIVERY_FAILURE_SUBJECTS: tuple[str, ...] = (
+    "Undelivered Mail", "Undeliverable", "Delivery Status Notification", "Mail delivery failed",
+    "Delivery failure", "Delivery has failed", "failure notice", "Returned mail", "Mail System Error",
+    "Unzustellbar", "Nicht zustellbar", "Non remis", "Non distribuable", "No se puede entregar",
+    "Onbestelbaar", "Olevererbart", "Kan ikke leveres", "Ei voitu toimittaa",
+)
+_NULL_SENDERS = ("mailer-daemon", "postmaster")
+
+
+# At the start only: a person may well write "Re: our out of office rota".
+_AUTO_REPLY_SUBJECT_RE = phrase_regex(AUTO_REPLY_SUBJECTS, at_start=True)
+_DELIVERY_FAILURE_RE = phrase_regex(DELIVERY_FAILURE_SUBJECTS, at_start=False)
+
+
+def _auto_reply_reason(fields: _Fields, subject: str) -> str | None:
+    submitted = fields.first("Auto-Submitted")
+    if submitted is not None and re.split(r"[\s;(]", submitted.strip() + " ", maxsplit=1)[0].lower() != "no":
+        return f"Auto-Submitted: {one_line(submitted)[:80]}"
+    for name in ("X-Autoreply", "X-Autorespond"):
+        value = fields.first(name)
+        if value is not None and value.strip().lower() not in ("no", "false", "0"):
+            return f"{name}: {one_line(value)[:80]}"
+    suppress = fields.first("X-Auto-Response-Suppress") or ""
+    if {t.lower() for t in re.split(r"[\s,;]+", suppress)} & {"all", "oof", "autoreply"}:
+        return f"X-Auto-Response-Suppress: {one_line(suppress)[:80]}"
+    # A person answering through a list or group alias carries list headers too; a message that
+    # replies to something is treated as that person's reply, never discounted as bulk mail.
+    is_reply = fields.first("In-Reply-To") is not None or fields.first("References") is not None
+    precedence = (fields.first("Precedence") or "").strip().lower()
+    if precedence in ("bulk", "junk", "auto_reply") or (precedence == "list" and not is_reply):
+        return f"Precedence: {precedence}"
+    content_type, params = _content_type(fields)
+    if content_type == "multipart/report":
+        return f"Content-Type: multipart/report; report-type={params.get('report-type', '')}"
+    for name in ("List-Id", "List-Unsubscribe"):
+        if fields.first(name) is not None and not is_reply:
+            return f"{name} (mailing list)"
+    if (fields.first("Return-Path") or "").replace(" ", "") == "<>":
+        return "Return-Path: <> (null sender)"
+    match = _AUTO_REPLY_SUBJECT_RE.search(fold(subject))
+    if match:
+        phrase = next(p for p in AUTO_REPLY_SUBJECTS if fold(p) == match.group(1))
+        return f"Subject: {phrase}"
+    return None
+
+
+def _is_bounce(fields: _Fields, from_addr: str, subject: str) -> bool:
+    content_type, params = _content_type(fields)
+    if content_type == "multipart/report" and params.get("report-type", "").lower() == "delivery-status":
+        return True
+    local = from_addr.split("@", 1)[0]
+    return local in _NULL_SENDERS and _DELIVERY_FAILURE_RE.search(fold(subject)) is not None
+
+
+# ------------------------------------------------------------------------------------------
+# Parsing.
+
+
+def _checked(raw: bytes) -> tuple[bytes, bytes | None]:
+    """Split `raw` (NULs removed) into header section and body; None: no body given."""
+    data = raw.replace(b"\x00", b"")
+    if not data:
+        raise MalformedMessage("empty message")
+    separator = re.search(rb"\r?\n\r?\n|\r\r", data)
+    head = data[: separator.start() + 1] if separator else data
+    body = data[separator.end():] if separator else b""
+    if any(len(line) > MAX_HEADER_LINE for line in re.split(rb"[\r\n]", head)):
+        raise MalformedMessage("header line longer than 64 KiB")
+    if len(head) > MAX_HEADER_SECTION:
+        raise MalformedMessage("header section larger than 256 KiB")
+    return head, (body if body.strip() else None)
+
+
+def _read_fields(raw: bytes) -> tuple[_Fields, bytes | None]:
+    head, body = _checked(raw)
+    parsed = BytesHeaderParser(policy=email_policy.compat32).parsebytes(head + b"\n")
+    items = list(parsed.raw_items())
+    if not items:
+        raise MalformedMessage("no header fields")
+    fields = _Fields(items)
+    if any(len(v) > MAX_HEADER_LINE for values in fields.by_name.values() for v in values):
+        raise MalformedMessage("header field longer than 64 KiB")
+    return fields, body
+
+
+def parse_message(raw: bytes, *, internaldate: datetime | None = None, size: int | None = None) -> ParsedMessage:
+    """Read a header block (IMAP HEADER.FIELDS) or a whole message; raises only MalformedMessage.
+
+    `size` is the whole message's size when `raw` is only its header block. A message without a
+    usable Message-ID is named "synthetic-<sha256 of raw and size>@parting": the size keeps apart
+    different messages whose fetched header fields happen to be identical.
+    `internaldate` is accepted for the caller's convenience and not used: `date` is the Date header.
+    """
+    fields, body = _read_fields(raw)
+    digest = hashlib.sha256(raw).hexdigest()
+    synthetic = digest if size is None else hashlib.sha256(raw + b"\nsize=%d" % size).hexdigest()
+    own_ids = _message_ids((fields.first("Message-ID") or "",))
+    senders = _address_pairs(fields, "From")
+    from_name, from_addr = senders[0] if senders else ("", "")
+    subject = _text_field(fields, "Subject") or ""
+    bounce = _is_bounce(fields, from_addr, subject)
+    auto_reply = _auto_reply_reason(fields, subject)
+    thread_index = "".join((fields.first("Thread-Index") or "").split()) or None
+    return ParsedMessage(
+        message_id=own_ids[0] if own_ids and len(own_ids[0]) <= 255 else f"synthetic-{synthetic[:32]}@parting",
+        from_addr=from_addr,
+        from_name=from_name,
+        to=tuple(a for _, a in _address_pairs(fields, "To")),
+        cc=tuple(a for _, a in _address_pairs(fields, "Cc")),
+        reply_to=tuple(a for _, a in _address_pairs(fields, "Reply-To")),
+        subject=subject,
+        date=_date(fields),
+        in_reply_to=_message_ids(fields.all("In-Reply-To")),
+        references=_message_ids(fields.all("References")),
+        thread_index=thread_index,
+        thread_topic=_text_field(fields, "Thread-Topic") or None,
+        auto_reply=auto_reply or ("delivery status notification" if bounce else None),
+        bounce=bounce,
+        authentication_results=tuple(v.strip() for v in fields.all("Authentication-Results")),
+        parting_kind=one_line(fields.first("X-Parting-Kind") or "") or None,
+        content_hash=digest,
+        size=len(raw) if size is None else size,
+        text=first_text(raw) if body is not None else None,
+    )
+
+
+def detect_auto_reply(msg: Message | bytes) -> str | None:
+    """Why this message was written by a machine (the header or subject phrase that says so), else
+    None. Takes an email.message.Message or raw bytes (unusable bytes raise MalformedMessage)."""
+    if isinstance(msg, (bytes, bytearray)):
+        fields, _ = _read_fields(bytes(msg))
+    else:
+        fields = _Fields(msg.raw_items())
+    return _auto_reply_reason(fields, _text_field(fields, "Subject") or "")
+
+
+def request_header(raw: bytes) -> bool:
+    """True when the message carries `X-Parting-Request: yes` (we marked it as a request).
+    Never raises: an unreadable message carries no mark."""
+    try:
+        fields, _ = _read_fields(raw)
+    except MalformedMessage:
+        return False
+    return (fields.first("X-Parting-Request") or "").strip().lower() in ("yes", "true", "1")
+
+
+def _delivery_reports(message: Message) -> list[tuple[str | None, str, str]]:
+    """(final recipient, action, status) of each per-recipient block of the delivery-status parts."""
+    reports = []
+    for block in delivery_status_blocks(message):
+        recipient = str(block.get("Final-Recipient") or block.get("Original-Recipient") or "")
+        if recipient:
+            action = str(block.get("Action", "")).strip().lower()
+            status = str(block.get("Status", "")).strip()
+            reports.append((_valid_addr(recipient.split(";", 1)[-1].strip().strip("<>")), action, status))
+    return reports
+
+
+def _reports(raw: bytes) -> tuple[_Fields | None, list[tuple[str | None, str, str]]]:
+    try:
+        fields, _ = _read_fields(raw)
+    except MalformedMessage:
+        return None, []
+    message = parse_body(raw)
+    try:
+        return fields, _delivery_reports(message) if message is not None else []
+    except Exception:  # why: a defective report reads as no report
+        return fields, []
+
+
+def bounce_recipients(raw: bytes) -> tuple[str, ...]:
+    """Addresses a delivery status notification reports as not delivered (Final-Recipient), else
+    those of X-Failed-Recipients. Never raises: an unreadable message names nobody."""
+    fields, reports = _reports(raw)
+    if fields is None:
+        return ()
+    if reports:
+        found = [a for a, action, _ in reports if a and action not in ("delivered", "relayed", "expanded")]
+    else:
+        values = [v for v in fields.all("X-Failed-Recipients") if len(v) <= MAX_HEADER_LINE]
+        found = [a for a in (_valid_addr(addr) for _, addr in getaddresses(values)) if a]
+    return tuple(dict.fromkeys(found))
+
+
+def is_hard_bounce(raw: bytes) -> bool:
+    """True when a recipient block says the delivery failed for good (Action: failed, or Status 5.x.x
+    without an Action); False for delays, bounces without a readable report and unreadable mail."""
+    _, reports = _reports(raw)
+    return any(action == "failed" or (not action and status.startswith("5.")) for _, action, status in reports)
