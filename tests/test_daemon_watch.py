@@ -57,6 +57,7 @@ async def test_backfill_links_replies_to_their_requests(config, dovecot):
     mids = seed_threads(dovecot)
     async with RunningDaemon(config, START) as daemon:
         await daemon.wait_for(lambda: daemon.store.message_count() >= 8, timeout=20, what="the backfill")
+        await daemon.settle()  # verdicts from a cycle after the last batch
         store = daemon.store
         req1, rep1 = stored(store, "req1", mids), stored(store, "rep1", mids)
         assert rep1.client_id == "acme" and rep1.direction == "in" and rep1.thread_id == req1.thread_id
