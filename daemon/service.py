@@ -27,9 +27,10 @@ from daemon.clock import Clock, SystemClock
 from daemon.core.mail import HEADER_FIELDS
 from daemon.core.model import Settings
 from daemon.flows.context import Context
-from daemon.flows.deadlines import after_release_sent, remind_due, resume_held
+from daemon.flows.deadlines import remind_due, resume_held
 from daemon.flows.evaluate import evaluate_all
 from daemon.flows.ingest import Ingestor
+from daemon.flows.reminders import remind_reviews
 from daemon.flows.review import handle_reply
 from daemon.flows.sending import recover_in_flight, send_due
 from daemon.logs import get_logger, register_secret
@@ -168,14 +169,15 @@ class Service:
             return
         evaluate_all(ctx, now())
         resume_held(ctx, now())
+        remind_reviews(ctx, now())
         remind_due(ctx, now())
         await self._send_with_grace()
         self.cycles += 1
         self.notifier.status(self.status_line())
 
     async def _send_with_grace(self) -> None:
-        """Send what is due; after a stop request, a send in flight gets SHUTDOWN_GRACE to finish."""
-        task = asyncio.ensure_future(send_due(self.ctx, self.clock.now, self._send, after_sent=self._after_sent,
+        """Send what is due; after a stop request, a send in flight gets `grace` seconds to finish."""
+        task = asyncio.ensure_future(send_due(self.ctx, self.clock.now, self._send, file_copy=self._file_in_sent,
                                               should_stop=self.stop.is_set))
         stopped = asyncio.ensure_future(self.stop.wait())
         await asyncio.wait([task, stopped], return_when=asyncio.FIRST_COMPLETED)
@@ -194,28 +196,30 @@ class Service:
     async def _send(self, row: OutboxRow) -> mailer.SendResult:
         settings = self.ctx.settings
         if settings.mode == "dry_run":
-            path = await asyncio.to_thread(mailer.write_eml, row.raw, settings.dry_run_dir, row.message_id)
+            try:
+                path = await asyncio.to_thread(mailer.write_eml, row.raw, settings.dry_run_dir, row.message_id)
+            except OSError as exc:
+                raise mailer.TemporaryFailure(f"dry run: could not write to {settings.dry_run_dir}: {exc}") from exc
             return mailer.SendResult(250, f"dry run: written to {path}")
         return await mailer.send_message(row.raw, sender=row.sender, recipients=row.recipients,
                                          settings=settings.mailbox.smtp, password=self.ctx.secrets.smtp_password)
 
-    async def _after_sent(self, row: OutboxRow) -> None:
+    async def _file_in_sent(self, row: OutboxRow) -> None:
+        """File the copy the server accepted in Sent, unless the provider does or nothing was sent."""
         ctx = self.ctx
-        if ctx.settings.mode != "dry_run" and self._appends_to_sent(ctx.settings):
-            try:
-                await mailbox.append_message(ctx.settings.mailbox.imap, ctx.secrets.imap_password,
-                                             ctx.settings.mailbox.imap.sent, row.raw)
-            except Exception as exc:  # noqa: BLE001 - the mail left; a missing copy is logged, not fatal
-                self.log.warning("could not file a copy in Sent: %s", exc, extra={"outbox": row.id})
-        after_release_sent(ctx, row, self.clock.now())
+        if ctx.settings.mode == "dry_run" or not self._appends_to_sent(ctx.settings):
+            return
+        await mailbox.append_message(ctx.settings.mailbox.imap, ctx.secrets.imap_password,
+                                     ctx.settings.mailbox.imap.sent, row.raw)
 
     @staticmethod
     def _appends_to_sent(settings: Settings) -> bool:
         choice = settings.mailbox.append_to_sent
         if choice != "auto":
             return choice == "true"
-        host = settings.mailbox.smtp.host.lower()
-        return not any(host == p or host.endswith("." + p) or p.split(".")[0] in host for p in PROVIDERS_FILING_SENT)
+        # By domain, not by substring: a self-hosted "outlook.example.com" files nothing itself.
+        host = settings.mailbox.smtp.host.strip().lower().rstrip(".")
+        return not any(host == domain or host.endswith("." + domain) for domain in PROVIDERS_FILING_SENT)
 
     # ------------------------------------------------------------------ mailbox
 
@@ -265,11 +269,14 @@ class Service:
                                         data={"folder": folder, "old_uidvalidity": old, "new_uidvalidity": new})
 
     async def _recover(self) -> None:
+        """Rows a crash left `sending`: found in Sent (dry run: its .eml written) -> sent, else uncertain."""
         ctx = self.ctx
         if not ctx.store.rows(["sending"]):
             return
 
         async def found_in_sent(message_id: str) -> bool | None:
+            if ctx.settings.mode == "dry_run":
+                return (Path(ctx.settings.dry_run_dir) / mailer.eml_filename(message_id)).exists()
             try:
                 return await mailbox.find_in_folder(ctx.settings.mailbox.imap, ctx.secrets.imap_password,
                                                     ctx.settings.mailbox.imap.sent, message_id)

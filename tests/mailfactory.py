@@ -133,7 +133,8 @@ def staff_reply(person_email: str, review_raw: bytes, text: str, when: datetime,
     msg["Date"] = format_datetime(when)
     msg["Message-ID"] = message_id(tag, domain)
     msg["In-Reply-To"] = parent
-    msg["References"] = parent
+    # as mail clients do: the parent's References, then the parent
+    msg["References"] = " ".join([*str(review.get("References", "")).split(), parent])
     for name, value in extra.items():
         msg[name] = value
     msg.set_content(body)

@@ -160,3 +160,26 @@ def test_sigterm_during_a_stalled_send_exits_in_time_and_leaves_the_row_recovera
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
         state = db.execute("SELECT state FROM outbox WHERE id = ?", [row_id]).fetchone()[0]
     assert state == "uncertain", "not in Sent after the crash: a person decides, nothing is resent"
+
+
+def test_json_logs_are_one_event_per_line_without_secrets_or_bodies(config, tmp_path, dovecot, smtp_sink):
+    import json
+
+    seed_history(dovecot)
+    process = start_daemon(config, tmp_path, "--log-format", "json")
+    try:
+        smtp_sink.wait_for(3, timeout=30)  # the owner's notices and review email went out
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    lines = (tmp_path / "daemon.log").read_text().splitlines()
+    events = [json.loads(line) for line in lines]  # every line is one JSON event
+    assert all({"time", "level", "component", "message"} <= set(e) for e in events)
+    assert any(e.get("client") == "acme" for e in events), "the ids that matter travel with the event"
+    assert {e["component"] for e in events} >= {"service", "flow"}
+    text = "\n".join(lines)
+    assert dovecot.password not in text
+    from harness import TOKEN_KEY
+
+    assert TOKEN_KEY not in text
+    assert "Could you send us the signed form" not in text, "no message body in the logs"

@@ -20,6 +20,7 @@ from daemon.core.model import Client, Person
 from daemon.core.outgoing import build_message, make_message_id, thread_headers
 from daemon.core.policy import Verdict, explain
 from daemon.core.replytext import split_reply
+from daemon.faults import crash_point
 from daemon.flows.context import Context, common_context, describe_time, queue_mail
 
 REVIEW_TEMPLATES = {"owner": "owner_review.txt.j2", "reviewer": "review_request.txt.j2"}
@@ -50,31 +51,43 @@ def start_draft(ctx: Context, client: Client, verdict: Verdict, kind: str, now: 
 
 def ask(ctx: Context, draft: Draft, person: Person, role: str, now: datetime, verdict: Verdict | None = None) -> str:
     """Send `person` a review email for the draft's current version; returns its Message-ID."""
-    client = ctx.settings.client(draft.client_id)
     version = ctx.store.versions(draft.id)[-1]
     expires_at = now + ctx.settings.review.token_ttl.as_timedelta()
     claims = core.TokenClaims(core.token_id_from_bytes(secrets.token_bytes(10)), "draft", draft.id,
                               version.version, version.text_sha256, person.id, role, expires_at)
+    message_id = review_email(ctx, draft, person, claims, now, verdict)
+    ctx.store.issue_token(TokenRow(claims.token_id, "", "draft", draft.id, version.version, version.text_sha256,
+                                   person.id, role, expires_at, message_id, now))
+    ctx.store.append_event("review_requested", at=now, client_id=draft.client_id, draft_id=draft.id,
+                           message_ids=[message_id],
+                           data={"person": person.id, "role": role, "version": version.version,
+                                 "token_id": claims.token_id, "expires_at": expires_at.isoformat()})
+    return message_id
+
+
+def review_email(ctx: Context, draft: Draft, person: Person, claims: core.TokenClaims, now: datetime,
+                 verdict: Verdict | None = None, *, reminder_of: str | None = None) -> str:
+    """Queue the review email carrying `claims`' token (a reminder threads under the first one,
+    so a reply to either references the review email the token went out in)."""
+    client = ctx.settings.client(draft.client_id)
+    version = next(v for v in ctx.store.versions(draft.id) if v.version == claims.version)
     token = core.issue_token(ctx.secrets.token_key, claims)
     context = {
         **common_context(ctx, client, person),
         "draft": {"id": draft.id, "version": version.version, "writer": _writer_name(ctx, version.writer),
                   "text": version.text},
         "explain": _evidence_lines(ctx, client, verdict),
-        "expires_at": describe_time(expires_at, ctx.settings.working_hours.timezone),
+        "expires_at": describe_time(claims.expires_at, ctx.settings.working_hours.timezone),
     }
-    key = f"{draft.id}:{version.version}:{person.id}:{role}:{claims.token_id}"
+    tag = core.subject_tag(claims.token_id)
     _, message_id = queue_mail(
-        ctx, kind="review", key=key, template=REVIEW_TEMPLATES[role], context=context, to=[person.email], now=now,
-        client_id=client.id, draft_id=draft.id, reply_to=[core.token_address(ctx.settings.mailbox.address, token)],
-        subject_prefix=core.subject_tag(claims.token_id),
+        ctx, kind="review", key=f"{draft.id}:{version.version}:{claims.person}:{claims.role}:{claims.token_id}"
+        + (":reminder" if reminder_of else ""), template=REVIEW_TEMPLATES[claims.role], context=context,
+        to=[person.email], now=now, client_id=client.id, draft_id=draft.id,
+        reply_to=[core.token_address(ctx.settings.mailbox.address, token)],
+        subject_prefix=f"{tag} Reminder:" if reminder_of else tag,
+        in_reply_to=reminder_of, references=[reminder_of] if reminder_of else (),
     )
-    ctx.store.issue_token(TokenRow(claims.token_id, "", "draft", draft.id, version.version, version.text_sha256,
-                                   person.id, role, expires_at, message_id, now))
-    ctx.store.append_event("review_requested", at=now, client_id=client.id, draft_id=draft.id,
-                           message_ids=[message_id],
-                           data={"person": person.id, "role": role, "version": version.version,
-                                 "token_id": claims.token_id, "expires_at": expires_at.isoformat()})
     return message_id
 
 
@@ -136,6 +149,7 @@ def handle_reply(ctx: Context, message_id: str, now: datetime) -> core.Judgement
 
             close_by_reply(ctx, deadline, token_row, judgement, row, auth, now)
         store.mark_reply_processed(message_id, f"accepted: {judgement.command.kind}", now)
+    crash_point("after_reply_committed")  # the fault tests: a decision (and any release it queued) is committed
     return judgement
 
 
