@@ -181,6 +181,26 @@ class Templates:
             raise TemplateProblem(f"template {name}, line {line or '?'}: {exc}") from exc
         return _split_subject(name, text)
 
+    def render_document(self, name: str, **context: Any) -> str:
+        """A whole document (the case file), not a mail: no Subject line. Templates whose name
+        ends in .html.j2 are rendered with HTML autoescaping, so text from mail cannot become markup."""
+        documents = getattr(self, "_documents", None)
+        if documents is None:  # made on first use; it shares the loader but keeps its own cache
+            documents = self.environment.overlay(
+                autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2", "html"), default=False))
+            self._documents = documents
+        try:
+            template = documents.get_template(name)
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateProblem(f"template {name} not found in {', '.join(self.search_path)}") from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateProblem(f"template {name}, line {exc.lineno}: {exc.message}") from exc
+        try:
+            return template.render(**context)
+        except jinja2.TemplateError as exc:
+            line = _template_line(exc, template.filename)
+            raise TemplateProblem(f"template {name}, line {line or '?'}: {exc}") from exc
+
     def render_with_samples(self, name: str) -> RenderedMail:
         """Render `name` with its SAMPLE_CONTEXTS entry (for `parting doctor` and tests)."""
         if name not in SAMPLE_CONTEXTS:
