@@ -231,8 +231,9 @@ def casefile_after_release(ctx: Context, row: OutboxRow, now: datetime) -> Path 
     folder = Path(ctx.settings.database).parent / "casefiles"
     try:
         path = write_casefile(ctx.store, ctx.settings, ctx.templates, row.client_id, folder, now=now)
-    except (OSError, TemplateProblem, PartingError) as problem:
-        ctx.log.error("case file not written: %s", problem, extra={"client": row.client_id})
+    except Exception as problem:  # noqa: BLE001 - the release left; its case file is bookkeeping, never a crash
+        ctx.log.error("case file not written: %s", problem, extra={"client": row.client_id},
+                      exc_info=not isinstance(problem, (OSError, TemplateProblem, PartingError)))
         return None
     ctx.store.append_event("casefile_written", at=now, client_id=row.client_id, draft_id=row.draft_id,
                            message_ids=[row.message_id],

@@ -240,7 +240,8 @@ def test_the_release_hook_writes_md_and_html_side_by_side_and_records_it(scenari
     assert written.with_suffix(".md").read_text().startswith("# Case file: Acme Ltd (acme)")
     assert "<svg" in written.read_text()
     with _store(scenario["settings"]) as store:
-        [event] = store.events(kinds=["casefile_written"])
+        by_daemon, event = store.events(kinds=["casefile_written"])  # the daemon's at the send, then ours
+    assert by_daemon.data["path"].endswith(".html") and Path(by_daemon.data["path"]).exists()
     assert event.client_id == "acme" and event.data["path"] == str(written)
     assert event.message_ids == (scenario["release"].message_id,)
     ctx = SimpleNamespace(settings=scenario["settings"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from email import message_from_bytes
 from email.policy import default
+from pathlib import Path
 
 import pytest
 
@@ -82,6 +83,9 @@ async def test_owner_then_colleague_approve_and_the_release_leaves_once(config, 
         call = next(d for d in deadlines if d.kind == "phone_call")
         assert call.data["phone"] == "+44 20 7946 0000"
         assert (call.due_at - daemon.clock.now()).total_seconds() == pytest.approx(24 * 3600 - 5 * 60, abs=120)
+        [written] = daemon.store.events(kinds=["casefile_written"])
+        casefile = Path(written.data["path"]).read_text()
+        assert "Signed form 1?" in casefile and "<script" not in casefile
         sent_copies = [message_from_bytes(raw, policy=default) for raw in dovecot.fetch_all("Sent")]
         assert sum(1 for m in sent_copies if m.get("X-Parting-Kind") == "release") == 1
 

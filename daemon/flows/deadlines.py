@@ -101,7 +101,7 @@ def _remind(ctx: Context, deadline: Deadline, now: datetime) -> None:
         "release": _release(ctx, deadline, tz),
         "last_messages": [{"sent_at": describe_time(m.at, tz), "direction": "from us" if m.direction == "out"
                            else "from the client", "subject": m.subject} for m in reversed(last)],
-        "casefile_path": deadline.data.get("casefile_path", f"parting casefile {client.id}"),
+        "casefile_path": _casefile_path(ctx, client.id),
     }
     _, message_id = queue_mail(
         ctx, kind=f"reminder-{deadline.kind}", key=f"{deadline.id}:{claims.token_id}",
@@ -115,6 +115,8 @@ def _remind(ctx: Context, deadline: Deadline, now: datetime) -> None:
 def close_by_reply(ctx: Context, deadline: Deadline, token_row: TokenRow, judgement: core.Judgement, row, auth,
                    now: datetime) -> None:
     note = judgement.command.reason if judgement.command else ""
+    if deadline.kind == "retrospective" and note:
+        ctx.store.add_note(deadline.client_id, token_row.person, note, now)  # the lessons, kept in the case file
     if ctx.store.close_deadline(deadline.id, "done", now, token_row.person, note):
         ctx.store.append_event("deadline_closed", at=now, client_id=deadline.client_id, draft_id=deadline.draft_id,
                                message_ids=[row.message_id],
@@ -157,6 +159,11 @@ def resume_held(ctx: Context, now: datetime) -> None:
                 from daemon.flows.review import queue_release
 
                 queue_release(ctx, fresh, now)
+
+
+def _casefile_path(ctx: Context, client_id: str) -> str:
+    written = ctx.store.events(client_id=client_id, kinds=["casefile_written"])
+    return written[-1].data["path"] if written else f"parting casefile {client_id} --format html --output FILE"
 
 
 def _release(ctx: Context, deadline: Deadline, tz: str) -> dict[str, str]:
