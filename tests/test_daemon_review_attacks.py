@@ -142,17 +142,16 @@ async def test_reject_above_a_quote_that_says_approve_is_a_reject(config, doveco
         no_release(daemon, smtp_sink)
 
 
-async def test_a_client_name_with_an_encoded_newline_never_reaches_a_header(tmp_path, dovecot, smtp_sink):
+async def test_a_client_name_with_an_encoded_newline_is_refused_before_any_mail(tmp_path, dovecot, smtp_sink):
+    from daemon.adapters.settings import SettingsError
     from harness import CLIENTS
 
     evil = [{**CLIENTS[0], "name": "Acme =?UTF-8?Q?Ltd=0ABcc:_attacker@evil.example?="}, CLIENTS[1]]
     config = write_config(tmp_path / "parting", dovecot, smtp_sink, clients=evil)
     seed_history(dovecot)
-    async with RunningDaemon(config, START) as daemon:
-        await daemon.advance(minutes=1)
-        refusals = await daemon.wait_for(lambda: daemon.store.events(kinds=["mail_refused"]), timeout=10)
-        assert "header" in refusals[0].data["reason"].lower()
-        for mail in smtp_sink.messages:
-            assert "attacker@evil.example" not in mail.rcpt_tos
-            assert b"\nBcc:" not in mail.data
-        no_release(daemon, smtp_sink)
+    with pytest.raises(SettingsError) as refused_config:
+        async with RunningDaemon(config, START):
+            pass
+    assert "clients[0].name: cannot go into an email header" in str(refused_config.value)
+    assert "config.yaml:" in str(refused_config.value)
+    assert smtp_sink.messages == [], "the daemon never started, nothing was sent"

@@ -331,25 +331,25 @@ def test_restamping_the_date_changes_that_line_and_nothing_else():
     assert restamped(b"not a message at all", later) == b"not a message at all"
 
 
-async def test_a_client_name_with_a_line_break_is_refused_and_nothing_about_it_is_sent(tmp_path, dovecot, smtp_sink):
+async def test_a_client_name_with_a_line_break_is_refused_before_anything_is_sent(tmp_path, dovecot, smtp_sink):
+    from daemon.adapters.settings import SettingsError
+
     acme = {**CLIENTS[0], "name": f"Acme Ltd\r\nBcc: {EVIL}"}
     config = write_config(tmp_path / "parting", dovecot, smtp_sink, clients=[acme, CLIENTS[1]])
     seed_history(dovecot)
-    async with RunningDaemon(config, START) as daemon:
-        refused = await daemon.wait_for(lambda: len(daemon.store.events(kinds=["mail_refused"])) == 3 and
-                                        daemon.store.events(kinds=["mail_refused"]), timeout=20,
-                                        what="the three ladder steps refused")
-        await daemon.advance(days=1)
-        assert {e.data["action"] for e in refused} == {"nudge", "notify_owner", "draft_release"}
-        assert all("line break" in e.data["reason"] for e in refused), [e.data["reason"] for e in refused]
-        assert daemon.store.rows() == [] and smtp_sink.messages == []
+    with pytest.raises(SettingsError, match=r"config.yaml:\d+: clients\[0\].name: cannot go into an email header"):
+        async with RunningDaemon(config, START):
+            pass
+    assert smtp_sink.messages == []
 
 
 async def test_an_encoded_newline_in_a_template_variable_is_refused_and_nothing_is_sent(tmp_path, dovecot, smtp_sink):
+    """Values the config does not check for headers (a phone number) can still reach one through a
+    user's template: the mail is refused when it is built, recorded once, and nothing leaves."""
     templates = tmp_path / "templates"
     templates.mkdir()
-    (templates / "release.txt.j2").write_text("Subject: For {{ person.name }}\n\nDear {{ person.name }},\n\nGoodbye.\n")
-    acme = {**CLIENTS[0], "contact": "Jane =?utf-8?q?Doe=0D=0ABcc:_evil@attacker.example?="}
+    (templates / "release.txt.j2").write_text("Subject: Please call {{ client.phone }}\n\nDear {{ person.name }},\n\nGoodbye.\n")
+    acme = {**CLIENTS[0], "phone": "=?utf-8?q?0800=0D=0ABcc:_evil@attacker.example?="}
     config = write_config(tmp_path / "parting", dovecot, smtp_sink, clients=[acme, CLIENTS[1]],
                           extra={"templates": {"dir": str(templates)}})
     seed_history(dovecot)
@@ -360,6 +360,7 @@ async def test_an_encoded_newline_in_a_template_variable_is_refused_and_nothing_
         assert refused.data["action"] == "draft_release"
         assert "encoded word" in refused.data["reason"] and "CR" in refused.data["reason"]
         assert daemon.store.drafts() == []
+        assert len(daemon.store.events(kinds=["mail_refused"])) == 1, "recorded once, not at every tick"
         assert not by_kind(smtp_sink, "review") and not by_kind(smtp_sink, "release")
         assert all(EVIL not in m.rcpt_tos and "Bcc" not in m.message for m in smtp_sink.messages)
 

@@ -477,3 +477,18 @@ def test_only_the_settings_adapter_imports_yaml():
     importers = [path.relative_to(REPO) for path in (REPO / "daemon").rglob("*.py")
                  if re.search(r"^\s*(import yaml|from yaml)", path.read_text(), re.MULTILINE)]
     assert importers == [Path("daemon/adapters/settings.py")]
+
+
+def test_names_that_reach_mail_headers_must_be_one_line(tmp_path) -> None:
+    """Company, staff and client names go into From, To and Subject: a raw or RFC 2047-encoded
+    line break there could forge headers, so the config is refused with the line and key."""
+    text = (CONFIGS / "minimal.yaml").read_text()
+    text = text.replace("name: Acme Ltd", "name: \"Acme =?UTF-8?Q?Ltd=0ABcc:_x@evil.example?=\"")
+    text = text.replace("name: Bob Jones", "name: \"Bob\\r\\nBcc: x@evil.example\"")
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(SettingsError) as error:
+        load_settings(path)
+    message = str(error.value)
+    assert ": clients[0].name: cannot go into an email header" in message
+    assert ": people[1].name: cannot go into an email header" in message

@@ -14,6 +14,7 @@ from typing import Callable
 
 import holidays
 
+from daemon.core.outgoing import HeaderInjection, check_header_value
 from daemon.adapters.settings_kinds import did_you_mean, is_loopback, shown, subdivision_spelling
 
 
@@ -41,6 +42,27 @@ def cross_check(tree: dict, written: set[str], report: Report) -> None:
     _check_clients(tree["clients"], people, set(tree["policies"]), {*our_addresses, *staff_emails}, report)
     if "review" in written:
         _check_review(tree["review"], tree["clients"], people, report)
+    _check_header_texts(tree, report)
+
+
+def _check_header_texts(tree: dict, report: Report) -> None:
+    """Names end up in From, To and Subject headers: one with a line break (or an encoded one,
+    =?utf-8?q?=0A?=) could forge headers in every mail parting writes, so it is refused here."""
+    candidates = [("company.name", (tree.get("company") or {}).get("name"))]
+    for index, person in enumerate(_listed(tree.get("people"))):
+        if isinstance(person, dict):
+            candidates.append((f"people[{index}].name", person.get("name")))
+    for index, client in enumerate(_listed(tree.get("clients"))):
+        if isinstance(client, dict):
+            candidates += [(f"clients[{index}].name", client.get("name")),
+                           (f"clients[{index}].contact", client.get("contact"))]
+    for path, value in candidates:
+        if isinstance(value, str) and value is not BAD:
+            try:
+                check_header_value(path, value)
+            except HeaderInjection as problem:
+                report(path, f"cannot go into an email header ({problem}): write it on one line, without "
+                             "control characters or encoded line breaks")
 
 
 def merge_policy(base: dict, partial: dict) -> dict:

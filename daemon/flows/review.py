@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from daemon.adapters.store import Draft, TokenRow
 from daemon.core import review as core
 from daemon.core.model import Client, Person
-from daemon.core.outgoing import build_message, make_message_id, thread_headers
+from daemon.adapters.templates import TemplateProblem
+from daemon.core.outgoing import HeaderInjection, InvalidAddress, build_message, make_message_id, thread_headers
 from daemon.core.policy import Verdict, explain
 from daemon.core.replytext import split_reply
 from daemon.faults import crash_point
@@ -126,9 +127,31 @@ def handle_reply(ctx: Context, message_id: str, now: datetime) -> core.Judgement
     )
     client_id = draft.client_id if draft else (deadline.client_id if deadline else None)
     auth = asdict(judgement.authentication) if judgement.authentication else None
+    try:
+        judgement = _record(ctx, judgement, row, token_row, draft, deadline, client_id, auth, now)
+    except (HeaderInjection, InvalidAddress, TemplateProblem) as problem:
+        # The decision could not be carried out without writing an unsafe or broken mail: it is
+        # recorded once (never retried every cycle) and a person fixes the config or template.
+        with store.transaction():
+            store.append_event("mail_refused", at=now, client_id=client_id, draft_id=draft.id if draft else None,
+                               message_ids=[message_id],
+                               data={"reason": f"{type(problem).__name__}: {problem}", "reply_from": row.from_addr})
+            store.mark_reply_processed(message_id, "refused: the resulting mail could not be built", now)
+        ctx.log.error("reply from %s could not be applied, nothing queued: %s", row.from_addr, problem,
+                      extra={"message_id": message_id, "client": client_id})
+        return judgement
+    crash_point("after_reply_committed")  # the fault tests: a decision (and any release it queued) is committed
+    return judgement
+
+
+def _record(ctx: Context, judgement: core.Judgement, row, token_row, draft, deadline, client_id, auth,
+            now: datetime) -> core.Judgement:
+    """The judgement's consequences, in one transaction; returns it (a lost race for the token is a replay)."""
+    store, message_id = ctx.store, row.message_id
     with store.transaction():
         if judgement.accepted and not store.use_token(token_row.token_id, now, message_id):
-            judgement = core.Judgement(False, "this review token was already used", None, False, "replayed", judgement.authentication)
+            judgement = core.Judgement(False, "this review token was already used", None, False, "replayed",
+                                       judgement.authentication)
         if not judgement.accepted:
             store.append_event("reply_refused", at=now, client_id=client_id, draft_id=draft.id if draft else None,
                                message_ids=[message_id],
@@ -149,7 +172,6 @@ def handle_reply(ctx: Context, message_id: str, now: datetime) -> core.Judgement
 
             close_by_reply(ctx, deadline, token_row, judgement, row, auth, now)
         store.mark_reply_processed(message_id, f"accepted: {judgement.command.kind}", now)
-    crash_point("after_reply_committed")  # the fault tests: a decision (and any release it queued) is committed
     return judgement
 
 
