@@ -448,6 +448,131 @@ def doctor(config_path: str, as_json: bool) -> None:
     raise SystemExit(2 if unusable else 0 if all(check.ok for check in checks) else 1)
 
 
+@cli.command()
+@click.option("--workdir", metavar="DIR", type=click.Path(file_okay=False),
+              help="Where the config, secrets, database, SMTP record and case file go"
+                   " (default: a fresh temporary folder, printed).")
+@click.option("--keep", is_flag=True, help="Leave the mail servers and the daemon running, with their ports and"
+                                           " logins printed, until Ctrl-C.")
+@friendly_errors
+def demo(workdir: str | None, keep: bool) -> None:
+    """The whole practice, end to end, in under a minute, with nothing to set up.
+
+    Starts an IMAP server (pymap) and a recording SMTP server (aiosmtpd) in this process on
+    127.0.0.1, fills the mailbox of a small company whose client Acme stops answering while
+    Globex answers, and runs the real daemon against them with a simulated clock: the verdict
+    and its evidence, the nudge and the note to the owner, the release draft, the owner's and a
+    colleague's APPROVE by reply, the release email sent once, the phone-call deadline, the case
+    file and the status table. Nothing is sent anywhere else; nothing is left running.
+
+    \b
+    Example: parting demo
+             parting demo --workdir ./demo --keep
+    """
+    try:
+        from daemon.demo import run_demo
+    except ImportError as missing:
+        raise UserError(f"the demo needs the `demo` extra ({missing.name} is missing):"
+                        " pip install 'parting[demo]'") from None
+    run_demo(workdir, keep=keep)
+
+
+# ---- the case file ------------------------------------------------------------------------------
+
+
+class _ClientOrCommand(click.Group):
+    """`parting casefile CLIENT`: a first word that is not a subcommand is a client, shown by the
+    hidden `show` subcommand. So a client whose id is a subcommand's name ("note", "show") is
+    reached with `parting casefile show note`."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):  # noqa: ANN201 - click API
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            return "show", self.commands["show"], args
+        return super().resolve_command(ctx, args)
+
+
+@cli.group(cls=_ClientOrCommand, invoke_without_command=True,
+           subcommand_metavar="CLIENT [--format md|html|json] [--output FILE] | note CLIENT TEXT")
+@config_option
+@click.pass_context
+def casefile(ctx: click.Context, config_path: str) -> None:
+    """One client's case file: every message in and out (with its content hash), each verdict
+    with the rules that fired and the policy hash, every draft version and its changes, each
+    review decision and how its sender was authenticated, each send with the server's reply,
+    the deadlines and how they closed, refused replies, and your notes; all in time order.
+
+    The HTML form is one self-contained page (no scripts, nothing fetched) that prints well,
+    with a picture of the relationship at the top. parting also writes the case file beside
+    the database, in casefiles/, when a release email has been sent.
+
+    \b
+    Examples: parting casefile acme                  (Markdown on stdout)
+              parting casefile acme --format html --output acme.html
+              parting casefile acme --format json    (docs/casefile.schema.json)
+              parting casefile note acme "Called Jane: they changed suppliers in May."
+              parting casefile show note             (a client whose id is "note")
+
+    \b
+    After CLIENT:
+      --format md|html|json  Markdown (the default), a printable HTML page, or JSON (or --json)
+      --output FILE          write it to FILE (atomically) instead of printing it
+    """
+    if ctx.invoked_subcommand is None:
+        raise click.UsageError("name a client: parting casefile CLIENT (see --help)")
+
+
+@casefile.command("show", hidden=True)
+@click.argument("client")
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "json"]), default="md", show_default=True,
+              help="Markdown, a printable HTML page, or JSON (docs/casefile.schema.json).")
+@click.option("--output", "-o", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Write the case file to FILE (atomically) instead of printing it.")
+@config_option
+@json_option
+@friendly_errors
+def casefile_show(client: str, fmt: str, output: str | None, config_path: str, as_json: bool) -> None:
+    """CLIENT's case file: `parting casefile CLIENT` is short for `parting casefile show CLIENT`.
+    --json is short for --format json."""
+    from daemon.casefile import casefile_text, write_text_atomically
+
+    config_path, _ = _inherited(config_path)
+    fmt = "json" if as_json else fmt
+    text = casefile_text(config_path, client, fmt, now=_now())
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        path = write_text_atomically(output, text)
+    except OSError as error:
+        raise UserError(f"cannot write {output}: {error.strerror or error}") from None
+    click.echo(f"Case file of {client} written to {path} ({fmt}).", err=True)
+
+
+@casefile.command("note")
+@click.argument("client")
+@click.argument("text")
+@config_option
+@json_option
+@friendly_errors
+def casefile_note(client: str, text: str, config_path: str, as_json: bool) -> None:
+    """Keep a note in CLIENT's case file: a retrospective answer, what a call brought.
+    Recorded with your $USER and the time; shown in the timeline and under Notes.
+
+    \b
+    Example: parting casefile note acme "They never had a contact person after March."
+    --json keys: id, client, name, author, text, at
+    """
+    from daemon.casefile import add_note
+
+    config_path, as_json = _inherited(config_path, as_json)
+    note = add_note(config_path, client, text, who=_who(), now=_now())
+    if as_json:
+        emit_json(note)
+    else:
+        click.echo(f"Note {note['id']} kept in the case file of {note['name']} ({note['client']}),"
+                   f" by {note['author']}.")
+
+
 def main() -> None:
     cli(prog_name="parting")
 

@@ -66,6 +66,11 @@ def load_settings(path: str | Path, *, environ: Mapping[str, str] | None = None)
     return settings
 
 
+def dump_config(tree: Mapping[str, object]) -> str:
+    """A configuration as YAML text, keys in the order given (for generated configs: the demo's)."""
+    return yaml.safe_dump(dict(tree), sort_keys=False, allow_unicode=True)
+
+
 def _merge_nodes(base: Node, over: Node) -> Node:
     """`over` written on top of `base`: mappings merge key by key, anything else is replaced."""
     if not (isinstance(base, MappingNode) and isinstance(over, MappingNode)):
