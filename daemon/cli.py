@@ -292,6 +292,7 @@ def outbox(ctx: click.Context, config_path: str, as_json: bool) -> None:
     \b
     Examples: parting outbox
               parting outbox resend 12
+              parting outbox confirm 12
               parting outbox cancel 12
     \b
     --json keys: now, timezone, config,
@@ -320,6 +321,26 @@ def outbox_resend(row_id: int, config_path: str, as_json: bool) -> None:
 
     config_path, as_json = _inherited(config_path, as_json)
     _show(reports.resend_outbox(config_path, row_id, who=_who(), now=_now()), as_json, views.outbox_decision)
+
+
+@outbox.command("confirm")
+@click.argument("row_id", metavar="ID", type=int)
+@config_option
+@json_option
+@friendly_errors
+def outbox_confirm(row_id: int, config_path: str, as_json: bool) -> None:
+    """Mark an uncertain row as delivered after you checked it arrived; recorded with your $USER.
+
+    What a send sets off follows (a release's phone-call and retrospective deadlines). Use it
+    instead of resend when the message did reach the recipient: nothing is sent again.
+
+    \b
+    Example: parting outbox confirm 12
+    """
+    from daemon import reports, views
+
+    config_path, as_json = _inherited(config_path, as_json)
+    _show(reports.confirm_outbox(config_path, row_id, who=_who(), now=_now()), as_json, views.outbox_decision)
 
 
 @outbox.command("cancel")

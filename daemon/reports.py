@@ -348,6 +348,20 @@ def cancel_outbox(config_path: str | Path, row_id: int, *, who: str, now: dateti
     return _decide_outbox(config_path, row_id, "cancel", who, now)
 
 
+def confirm_outbox(config_path: str | Path, row_id: int, *, who: str, now: datetime) -> Data:
+    """An uncertain row a person checked was delivered (it is in the recipient's mailbox, say):
+    it becomes sent, with what a send sets off (a release's follow-up deadlines)."""
+    from daemon.adapters.templates import Templates
+    from daemon.flows.context import Context
+    from daemon.flows.sending import confirm_delivered
+
+    with _opened(config_path, write=True) as (settings, store):
+        before = store.row(row_id)
+        ctx = Context(settings, Secrets(None, None, b""), store, Templates())
+        confirm_delivered(ctx, before, who, now)
+        return {**_outbox_row(settings, store.row(row_id)), "from_state": before.state, "by": who}
+
+
 def _decide_outbox(config_path: str | Path, row_id: int, action: str, who: str, now: datetime) -> Data:
     with _opened(config_path, write=True) as (settings, store), store.transaction():
         before = store.row(row_id)

@@ -413,6 +413,28 @@ def test_outbox_decisions_from_the_wrong_state_change_nothing(setup):
         assert [store.row(i).state for i in ids.values()] == ["uncertain", "sent", "queued"]
 
 
+def test_outbox_confirm_marks_an_uncertain_row_delivered_and_nothing_else(setup):
+    with Store.open(setup["database"]) as store:
+        ids = fill_outbox(store)
+    confirmed = as_json(setup, "outbox", "confirm", str(ids["uncertain"]))
+    assert (confirmed["from_state"], confirmed["state"], confirmed["by"]) == ("uncertain", "sent", "carol")
+    result = run(setup, "outbox", "confirm", str(ids["queued"]))
+    assert result.exit_code == 2 and "only an uncertain row can be confirmed" in result.output
+    with Store.open_readonly(setup["database"]) as store:
+        assert store.row(ids["uncertain"]).server_reply == "confirmed delivered by carol"
+        assert [e.data["outbox_id"] for e in store.events(kinds=["outbox_confirm"])] == [ids["uncertain"]]
+        assert store.row(ids["queued"]).state == "queued"
+
+
+def test_a_resent_row_starts_its_attempts_afresh(setup):
+    with Store.open(setup["database"]) as store:
+        ids = fill_outbox(store)
+        assert store.row(ids["uncertain"]).attempts == 1
+    ok(setup, "outbox", "resend", str(ids["uncertain"]))
+    with Store.open_readonly(setup["database"]) as store:
+        assert store.row(ids["uncertain"]).attempts == 0, "a person's resend is not charged the old failures"
+
+
 # ---- deadlines ------------------------------------------------------------------------------
 
 

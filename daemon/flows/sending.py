@@ -21,7 +21,7 @@ from email.utils import format_datetime
 from typing import Awaitable, Callable
 
 from daemon.adapters import mailer
-from daemon.adapters.store import OutboxRow
+from daemon.adapters.store import OutboxRow, StoreError
 from daemon.adapters.templates import TemplateProblem
 from daemon.core.outgoing import HeaderInjection, InvalidAddress
 from daemon.faults import crash_point
@@ -181,6 +181,20 @@ def _fail(ctx: Context, row: OutboxRow, reason: str, at: datetime) -> None:
         ctx.store.mark_failed(row.id, reason, at)
         _event(ctx, row, "send_failed", at, reason=reason)
         _tell_owner(ctx, row, "failed", reason, at)
+
+
+def confirm_delivered(ctx: Context, row: OutboxRow, who: str, at: datetime) -> None:
+    """A person confirmed that an `uncertain` row did arrive: it is sent, as if the server had said so."""
+    if row.state != "uncertain":
+        raise StoreError(f"cannot confirm outbox row {row.id}: it is {row.state}, and only an uncertain row"
+                         " can be confirmed as delivered")
+    with ctx.store.transaction():
+        ctx.store.mark_sent(row.id, f"confirmed delivered by {who}", at)
+        _event(ctx, row, "sent", at, server_reply=f"confirmed delivered by {who}")
+        ctx.store.append_event("outbox_confirm", at=at, client_id=row.client_id, draft_id=row.draft_id,
+                               message_ids=[row.message_id],
+                               data={"outbox_id": row.id, "kind": row.kind, "from_state": row.state, "by": who})
+        _consequences(ctx, row, at)
 
 
 def _consequences(ctx: Context, row: OutboxRow, at: datetime) -> None:

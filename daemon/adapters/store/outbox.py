@@ -147,8 +147,9 @@ class OutboxMixin(StoreBase):
 
     def resend(self, row_id: int, at: datetime) -> None:
         """A person decided to send an uncertain or failed row again."""
+        # A fresh start: the attempts before the person's decision do not count against the limit.
         self._move(row_id, ("uncertain", "failed"), "resend",
-                   "state = 'queued', next_attempt_at = NULL, updated_at = :at",
+                   "state = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = :at",
                    {"at": to_utc_text(at)})
 
     def cancel(self, row_id: int, at: datetime) -> None:
