@@ -144,3 +144,20 @@ async def test_a_silent_reviewer_is_reminded_once_then_the_review_goes_to_the_ne
         await daemon.wait_for(lambda: by_kind(smtp_sink, "release"), timeout=10)
         await daemon.advance(minutes=5)
         assert len(by_kind(smtp_sink, "release")) == 1
+
+
+async def test_the_retrospective_answer_is_kept_in_the_case_file(config, dovecot, smtp_sink):
+    seed_history(dovecot)
+    async with RunningDaemon(config, START) as daemon:
+        await send_release(daemon, dovecot, smtp_sink)
+        await daemon.advance(days=7, hours=1)
+        retro = (await daemon.wait_for(lambda: by_kind(smtp_sink, "reminder-retrospective", "alice@example.com"),
+                                       timeout=10, what="the retrospective email"))[0]
+        text = retro.message.get_body(("plain",)).get_content()
+        assert "casefiles/acme-" in text, "the retrospective points at the written case file"
+        await reply_to_review(daemon, dovecot, retro, "alice@example.com",
+                              "DONE A call in the second week would have told us sooner.", "retro")
+        await daemon.wait_for(lambda: daemon.store.notes("acme"), timeout=10, what="the lessons kept")
+        assert daemon.store.notes("acme")[0].text == "A call in the second week would have told us sooner."
+        retrospective = next(d for d in daemon.store.deadlines() if d.kind == "retrospective")
+        assert retrospective.state == "done"

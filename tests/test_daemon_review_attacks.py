@@ -155,3 +155,17 @@ async def test_a_client_name_with_an_encoded_newline_is_refused_before_any_mail(
     assert "clients[0].name: cannot go into an email header" in str(refused_config.value)
     assert "config.yaml:" in str(refused_config.value)
     assert smtp_sink.messages == [], "the daemon never started, nothing was sent"
+
+
+async def test_an_authenticated_owner_with_an_unclear_answer_gets_help_and_nothing_changes(config, dovecot, smtp_sink):
+    seed_history(dovecot)
+    async with RunningDaemon(config, START) as daemon:
+        review = await owner_review(daemon, smtp_sink)
+        await reply_to_review(daemon, dovecot, review, "alice@example.com", "Let me think about it.", "unclear")
+        await refused(daemon, "unknown_command")
+        [answer] = await daemon.wait_for(lambda: by_kind(smtp_sink, "refusal", "alice@example.com"), timeout=10,
+                                         what="the helpful answer")
+        body = answer.message.get_body(("plain",)).get_content()
+        assert "APPROVE" in body and "REJECT" in body, "the answer says what can be written"
+        assert daemon.store.drafts()[0].state == "owner_review"
+        no_release(daemon, smtp_sink)
