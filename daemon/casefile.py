@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from daemon import casefile_sections as sections, reports
+from daemon.adapters.files import write_atomically
 from daemon.adapters.store import OutboxRow, Store
 from daemon.adapters.templates import TemplateProblem, Templates
 from daemon.casefile_svg import picture
@@ -191,18 +191,7 @@ def fence(text: str, info: str = "text") -> str:
 
 def write_text_atomically(path: str | os.PathLike[str], text: str) -> Path:
     """Write `text` to `path` by temp file, fsync and rename: readers see the old file or the new one."""
-    target = Path(path)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as temp:
-            temp.write(text)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.replace(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return target
+    return write_atomically(Path(path), text)
 
 
 def write_casefile(store: Store, settings: Settings, templates: Templates, client_id: str,

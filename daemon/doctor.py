@@ -275,7 +275,7 @@ def _database_check(settings: Settings, runtime: list[Problem]) -> Check:
             return _failed("database", f"{database}: {text.split(':')[0]}",
                            f"upgrade parting (this one knows schema version {SCHEMA_VERSION}), or set "
                            "state.database to this version's file")
-        return _failed("database", text, f"set state.database to parting's database file, readable by this user")
+        return _failed("database", text, "set state.database to parting's database file, readable by this user")
     if integrity != "ok":
         return _failed("database", f"{database}: SQLite integrity check failed: {integrity[:300]}",
                        f"stop parting, keep a copy of {database} and restore the last backup "

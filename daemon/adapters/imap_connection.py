@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import email.parser
 import imaplib
-import ipaddress
 import logging
 import re
 import select
@@ -31,6 +30,7 @@ from datetime import date, datetime, timezone
 import imapclient
 from imapclient import exceptions as imap_exceptions
 
+from daemon.core.hosts import is_loopback
 from daemon.core.model import ImapSettings
 from daemon.errors import PartingError
 
@@ -90,15 +90,6 @@ class FetchedHeader:
 @dataclass(frozen=True)
 class IdleResult:
     changed: bool  # the server reported new, removed or changed messages
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def header_fields_item(fields: Sequence[str]) -> str:

@@ -12,11 +12,9 @@ A fresh connection per message avoids reused connections that hang (cole/aiosmtp
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
 import re
 import ssl
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,8 @@ from aiosmtplib import (
     SMTPTimeoutError,
 )
 
+from daemon.adapters.files import write_atomically
+from daemon.core.hosts import is_loopback
 from daemon.core.model import SmtpSettings
 from daemon.core.outgoing import InvalidAddress, check_address
 
@@ -94,15 +94,6 @@ def _endpoint(settings: SmtpSettings) -> str:
     return f"{settings.host}:{settings.port}"
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _by_code(code: int, reason: str) -> DeliveryProblem:
     if 500 <= code < 600:
         return PermanentFailure(code, reason)
@@ -159,7 +150,7 @@ async def _open(
     settings: SmtpSettings, password: str | None, command_timeout: float
 ) -> aiosmtplib.SMTP:
     """Connect, greet, secure and log in; on failure the connection is closed and classified."""
-    if settings.security == "none" and not _is_loopback(settings.host):
+    if settings.security == "none" and not is_loopback(settings.host):
         raise PermanentFailure(
             None,
             f"SMTP security 'none' is allowed only for a loopback host, not {settings.host}: "
@@ -411,14 +402,4 @@ def write_eml(raw: bytes, folder: str | os.PathLike[str], message_id: str) -> Pa
     directory = Path(folder)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / eml_filename(message_id)
-    handle, temp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".eml", dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as temp:
-            temp.write(raw)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.replace(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return target
+    return write_atomically(target, raw)

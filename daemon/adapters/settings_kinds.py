@@ -10,7 +10,6 @@ Rules of this module:
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -189,15 +188,6 @@ def _host(s: Scalar) -> str:
 
 
 HOST = Kind("host name or IP address", _host)
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 @cache

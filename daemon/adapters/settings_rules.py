@@ -15,7 +15,8 @@ from typing import Callable
 import holidays
 
 from daemon.core.outgoing import HeaderInjection, check_header_value
-from daemon.adapters.settings_kinds import did_you_mean, is_loopback, shown, subdivision_spelling
+from daemon.adapters.settings_kinds import did_you_mean, shown, subdivision_spelling
+from daemon.core.hosts import is_loopback
 
 
 BAD = object()  # a value that failed its own check; its problem is already reported
