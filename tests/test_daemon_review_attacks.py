@@ -169,3 +169,18 @@ async def test_an_authenticated_owner_with_an_unclear_answer_gets_help_and_nothi
         assert "APPROVE" in body and "REJECT" in body, "the answer says what can be written"
         assert daemon.store.drafts()[0].state == "owner_review"
         no_release(daemon, smtp_sink)
+
+
+async def test_the_database_holds_no_usable_token(config, dovecot, smtp_sink):
+    """A copy of the database must not let anyone answer a review: tokens are recomputed from
+    their claims with the key, never stored."""
+    from pathlib import Path
+
+    seed_history(dovecot)
+    async with RunningDaemon(config, START) as daemon:
+        review = await owner_review(daemon, smtp_sink)
+        token = str(review.message["Reply-To"]).split("+r-", 1)[1].split("@", 1)[0]
+        mac = token.split("-", 1)[1]
+        database = Path(daemon.service.ctx.settings.database)
+    stored = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
+    assert mac.encode() not in stored and mac.upper().encode() not in stored
