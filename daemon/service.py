@@ -26,6 +26,7 @@ from daemon.adapters.templates import Templates
 from daemon.clock import Clock, SystemClock
 from daemon.core.mail import HEADER_FIELDS
 from daemon.core.model import Settings
+from daemon.faults import crash_point
 from daemon.flows.context import Context
 from daemon.flows.deadlines import remind_due, resume_held
 from daemon.flows.evaluate import evaluate_all
@@ -255,6 +256,9 @@ class Service:
             bodies = await mailbox.fetch_bodies(ctx.settings.mailbox.imap, ctx.secrets.imap_password, folder,
                                                 batch.body_uids)
         report = self.ingestor.commit(batch, bodies, self.clock.now())
+        crash_point("after_ingest_commit")  # the batch and the folder's last UID are committed
+        if report.staff_replies:
+            crash_point("after_ingest_commit.staff_reply")  # ...and the replies are not yet handled
         if report.stored or report.quarantined or report.triaged:
             self.log.info("%s: %d stored, %d quarantined, %d for triage", folder, report.stored,
                           report.quarantined, report.triaged, extra={"folder": folder})

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from daemon.adapters.store import Deadline, OutboxRow, TokenRow
 from daemon.core import review as core
+from daemon.faults import crash_point
 from daemon.flows.context import Context, common_context, describe_time, queue_mail
 
 REMINDER_TEMPLATES = {"phone_call": "followup_reminder.txt.j2", "retrospective": "retrospective.txt.j2"}
@@ -42,6 +43,7 @@ def after_release_sent(ctx: Context, row: OutboxRow, now: datetime) -> None:
                                message_ids=[row.message_id],
                                data={"deadline_id": deadline_id, "kind": kind, "due_at": due.isoformat(),
                                      "phone": client.phone if kind == "phone_call" else None})
+        crash_point("after_deadline_set")  # inside the `sent` transaction: a crash here leaves the row sending
     ctx.log.info("release sent; follow-up call due by %s", followup.phone_call_after,
                  extra={"client": client.id, "draft": row.draft_id})
 
@@ -55,6 +57,7 @@ def remind_due(ctx: Context, now: datetime) -> None:
             ctx.store.append_event("deadline_due", at=now, client_id=deadline.client_id, draft_id=deadline.draft_id,
                                    data={"deadline_id": deadline.id, "kind": deadline.kind,
                                          "due_at": deadline.due_at.isoformat()})
+        crash_point("after_reminder_queued")  # the reminder, its token and the deadline's reminded_at are committed
 
 
 def cancel_answered_calls(ctx: Context, now: datetime) -> None:

@@ -13,6 +13,7 @@ from daemon.adapters.templates import TemplateProblem
 from daemon.core.model import Client
 from daemon.core.outgoing import HeaderInjection, InvalidAddress
 from daemon.core.policy import Verdict, due_actions, evaluate, explain
+from daemon.faults import crash_point
 from daemon.flows.context import Context, common_context, describe_time, queue_mail
 from daemon.flows.review import start_draft
 
@@ -52,6 +53,7 @@ def record_verdict(ctx: Context, client: Client, verdict: Verdict, before: dict 
                                      "ignored_count": verdict.ignored_count, "ladder": list(verdict.ladder),
                                      "episode": verdict.episode, "policy": verdict.policy_name})
         ctx.store.save_verdict(client.id, data, now)
+    crash_point("after_verdict_event")  # the changed verdict and its event are committed
     ctx.log.info("verdict %s (%d ignored)", verdict.state, verdict.ignored_count, extra={"client": client.id})
     return True
 
@@ -88,6 +90,7 @@ def _take_step(ctx: Context, client: Client, verdict: Verdict, action: str, now:
                                message_ids=[r.message_id for r in verdict.open_requests],
                                data={"action": action, "episode": verdict.episode,
                                      "ignored_count": verdict.ignored_count})
+    crash_point("after_ladder_step")  # the step, its mail or draft and its event are committed
     ctx.log.info("ladder step %s", action, extra={"client": client.id})
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from daemon.core import review as core
+from daemon.faults import crash_point
 from daemon.flows.context import Context
 from daemon.flows.review import ask, review_email
 
@@ -45,6 +46,7 @@ def _remind(ctx: Context, draft, token, now: datetime) -> None:
                                message_ids=[message_id],
                                data={"token_id": token.token_id, "person": token.person, "role": token.role,
                                      "version": token.version})
+    crash_point("after_reminder_queued")  # the review reminder and its event are committed
     ctx.log.info("review reminder sent to %s", token.person, extra={"client": draft.client_id, "draft": draft.id})
 
 

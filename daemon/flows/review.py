@@ -46,6 +46,7 @@ def start_draft(ctx: Context, client: Client, verdict: Verdict, kind: str, now: 
                                data={"kind": kind, "version": 1, "writer": "parting",
                                      "text_sha256": sha256_text(rendered.body), "state": "owner_review"})
         ask(ctx, ctx.store.draft(draft_id), owner, "owner", now, verdict)
+    crash_point("after_draft_created")  # inside the ladder step's transaction: a crash here undoes both
     ctx.log.info("%s drafted, owner %s asked to decide", kind, owner.id, extra={"client": client.id, "draft": draft_id})
     return draft_id
 
@@ -63,6 +64,7 @@ def ask(ctx: Context, draft: Draft, person: Person, role: str, now: datetime, ve
                            message_ids=[message_id],
                            data={"person": person.id, "role": role, "version": version.version,
                                  "token_id": claims.token_id, "expires_at": expires_at.isoformat()})
+    crash_point("after_review_requested")  # inside the caller's transaction: a crash here undoes it all
     return message_id
 
 
@@ -235,6 +237,7 @@ def queue_release(ctx: Context, draft: Draft, now: datetime) -> int:
                            client_id=client.id, draft_id=draft.id, message_ids=[message_id.strip("<>")],
                            data={"version": version.version, "text_sha256": version.text_sha256,
                                  "outbox_id": outbox_id, "not_before": not_before.isoformat()})
+    crash_point("after_release_queued")  # inside the approval's transaction: a crash here undoes it
     return outbox_id
 
 

@@ -1,0 +1,198 @@
+"""IMAP faults against the running daemon: Dovecot restarted mid-IDLE, the server unreachable while
+mail arrives, a connection that goes silent without closing, a folder deleted and recreated
+(new UIDVALIDITY). Each time the daemon must notice by itself, come back within its backoff
+bound, and read every message that arrived meanwhile: each appended UID ends up stored or
+quarantined in the database.
+
+The daemon reaches Dovecot through tests/faults/proxy.py where the fault is on the path, with
+short timeouts (read 2 s, IDLE rounds of 3 s) so a silent connection is found out quickly.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+import yaml
+
+import mailfactory as mf
+from faultkit import DaemonProcess, reconnect_delays, wait_until
+from harness import utc, write_config
+from proxy import TcpProxy
+
+pytestmark = pytest.mark.integration
+
+START = utc(2026, 11, 2, 10, 0)
+CONNECT_TIMEOUT = 2.0
+READ_TIMEOUT = 2.0
+IDLE_ROUND = 3.0
+SLACK = 10.0  # seconds beyond the drawn backoff for connecting, logging in and reading on a busy machine
+
+
+def fast_config(tmp_path, dovecot, sink, port: int | None = None):
+    config = write_config(tmp_path / "parting", dovecot, sink)
+    data = yaml.safe_load(config.read_text())
+    imap = data["mailbox"]["imap"]
+    imap["port"] = port or dovecot.port
+    imap["timeouts"] = {"connect": f"{CONNECT_TIMEOUT:g} seconds", "read": f"{READ_TIMEOUT:g} seconds"}
+    imap["idle_renew"] = f"{IDLE_ROUND:g} seconds"
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    return config
+
+
+def deliver_replies(dovecot, tag: str, count: int) -> list[int]:
+    """Client mail arriving in INBOX (straight into Dovecot, not through the proxy)."""
+    uids = []
+    for n in range(count):
+        raw, _ = mf.reply("jane@acme.example", f"<req-{tag}@example.com>", f"Question {tag} {n}",
+                          START + timedelta(minutes=n), f"{tag}-{n}")
+        uids.append(mf.deliver(dovecot, "INBOX", raw))
+    return uids
+
+
+def read_uids(daemon: DaemonProcess, folder: str) -> set[int]:
+    """UIDs of the folder's current UIDVALIDITY the database holds: stored or quarantined."""
+    return {uid for (uid,) in daemon.query(
+        "SELECT uid FROM message_uids JOIN folders ON folders.name = message_uids.folder"
+        " AND folders.uidvalidity = message_uids.uidvalidity WHERE folder = ?"
+        " UNION SELECT uid FROM quarantine JOIN folders ON folders.name = quarantine.folder"
+        " AND folders.uidvalidity = quarantine.uidvalidity WHERE folder = ?", [folder, folder])}
+
+
+def started(daemon: DaemonProcess, dovecot) -> DaemonProcess:
+    """The daemon running, with a first message read (so its INBOX watcher is past its backfill)."""
+    daemon.start()
+    wait_until(lambda: "ready:" in daemon.log_text(), "the daemon ready", daemon)
+    first = deliver_replies(dovecot, "first", 1)
+    wait_until(lambda: set(first) <= read_uids(daemon, "INBOX"), "the first message read", daemon)
+    return daemon
+
+
+def recovery_bound(daemon: DaemonProcess, log_before: str) -> float:
+    """The longest backoff the daemon drew since the fault, plus time to connect and read."""
+    drawn = reconnect_delays(daemon.log_text()[len(log_before):])
+    return max(drawn, default=0.0) + CONNECT_TIMEOUT + SLACK
+
+
+def assert_reads_everything(daemon, dovecot, healed_at: float, log_before: str, what: str) -> float:
+    """All of INBOX is read within the backoff bound after `healed_at`; returns the seconds it took."""
+    everything = set(dovecot.uids("INBOX"))
+    bound = recovery_bound(daemon, log_before)
+    wait_until(lambda: everything <= read_uids(daemon, "INBOX"), f"every INBOX message read after {what}",
+               daemon, timeout=bound + 60)  # wait past the bound so a late recovery is measured, not cut
+    took = time.monotonic() - healed_at
+    assert took <= recovery_bound(daemon, log_before), (
+        f"recovered {took:.1f} s after {what}; bound {recovery_bound(daemon, log_before):.1f} s\n{daemon.tail()}")
+    return took
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    made: list[DaemonProcess] = []
+
+    def make(config) -> DaemonProcess:
+        made.append(DaemonProcess(config, tmp_path, START))
+        return made[-1]
+
+    yield make
+    for process in made:
+        process.kill()
+
+
+def test_dovecot_restarted_mid_idle_and_mail_arriving_at_once(tmp_path, dovecot, smtp_sink, daemon, record):
+    process = started(daemon(fast_config(tmp_path, dovecot, smtp_sink)), dovecot)
+    log_before = process.log_text()
+
+    dovecot.stop()
+    time.sleep(1.5)  # the outage: the daemon's IDLE connections die and its reconnects are refused
+    dovecot.start()
+    healed_at = time.monotonic()
+    after = deliver_replies(dovecot, "after", 5)  # while the daemon still waits out its backoff
+    took = assert_reads_everything(process, dovecot, healed_at, log_before, "Dovecot's restart")
+
+    log = process.log_text()[len(log_before):]
+    assert "reconnecting in" in log, "the daemon noticed the restart"
+    assert process.alive()
+    process.stop()
+    record("IMAP", "Dovecot restarted mid-IDLE", 1, losses=len(set(after) - read_uids(process, "INBOX")),
+           notes=f"{len(after)} messages after restart, read {took:.1f} s after it")
+
+
+def test_server_unreachable_while_mail_arrives(tmp_path, dovecot, smtp_sink, daemon, record):
+    with TcpProxy(dovecot.host, dovecot.port) as proxy:
+        process = started(daemon(fast_config(tmp_path, dovecot, smtp_sink, proxy.port)), dovecot)
+        log_before = process.log_text()
+        proxy.refuse()  # connections reset, new ones refused
+        arrived = deliver_replies(dovecot, "outage", 6)
+        wait_until(lambda: len(reconnect_delays(process.log_text()[len(log_before):])) >= 4,
+                   "the daemon retrying while the server is away", process, timeout=30)
+        proxy.heal()
+        healed_at = time.monotonic()
+        took = assert_reads_everything(process, dovecot, healed_at, log_before, "the outage")
+        process.stop()
+    lost = len(set(arrived) - read_uids(process, "INBOX"))
+    record("IMAP", "server unreachable, mail arriving", 1, losses=lost,
+           notes=f"{len(arrived)} messages during the outage, read {took:.1f} s after it")
+
+
+def test_a_silent_connection_is_found_out_and_replaced(tmp_path, dovecot, smtp_sink, daemon, record):
+    with TcpProxy(dovecot.host, dovecot.port) as proxy:
+        process = started(daemon(fast_config(tmp_path, dovecot, smtp_sink, proxy.port)), dovecot)
+        log_before = process.log_text()
+        silenced_at = time.monotonic()
+        proxy.blackhole()  # nothing closes: only the daemon's own timeouts can tell
+        arrived = deliver_replies(dovecot, "silent", 6)
+        # Both watchers must give up on their silent connection: an IDLE round, then DONE unanswered.
+        wait_until(lambda: len(reconnect_delays(process.log_text()[len(log_before):])) >= 2,
+                   "the daemon noticing its silent connections", process, timeout=IDLE_ROUND + READ_TIMEOUT + 20)
+        noticed = time.monotonic() - silenced_at
+        assert noticed <= IDLE_ROUND + READ_TIMEOUT + SLACK, f"noticed only after {noticed:.1f} s"
+        # ...and each new connection into the silence must time out (no greeting) and be retried.
+        wait_until(lambda: process.log_text()[len(log_before):].count("timed out after") >= 2,
+                   "reconnects into the silence timing out", process, timeout=60)
+        proxy.heal()
+        healed_at = time.monotonic()
+        took = assert_reads_everything(process, dovecot, healed_at, log_before, "the silence")
+        process.stop()
+    lost = len(set(arrived) - read_uids(process, "INBOX"))
+    record("IMAP", "silent connection (blackhole)", 1, losses=lost,
+           notes=f"noticed in {noticed:.1f} s; {len(arrived)} messages read {took:.1f} s after it healed")
+
+
+def test_sent_deleted_and_recreated_is_read_afresh(tmp_path, dovecot, smtp_sink, daemon, record):
+    for n in range(3):
+        raw, _ = mf.statement("jane@acme.example", f"Report {n}", START - timedelta(days=30 - n), f"old-{n}")
+        mf.deliver(dovecot, "Sent", raw)
+    process = started(daemon(fast_config(tmp_path, dovecot, smtp_sink)), dovecot)
+    wait_until(lambda: len(read_uids(process, "Sent")) == 3, "the old Sent folder read", process)
+    [(old_validity,)] = process.query("SELECT uidvalidity FROM folders WHERE name = 'Sent'")
+    log_before = process.log_text()
+
+    dovecot.delete_folder("Sent")
+    if "Sent" not in _folders(dovecot):  # Dovecot may create it again by itself (auto = subscribe)
+        dovecot.create_folder("Sent")
+    arrived = []
+    for n in range(4):
+        raw, _ = mf.statement("jane@acme.example", f"New report {n}", START - timedelta(days=3 - n), f"new-{n}")
+        arrived.append(mf.deliver(dovecot, "Sent", raw))
+    changed_at = time.monotonic()
+    with dovecot.client() as imap:
+        new_validity = imap.select_folder("Sent", readonly=True)[b"UIDVALIDITY"]
+    assert new_validity != old_validity
+    wait_until(lambda: process.scalar("SELECT uidvalidity FROM folders WHERE name = 'Sent'") == new_validity
+               and set(arrived) <= read_uids(process, "Sent"), "the new Sent folder read", process,
+               timeout=recovery_bound(process, log_before) + 60)
+    took = time.monotonic() - changed_at
+    assert took <= recovery_bound(process, log_before), f"{took:.1f} s\n{process.tail()}"
+    [resync] = process.events("folder_resync")
+    assert (resync["data"]["old_uidvalidity"], resync["data"]["new_uidvalidity"]) == (old_validity, new_validity)
+    assert process.scalar("SELECT count(*) FROM messages") == 1 + 3 + 4, "old messages kept, new ones added"
+    process.stop()
+    record("IMAP", "Sent deleted and recreated (UIDVALIDITY)", 1,
+           losses=len(set(arrived) - read_uids(process, "Sent")), notes=f"read afresh {took:.1f} s after")
+
+
+def _folders(dovecot) -> set[str]:
+    with dovecot.client() as imap:
+        return {name for _, _, name in imap.list_folders()}

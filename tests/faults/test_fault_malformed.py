@@ -1,0 +1,179 @@
+"""Malformed mail in a live mailbox: the quarantine corpus (tests/corpus/malformed) and messages
+Hypothesis makes up (random header bytes, nested multiparts, bad charsets and transfer
+encodings; some shaped as staff replies carrying a token, so the body path and the reply judge
+see them too) are APPENDed to INBOX while the daemon watches it.
+
+The daemon stays up, and every message the server accepted is accounted for: stored, or
+quarantined with a reason; none lost, none stuck unjudged. Each message is also parsed here,
+in-process, with the core's parse_message, to report the slowest parse (asserted only against a
+generous 2 s).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+import mailfactory as mf
+from daemon.core.mail import MalformedMessage, parse_message
+from faultkit import DaemonProcess, wait_until
+from harness import utc, write_config
+
+pytestmark = pytest.mark.integration
+
+CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "malformed"
+GENERATED = 200
+START = utc(2026, 11, 2, 10, 0)
+PARSE_BOUND = 2.0  # seconds: a safety net against runaway parsing, not a benchmark
+
+# ---------------------------------------------------------------------------------- messages
+
+NAMES = ["From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
+         "Content-Type", "Content-Transfer-Encoding", "MIME-Version", "Auto-Submitted", "Precedence", "List-Id",
+         "Authentication-Results", "Thread-Index", "X-Parting-Kind", "X-Junk", "Received"]
+NASTY = [b"=?utf-8?q?broken", b"=?x-unknown?b?////?=", b"=?utf-8?b?w6k=?= =?utf-8?q?=0A?=", b"<<<>>>",
+         b'"unclosed <a@b', b"a@b@c", b"\xff\xfe\x00", b"(((nested (comments)", b"\r\n\tfolded", b"=?", b"?="]
+
+header_bytes = st.one_of(
+    st.binary(max_size=120),  # anything at all, line breaks and NULs included
+    st.text(max_size=80).map(lambda text: text.encode("utf-8", "replace")),
+    st.lists(st.sampled_from(NASTY), min_size=1, max_size=6).map(b"".join),
+    st.from_regex(rb"[a-z]{1,8}@[a-z]{1,8}\.example", fullmatch=True),
+)
+charsets = st.sampled_from(["utf-8", "iso-8859-1", "x-unknown", "utf-16", "", "rot13", "us-ascii\x00"])
+encodings = st.sampled_from(["7bit", "8bit", "base64", "quoted-printable", "x-uuencode", "garbage", ""])
+
+
+@st.composite
+def leaf_part(draw) -> bytes:
+    kind = draw(st.sampled_from(["text/plain", "text/html", "application/octet-stream", "message/rfc822",
+                                 "text/plain; format=flowed", "multipart/mixed"]))  # a multipart without parts
+    head = f"Content-Type: {kind}; charset=\"{draw(charsets)}\"\r\nContent-Transfer-Encoding: {draw(encodings)}\r\n"
+    return head.encode() + b"\r\n" + draw(st.binary(max_size=200))
+
+
+def multipart(children: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
+    @st.composite
+    def build(draw) -> bytes:
+        boundary = draw(st.sampled_from([b"b1", b"", b"=_x", b"a" * 75, b"sp ace", b"--"]))
+        parts = draw(st.lists(children, max_size=4))
+        closed = draw(st.booleans())
+        body = b"".join(b"--" + boundary + b"\r\n" + part + b"\r\n" for part in parts)
+        subtype = draw(st.sampled_from([b"mixed", b"alternative", b"report; report-type=delivery-status"]))
+        return (b"Content-Type: multipart/" + subtype + b'; boundary="' + boundary + b'"\r\n\r\n' + body
+                + (b"--" + boundary + b"--\r\n" if closed else b""))
+    return build()
+
+
+bodies = st.recursive(leaf_part(), multipart, max_leaves=10)
+ROLES = {  # who the message claims to be from and to: a client, a staff reply with a token, ourselves
+    "client": [(b"From", b"Jane Doe <jane@acme.example>"), (b"To", b"office@example.com")],
+    "staff reply": [(b"From", b"alice@example.com"),
+                    (b"To", b"office+r-abcdefgh12345678-abcdefghijklmnopqrstuvwxyz@example.com"),
+                    (b"Subject", b"Re: [parting #abcdefgh] Release"), (b"In-Reply-To", b"<review@example.com>")],
+    "ours": [(b"From", b"office@example.com"), (b"To", b"jane@acme.example")],
+    "anyone": [],
+}
+
+
+@st.composite
+def messages(draw) -> bytes:
+    fields = list(ROLES[draw(st.sampled_from(sorted(ROLES)))])
+    fields += draw(st.lists(st.tuples(st.sampled_from(NAMES).map(str.encode), header_bytes), max_size=12))
+    head = b"".join(name + b": " + value + b"\r\n" for name, value in draw(st.permutations(fields)))
+    body = draw(bodies)
+    # the body's own part header moves into the message header, as a mail client would write it
+    part_head, _, part_body = body.partition(b"\r\n\r\n")
+    return head + part_head + b"\r\n\r\n" + part_body
+
+
+def generated_messages() -> list[bytes]:
+    found: list[bytes] = []
+
+    @settings(max_examples=GENERATED, derandomize=True, deadline=None, database=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(messages())
+    def collect(raw: bytes) -> None:
+        found.append(raw)
+
+    collect()
+    return found
+
+
+def parse_seconds(raw: bytes) -> float:
+    started = time.perf_counter()
+    try:
+        parse_message(raw, size=len(raw))
+    except MalformedMessage as problem:
+        assert problem.reason
+    return time.perf_counter() - started
+
+
+# ---------------------------------------------------------------------------------- the test
+
+
+def test_malformed_mail_in_a_live_mailbox_is_stored_or_quarantined_and_never_lost(tmp_path, dovecot, smtp_sink,
+                                                                                   record):
+    corpus = [path.read_bytes() for path in sorted(CORPUS.glob("*.eml"))]
+    made = generated_messages()
+    tried = corpus + made
+    slowest = max(parse_seconds(raw) for raw in tried)
+    assert slowest < PARSE_BOUND, f"a parse took {slowest:.2f} s"
+
+    daemon = DaemonProcess(write_config(tmp_path / "parting", dovecot, smtp_sink), tmp_path, START)
+    daemon.start()
+    try:
+        wait_until(lambda: "ready:" in daemon.log_text(), "the daemon ready", daemon)
+        appended, refused = append_each(dovecot, tried)
+        wait_until(lambda: len(accounted(daemon)) >= len(appended), "every appended message stored or quarantined",
+                   daemon, timeout=90)
+        assert daemon.alive(), daemon.tail()
+        raw, _ = mf.reply("jane@acme.example", "<q@example.com>", "After the storm", START, "after-storm")
+        last = mf.deliver(dovecot, "INBOX", raw)
+        wait_until(lambda: last in accounted(daemon), "an ordinary message after the malformed ones", daemon)
+        wait_until(lambda: not unjudged(daemon), "every staff-shaped reply judged", daemon)
+        daemon.stop()
+    finally:
+        daemon.kill()
+
+    read = accounted(daemon)
+    lost = sorted(set(appended) - read)
+    quarantined = dict(daemon.query("SELECT reason, count(*) FROM quarantine GROUP BY reason"))
+    stored = daemon.scalar("SELECT count(*) FROM message_uids WHERE folder = 'INBOX'") - 1
+    judged = daemon.query("SELECT outcome, count(*) FROM processed_replies GROUP BY outcome")
+    accepted = sum(n for outcome, n in judged if outcome.startswith("accepted"))
+    record("malformed", f"corpus {len(corpus)} + Hypothesis {len(made)}", len(tried), losses=len(lost),
+           forgeries_accepted=accepted,
+           notes=f"{len(appended)} appended ({len(refused)} refused by Dovecot), {stored} stored, "
+                 f"{sum(quarantined.values())} quarantined, {sum(n for _, n in judged)} replies judged; "
+                 f"slowest parse {slowest * 1000:.0f} ms")
+    assert not lost, f"UIDs neither stored nor quarantined: {lost}"
+    assert stored + sum(quarantined.values()) == len(appended)
+    assert all(reason for reason in quarantined), "every quarantined message has its reason"
+    assert accepted == 0, judged
+    assert len(made) == GENERATED
+
+
+def append_each(dovecot, raws: list[bytes]) -> tuple[list[int], list[str]]:
+    """APPEND one by one; what the server refuses never reaches the daemon, so it is only counted."""
+    uids, refused = [], []
+    for raw in raws:
+        try:
+            uids.append(dovecot.append("INBOX", raw, msg_time=START))
+        except Exception as problem:  # noqa: BLE001 - Dovecot's verdict on a message, recorded
+            refused.append(str(problem)[:80])
+    return uids, refused
+
+
+def accounted(daemon: DaemonProcess) -> set[int]:
+    return {uid for (uid,) in daemon.query(
+        "SELECT uid FROM message_uids WHERE folder = 'INBOX' UNION SELECT uid FROM quarantine WHERE folder = 'INBOX'")}
+
+
+def unjudged(daemon: DaemonProcess) -> list[tuple]:
+    return daemon.query("SELECT message_id FROM messages WHERE from_staff = 1 AND body_text IS NOT NULL"
+                        " AND message_id NOT IN (SELECT message_id FROM processed_replies)")
