@@ -209,6 +209,21 @@ def write_casefile(store: Store, settings: Settings, templates: Templates, clien
     return write_text_atomically(directory / f"{stem}.html", html)
 
 
+def write_missing_casefiles(ctx: Context, now: datetime) -> list[Path]:
+    """Every sent release has a case file: a cycle step, so a release marked sent by any path
+    (the sender, crash recovery from the Sent folder, `parting outbox confirm`, or a crash between
+    `sent` and the write) gets one exactly once; `casefile_written` events say which have one."""
+    written = {e.draft_id for e in ctx.store.events(kinds=["casefile_written"])}
+    paths = []
+    for row in ctx.store.rows(["sent"]):
+        if row.kind == "release" and row.draft_id not in written:
+            path = casefile_after_release(ctx, row, now)
+            if path is not None:
+                paths.append(path)
+                written.add(row.draft_id)
+    return paths
+
+
 def casefile_after_release(ctx: Context, row: OutboxRow, now: datetime) -> Path | None:
     """After a release email was sent: write the case file beside the database, in casefiles/,
     and record a `casefile_written` event. A failure is logged; the daemon carries on."""

@@ -47,7 +47,9 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         component = record.name.removeprefix("parting.") or "parting"
-        parts = [f"{record.levelname:<7} {component}: {record.getMessage()}"]
+        # one event per line for journald: a message with line breaks (a command's help) is escaped
+        message = record.getMessage().replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+        parts = [f"{record.levelname:<7} {component}: {message}"]
         parts += [f"{key}={value}" for key, value in _context(record).items()]
         line = " ".join(parts)
         if self.with_time:

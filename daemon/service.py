@@ -23,6 +23,7 @@ from daemon.adapters import mailbox, mailer
 from daemon.adapters.settings import SettingsError, check_runtime, load_secrets, load_settings
 from daemon.adapters.store import OutboxRow, Store
 from daemon.adapters.templates import Templates
+from daemon.casefile import write_missing_casefiles
 from daemon.clock import Clock, SystemClock
 from daemon.core.mail import HEADER_FIELDS
 from daemon.core.model import Settings
@@ -173,6 +174,7 @@ class Service:
         remind_reviews(ctx, now())
         remind_due(ctx, now())
         await self._send_with_grace()
+        write_missing_casefiles(ctx, now())
         self.cycles += 1
         self.notifier.status(self.status_line())
 

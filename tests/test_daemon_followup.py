@@ -161,3 +161,21 @@ async def test_the_retrospective_answer_is_kept_in_the_case_file(config, dovecot
         assert daemon.store.notes("acme")[0].text == "A call in the second week would have told us sooner."
         retrospective = next(d for d in daemon.store.deadlines() if d.kind == "retrospective")
         assert retrospective.state == "done"
+
+
+async def test_an_expired_review_request_is_renewed_so_the_draft_never_sticks(config, dovecot, smtp_sink):
+    seed_history(dovecot)
+    async with RunningDaemon(config, START) as daemon:
+        first = (await daemon.wait_for(lambda: by_kind(smtp_sink, "review", "alice@example.com"), timeout=20))[0]
+        await daemon.advance(hours=73)  # past token_ttl (72 hours), unanswered
+        renewed = await daemon.wait_for(
+            lambda: [m for m in by_kind(smtp_sink, "review", "alice@example.com")
+                     if "Reminder" not in str(m.message["Subject"])][1:], timeout=10, what="a fresh review email")
+        assert renewed[0].message["Reply-To"] != first.message["Reply-To"], "a new token"
+        assert daemon.store.events(kinds=["review_renewed"])
+        await reply_to_review(daemon, dovecot, renewed[0], "alice@example.com", "APPROVE", "renewed-ok")
+        await daemon.wait_for(lambda: by_kind(smtp_sink, "review", "bob@example.com"), timeout=10,
+                              what="the draft moving on after the renewed approval")
+        await daemon.advance(minutes=30)
+        renewals = daemon.store.events(kinds=["review_renewed"])
+        assert len(renewals) == 1, "renewed once, not every cycle"

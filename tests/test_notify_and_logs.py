@@ -69,3 +69,10 @@ def test_a_registered_secret_is_masked_in_every_format() -> None:
         log.error("login failed with hunter2-imap-password at imap.example.com")
         assert "hunter2-imap-password" not in stream.getvalue()
         assert "********" in stream.getvalue()
+
+
+def test_a_message_with_line_breaks_stays_one_text_line() -> None:
+    stream, log = capture("text")
+    log.warning("reply refused: %s", "unknown command\nWrite APPROVE\nor REJECT", extra={"client": "acme"})
+    lines = stream.getvalue().splitlines()
+    assert lines == ["WARNING flow: reply refused: unknown command\\nWrite APPROVE\\nor REJECT client=acme"]

@@ -1,4 +1,6 @@
-"""Review requests nobody answers: remind once, then offer the review to the next reviewer.
+"""Review requests nobody answers: remind once, then offer the review to the next reviewer;
+and when every request for a needed reader has expired unanswered, ask again with a new token
+(an expired token must never leave a draft stuck with no way to decide it by mail).
 
 Computed from the tokens themselves (issued, unused, unexpired, for the current version), so
 there is no separate schedule to keep in step; each reminder and offer is an event, which is
@@ -34,6 +36,34 @@ def remind_reviews(ctx: Context, now: datetime) -> None:
                   and ("review_offered", token.token_id) not in history
                   and calendar.add(reminded.at, wait) <= now):
                 _offer_to_next(ctx, draft, token, asked, now)
+        _renew_expired(ctx, draft, tokens, now)
+
+
+def _renew_expired(ctx: Context, draft, tokens, now: datetime) -> None:
+    """Ask again whoever the draft still needs but holds no live token for it."""
+    client = ctx.settings.client(draft.client_id)
+    version = ctx.store.versions(draft.id)[-1]
+    current = [t for t in tokens if t.version == version.version]
+    live = {t.person for t in current if t.used_at is None and t.expires_at > now}
+    expired = {t.person for t in current if t.used_at is None and t.expires_at <= now}
+    if not expired - live:
+        return
+    endorsements = [core.Endorsement(e.person, e.role, e.how) for e in ctx.store.endorsements(draft.id, version.version)]
+    reviewers = [r for r in ctx.settings.review.reviewers if r != client.owner]
+    step = core.next_step(draft.state, version.writer, endorsements, client.owner, reviewers,
+                          ctx.settings.review.approvals_required, asked=live, version=version.version)
+    renew = [person for person in step.ask if person in expired]
+    if not renew:
+        return
+    with ctx.store.transaction():
+        for person_id in renew:
+            ask(ctx, ctx.store.draft(draft.id), ctx.settings.person(person_id),
+                "owner" if person_id == client.owner else "reviewer", now)
+            ctx.store.append_event("review_renewed", at=now, client_id=client.id, draft_id=draft.id,
+                                   data={"person": person_id, "version": version.version,
+                                         "reason": "the review request expired unanswered"})
+    ctx.log.info("review request renewed for %s (the last one expired unanswered)", ", ".join(renew),
+                 extra={"client": client.id, "draft": draft.id})
 
 
 def _remind(ctx: Context, draft, token, now: datetime) -> None:

@@ -26,7 +26,6 @@ from daemon.adapters.templates import TemplateProblem
 from daemon.core.outgoing import HeaderInjection, InvalidAddress
 from daemon.faults import crash_point
 from daemon.flows.context import Context, common_context, queue_mail
-from daemon.casefile import casefile_after_release
 from daemon.flows.deadlines import after_release_sent
 
 RETRY_BASE = timedelta(minutes=1)
@@ -126,7 +125,6 @@ async def send_one(ctx: Context, row: OutboxRow, now: Callable[[], datetime], se
         _consequences(ctx, row, now())
     _crash_point("after_sent", row)
     ctx.log.info("sent %s", row.kind, extra=extra)
-    casefile_after_release(ctx, row, now())  # a release's case file; failures are logged, never raised
     return True
 
 
