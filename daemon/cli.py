@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from typing import Any, Callable
 
 import click
@@ -320,6 +321,10 @@ from daemon import cli_reports  # noqa: E402,F401 - its import registers the rea
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["run"]:
+        from daemon.shutdown import catch_early_stop
+
+        catch_early_stop()  # a SIGTERM while starting up is a clean stop, not a kill
     cli(prog_name="parting")
 
 

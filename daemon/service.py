@@ -35,6 +35,7 @@ from daemon.flows.ingest import Ingestor
 from daemon.flows.reminders import remind_reviews
 from daemon.flows.review import handle_reply
 from daemon.flows.sending import recover_in_flight, send_due
+from daemon import shutdown
 from daemon.logs import get_logger, register_secret
 from daemon.notify import Notifier, watchdog_interval
 
@@ -118,6 +119,8 @@ class Service:
         loop.add_signal_handler(signal.SIGTERM, self.stop.set)
         loop.add_signal_handler(signal.SIGINT, self.stop.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload.set)
+        if shutdown.requested:  # SIGTERM arrived while starting: stop as soon as we can
+            self.stop.set()
 
     async def _wait_until_connected(self) -> None:
         connected = [asyncio.ensure_future(w.connected.wait()) for w in self.watchers]

@@ -51,6 +51,7 @@ class DaemonProcess:
 
     def start(self, crash_at: str | None = None) -> None:
         env = {**self.env, **({"PARTING_CRASH_AT": crash_at} if crash_at else {})}
+        self.log_offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(daemon_command(self.config, "--tick", "0.2", "--grace", "2"), env=env,
                                             stdout=log, stderr=subprocess.STDOUT)
@@ -65,6 +66,11 @@ class DaemonProcess:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            # Not while the interpreter itself is still starting (before any of parting's code can
+            # catch a signal): wait for the daemon to say it runs; a SIGTERM after that is graceful.
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and b"ready:" not in self.log.read_bytes()[self.log_offset:]:
+                time.sleep(0.05)
             self.process.send_signal(signal.SIGTERM)
             try:
                 assert self.process.wait(timeout=30) == 0, self.tail()

@@ -183,3 +183,12 @@ def test_json_logs_are_one_event_per_line_without_secrets_or_bodies(config, tmp_
 
     assert TOKEN_KEY not in text
     assert "Could you send us the signed form" not in text, "no message body in the logs"
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.2, 0.5, 1.0])
+def test_sigterm_while_starting_is_a_clean_stop(config, tmp_path, delay):
+    """A supervisor may stop the daemon at any moment of its start-up: never a kill by default action."""
+    process = start_daemon(config, tmp_path)
+    time.sleep(delay)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0, (tmp_path / "daemon.log").read_text()[-2000:]

@@ -52,6 +52,7 @@ class DaemonProcess:
     def start(self, crash_at: str | None = None, *extra: str) -> None:
         assert not self.alive(), "the daemon is already running"
         env = {**self.env, **({"PARTING_CRASH_AT": crash_at} if crash_at else {})}
+        self.log_offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as log:
             log.write(f"---- start {self.starts + 1} (crash at {crash_at or 'nothing'})\n".encode())
             self.process = subprocess.Popen(
@@ -68,6 +69,14 @@ class DaemonProcess:
 
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM and a clean exit (0) within `timeout`."""
+        if not self.alive():
+            return
+        # Not while the interpreter itself is still starting (before parting's code can catch a
+        # signal at all): wait until the daemon says it runs, or has died.
+        deadline = time.monotonic() + 15
+        while (time.monotonic() < deadline and self.alive()
+               and b"ready:" not in self.log.read_bytes()[self.log_offset:]):
+            time.sleep(0.05)
         if not self.alive():
             return
         self.process.send_signal(signal.SIGTERM)

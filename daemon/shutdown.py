@@ -1,0 +1,21 @@
+"""A stop request that arrives while the daemon is still starting is kept, not fatal.
+
+Until the event loop installs its own handlers, SIGTERM would kill the process with the default
+action (exit -15, with a store half-opened). `catch_early_stop` is called first thing by
+`parting run`; the service reads `requested` once its loop handlers are in place.
+"""
+
+from __future__ import annotations
+
+import signal
+
+requested = False
+
+
+def _remember(signum: int, frame: object) -> None:
+    global requested
+    requested = True
+
+
+def catch_early_stop() -> None:
+    signal.signal(signal.SIGTERM, _remember)
