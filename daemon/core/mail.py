@@ -38,7 +38,8 @@ from daemon.core.model import ParsedMessage
 
 __all__ = [
     "AUTO_REPLY_SUBJECTS", "DELIVERY_FAILURE_SUBJECTS", "HEADER_FIELDS", "QUESTION_PHRASES", "MalformedMessage",
-    "asks_something", "bounce_recipients", "detect_auto_reply", "is_hard_bounce", "parse_message", "request_header",
+    "asks_something", "bounce_recipients", "detect_auto_reply", "is_hard_bounce", "message_text", "parse_message",
+    "request_header",
 ]
 
 MAX_HEADER_SECTION = 256 * 1024
@@ -93,15 +94,60 @@ class _Fields:
         values = self.all(name)
         return values[0] if values else None
 
-    def structured(self, name: str, value: str) -> BaseHeader | None:
-        """`value` parsed by email.policy.default, or None when too long, over budget or broken."""
+    def reserve(self, value: str) -> bool:
+        """Spend budget on `value`; False when it is too long or over budget for the structured parser."""
         if len(value) > min(MAX_STRUCTURED_VALUE, self._budget):
-            return None
+            return False
         self._budget -= len(value)
-        try:
-            return _DEFAULT.header_fetch_parse(name, value)
-        except Exception:  # why: the default policy raises IndexError, HeaderParseError, ValueError...
+        return True
+
+
+def _structured(name: str, value: str) -> BaseHeader | None:
+    """`value` parsed by email.policy.default (call after `_Fields.reserve`), or None when broken."""
+    try:
+        return _DEFAULT.header_fetch_parse(name, value)
+    except Exception:  # why: the default policy raises IndexError, HeaderParseError, ValueError...
+        return None
+
+
+# Fast paths: email.policy.default builds a whole parse tree of every structured value, which was
+# most of the ingest time (bench/README.md). Values of the plain shapes below read exactly as the
+# structured parser reads them (bench/parsing_check.py compares both on random values), so they
+# skip it; they still spend the budget, so the fields after them are read as before.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/^_`{|}~-]"  # RFC 5322 atext, less "=" and "?" (no encoded words)
+_DOT_ATOM = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
+_PLAIN_ADDRESS = re.compile(rf"(?:({_ATEXT}+(?: {_ATEXT}+)*) <({_DOT_ATOM}@{_DOT_ATOM})>|({_DOT_ATOM}@{_DOT_ATOM}))")
+_PLAIN_ADDRESS_LIST = re.compile(
+    rf"[ \t]*{_PLAIN_ADDRESS.pattern}(?:[ \t]*,[ \t]*{_PLAIN_ADDRESS.pattern})*[ \t]*")
+_TOKEN = r"[A-Za-z0-9!#$%&+.^_`|~-]+"  # RFC 2045 token, less "*" and "'" (RFC 2231 parameters)
+_PLAIN_PARAMETER = re.compile(rf';[ \t]*([A-Za-z0-9._-]+)=({_TOKEN}|"[ !#-\[\]-~]*")')
+_PLAIN_CONTENT_TYPE = re.compile(rf"[ \t]*({_TOKEN})/({_TOKEN})((?:[ \t]*{_PLAIN_PARAMETER.pattern})*)[ \t]*")
+
+
+def _plain_addresses(value: str) -> list[tuple[str, str]] | None:
+    """(display name, addr-spec) of a list of plain `Name Words <a@b>` or `a@b`; None for other shapes."""
+    if not _PLAIN_ADDRESS_LIST.fullmatch(value):
+        return None
+    return [(m.group(1) or "", m.group(2) or m.group(3)) for m in _PLAIN_ADDRESS.finditer(value)]
+
+
+def _plain_content_type(value: str) -> tuple[str, dict[str, str]] | None:
+    """(type/subtype, parameters) of `type/subtype; key=token; key="text"`; None for other shapes
+    (repeated keys too: the structured parser keeps the first, which is not worth copying)."""
+    match = _PLAIN_CONTENT_TYPE.fullmatch(value)
+    if match is None:
+        return None
+    params: dict[str, str] = {}
+    for key, text in _PLAIN_PARAMETER.findall(match.group(3)):
+        if key.lower() in params:
             return None
+        params[key.lower()] = text[1:-1] if text.startswith('"') else text
+    return f"{match.group(1)}/{match.group(2)}".lower(), params
+
+
+def _is_plain_text(value: str) -> bool:
+    """ASCII without encoded words: the structured parser returns such a value unchanged."""
+    return value.isascii() and "=?" not in value and "\r" not in value and "\n" not in value
 
 
 def _decode_rfc2047(value: str) -> str:
@@ -115,7 +161,11 @@ def _text_field(fields: _Fields, name: str) -> str | None:
     value = fields.first(name)
     if value is None:
         return None
-    header = fields.structured(name, value)
+    header = None
+    if fields.reserve(value):
+        if _is_plain_text(value):
+            return one_line(value)
+        header = _structured(name, value)
     try:
         text = str(header) if header is not None else _decode_rfc2047(value)
     except Exception:  # why: str() of a header object can still fail on odd defects
@@ -138,12 +188,9 @@ def _address_pairs(fields: _Fields, name: str) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
     for value in fields.all(name):
         found: list[tuple[str, str]] = []
-        header = fields.structured(name, value)
-        if header is not None:
-            try:
-                found = [(a.display_name or "", a.addr_spec or "") for a in header.addresses]
-            except Exception:  # why: lazy attribute access on a defective parse
-                found = []
+        if fields.reserve(value):
+            plain = _plain_addresses(value)
+            found = plain if plain is not None else _structured_addresses(name, value)
         if not any(_valid_addr(addr) for _, addr in found):
             try:
                 found = [(_decode_rfc2047(n), a) for n, a in getaddresses([value])]
@@ -160,6 +207,16 @@ def _address_pairs(fields: _Fields, name: str) -> list[tuple[str, str]]:
     return result
 
 
+def _structured_addresses(name: str, value: str) -> list[tuple[str, str]]:
+    header = _structured(name, value)
+    if header is None:
+        return []
+    try:
+        return [(a.display_name or "", a.addr_spec or "") for a in header.addresses]
+    except Exception:  # why: lazy attribute access on a defective parse
+        return []
+
+
 def _message_ids(values: Iterable[str]) -> tuple[str, ...]:
     ids: list[str] = []
     for value in values:
@@ -174,15 +231,13 @@ def _date(fields: _Fields) -> datetime | None:
     value = fields.first("Date")
     if value is None:
         return None
-    parsed = None
-    header = fields.structured("Date", value)
-    if header is not None:
-        parsed = getattr(header, "datetime", None)
-    if parsed is None:
-        try:
-            parsed = parsedate_to_datetime(value)
-        except Exception:  # why: ValueError, TypeError, OverflowError on garbage dates
-            return None
+    # email.policy.default's DateHeader is parsedate_to_datetime plus a parse tree we never read,
+    # so the function is called directly; the budget is spent as the structured parse spent it.
+    fields.reserve(value)
+    try:
+        parsed = parsedate_to_datetime(value)
+    except Exception:  # why: ValueError, TypeError, OverflowError on garbage dates
+        return None
     try:
         if parsed.tzinfo is None:  # "-0000": local time unknown; UTC is the honest guess
             return parsed.replace(tzinfo=timezone.utc)
@@ -194,7 +249,12 @@ def _date(fields: _Fields) -> datetime | None:
 def _content_type(fields: _Fields) -> tuple[str, dict[str, str]]:
     if fields.content_type is None:
         value = (fields.first("Content-Type") or "")[:MAX_STRUCTURED_VALUE]
-        header = fields.structured("Content-Type", value)
+        header = None
+        if fields.reserve(value):
+            fields.content_type = _plain_content_type(value)
+            if fields.content_type is not None:
+                return fields.content_type
+            header = _structured("Content-Type", value)
         try:
             params = {k.lower(): str(v) for k, v in header.params.items()}
             fields.content_type = (header.content_type, params)
@@ -345,6 +405,13 @@ def parse_message(raw: bytes, *, internaldate: datetime | None = None, size: int
     )
 
 
+def message_text(raw: bytes) -> str | None:
+    """`parse_message(raw).text` without reading the header fields into values again (a body fetched
+    for its text already had them read from its header block); raises MalformedMessage as it does."""
+    _, body = _read_fields(raw)
+    return first_text(raw) if body is not None else None
+
+
 def detect_auto_reply(msg: Message | bytes) -> str | None:
     """Why this message was written by a machine (the header or subject phrase that says so), else
     None. Takes an email.message.Message or raw bytes (unusable bytes raise MalformedMessage)."""
@@ -358,6 +425,8 @@ def detect_auto_reply(msg: Message | bytes) -> str | None:
 def request_header(raw: bytes) -> bool:
     """True when the message carries `X-Parting-Request: yes` (we marked it as a request).
     Never raises: an unreadable message carries no mark."""
+    if b"x-parting-request" not in raw.replace(b"\x00", b"").lower():
+        return False  # why: nearly all mail lacks the field; reading every field again cost ~5% of ingest
     try:
         fields, _ = _read_fields(raw)
     except MalformedMessage:

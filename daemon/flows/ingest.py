@@ -18,7 +18,14 @@ from typing import Iterable, Sequence
 
 from daemon.adapters.imap_connection import FetchedHeader
 from daemon.adapters.store import MessageRow, Store
-from daemon.core.mail import MalformedMessage, asks_something, bounce_recipients, parse_message, request_header
+from daemon.core.mail import (
+    MalformedMessage,
+    asks_something,
+    bounce_recipients,
+    message_text,
+    parse_message,
+    request_header,
+)
 from daemon.core.model import ParsedMessage, Settings
 from daemon.core.replytext import split_reply
 from daemon.core.review import token_from_addresses
@@ -36,6 +43,7 @@ from daemon.logs import get_logger
 # A Date header this far from the server's INTERNALDATE is not believed: the server's clock wins.
 DATE_TRUST_BEFORE = timedelta(days=7)
 DATE_TRUST_AFTER = timedelta(days=1)
+CLASSIFY_CACHE = 10_000  # distinct correspondent sets remembered; a few MB at most
 
 
 @dataclass
@@ -114,6 +122,20 @@ class Ingestor:
         self.store = store
         self.log = log or get_logger("ingest")
         self.request_tags = {p.request_tag.casefold() for p in (settings.policy, *settings.policies.values())}
+        # classify() looks every address up in every client's addresses and domains; a mailbox repeats
+        # the same correspondents, so its answers are kept per (from, to, cc, reply-to), the only
+        # fields it reads. The settings cannot change under it: a reload makes a new Ingestor.
+        self._classified: dict[tuple, Classification] = {}
+
+    def classify(self, parsed: ParsedMessage) -> Classification:
+        key = (parsed.from_addr, parsed.to, parsed.cc, parsed.reply_to)
+        kind = self._classified.get(key)
+        if kind is None:
+            if len(self._classified) >= CLASSIFY_CACHE:
+                self._classified.clear()
+            kind = self._classified[key] = classify(parsed, our_addresses=self.settings.mailbox.addresses,
+                                                    staff=self.settings.people, clients=self.settings.clients)
+        return kind
 
     def parse(self, folder: str, uidvalidity: int, headers: Iterable[FetchedHeader]) -> ParsedBatch:
         batch = ParsedBatch(folder, uidvalidity, last_uid=0)
@@ -129,8 +151,7 @@ class Ingestor:
                 batch.quarantined.append((header.uid, problem.reason, _sha256(header.header), header.size))
                 self.log.warning("quarantined a message: %s", problem.reason, extra={"folder": folder, "uid": header.uid})
                 continue
-            kind = classify(parsed, our_addresses=self.settings.mailbox.addresses,
-                            staff=self.settings.people, clients=self.settings.clients)
+            kind = self.classify(parsed)
             staff_reply = bool(kind.from_staff) and token_from_addresses(
                 (*parsed.to, *parsed.cc), self.settings.mailbox.address) is not None
             wants_body = (
@@ -185,8 +206,7 @@ class Ingestor:
         text = None
         if body is not None:
             try:
-                full = parse_message(body, internaldate=item.internaldate, size=len(body))
-                text = full.text
+                text = message_text(body)
             except MalformedMessage as problem:
                 self.log.info("body unreadable, headers kept: %s", problem.reason, extra={"message_id": parsed.message_id})
         new_text = split_reply(text)[0] if text else None

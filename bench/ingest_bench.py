@@ -1,0 +1,51 @@
+"""Backfill throughput: parting's real ingest path against a bare imapclient loop, same mailbox.
+
+Each measured run is a fresh interpreter (bench/worker.py). Before the timed runs one bare pass
+reads the whole mailbox, so Dovecot has opened every file and cached the header fields: all
+timed runs, parting's and the bare loop's alike, then see the same warm server. That first,
+cold pass is reported too.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from bench import ROOT
+from bench.fixture import Mailbox
+
+
+def run_worker(*args: str) -> dict:
+    done = subprocess.run([sys.executable, "-m", "bench.worker", *args], capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench.worker {args[0]} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bare_args(box: Mailbox) -> list[str]:
+    dovecot = box.dovecot
+    return ["bare-ingest", dovecot.host, str(dovecot.port), dovecot.user, str(box.workdir / "imap-password"),
+            box.since]
+
+
+def ingest_runs(box: Mailbox, repeat: int, log=print) -> dict:
+    """`repeat` rounds of (parting, bare, bare with parting's bodies); the last config is kept
+    (its database holds the whole mailbox) for the latency benchmark."""
+    cold = run_worker(*bare_args(box))
+    log(f"  cold bare pass: {cold['seconds']:.2f} s")
+    runs = []
+    config = None
+    for number in range(repeat):
+        config = box.config()
+        bodies = config.parent / "bodies.json"
+        parting = run_worker("parting-ingest", str(config), "--cycle", f"--bodies-out={bodies}")
+        if parting["stored"] + parting["quarantined"] != box.messages:
+            raise RuntimeError(f"parting stored {parting['stored']} and quarantined {parting['quarantined']} "
+                               f"of {box.messages} messages")
+        bare = run_worker(*bare_args(box))
+        with_bodies = run_worker(*bare_args(box), f"--bodies-in={bodies}")
+        runs.append({"parting": parting, "bare": bare, "bare_bodies": with_bodies})
+        log(f"  run {number + 1}/{repeat}: parting {parting['seconds']:.2f} s, bare {bare['seconds']:.2f} s, "
+            f"bare+bodies {with_bodies['seconds']:.2f} s, peak RSS {parting['hwm_mb']:.0f} MB")
+    return {"cold": cold, "runs": runs, "config": str(config), "timings": box.timings}

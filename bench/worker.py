@@ -1,0 +1,171 @@
+"""One measured task in a fresh interpreter, so each run starts cold and its memory is its own.
+
+    python -m bench.worker parting-ingest CONFIG [--cycle] [--bodies-out FILE]
+    python -m bench.worker bare-ingest HOST PORT USER PASSWORD_FILE SINCE [--bodies-in FILE]
+
+Prints one JSON object on its last stdout line. Times exclude interpreter start and imports;
+`hwm_mb` is the process's peak resident set (VmHWM), `start_rss_mb` its size before the work.
+
+parting-ingest is the daemon's own backfill: the Service's folder watchers (INBOX, then Sent, as
+`parting run --once` does) with the Service's on_batch (parse, body fetch, commit) into the
+empty database of CONFIG. Ingestor.parse, Ingestor.commit and mailbox.fetch_bodies are wrapped
+with timers (a few microseconds a batch) to say where the time goes.
+
+bare-ingest is the limit: plain imapclient doing the same IMAP work (login, EXAMINE, UID SEARCH
+UID 1:* SINCE, UID FETCH of the same header fields, INTERNALDATE and RFC822.SIZE, 1000 UIDs a
+command) and throwing the answers away. With --bodies-in it also fetches, per batch and in one
+FETCH command, the bodies parting fetched (their UIDs as written by --bodies-out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import time
+from array import array
+from datetime import date
+from pathlib import Path
+
+import bench  # noqa: F401 - puts tests/ on sys.path
+
+BATCH = 1000  # FolderWatcher's default batch
+
+
+def memory_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Timers:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def wrap(self, owner: object, name: str, label: str, count=None):
+        original = getattr(owner, name)
+        timers = self
+        if asyncio.iscoroutinefunction(original):
+            async def timed(*args, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return await original(*args, **kwargs)
+                finally:
+                    timers.add(label, time.perf_counter() - start, count(args, kwargs) if count else 1)
+        else:
+            def timed(*args, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return original(*args, **kwargs)
+                finally:
+                    timers.add(label, time.perf_counter() - start, count(args, kwargs) if count else 1)
+        setattr(owner, name, timed)
+
+    def add(self, label: str, seconds: float, count: int) -> None:
+        self.seconds[label] = self.seconds.get(label, 0.0) + seconds
+        self.counts[label] = self.counts.get(label, 0) + count
+
+
+async def parting_ingest(config: str, run_cycle: bool, bodies_out: str | None) -> dict:
+    from daemon.adapters import mailbox
+    from daemon.flows.ingest import Ingestor
+    from daemon.logs import get_logger
+    from daemon.service import Service, open_context
+
+    timers = Timers()
+    fetched: dict[str, array] = {}  # compact: the record must not weigh on the peak RSS measured
+    original_fetch_bodies = mailbox.fetch_bodies
+
+    async def recording_fetch_bodies(settings, password, folder, uids, **kwargs):
+        fetched.setdefault(folder, array("L")).extend(uids)
+        return await original_fetch_bodies(settings, password, folder, uids, **kwargs)
+
+    mailbox.fetch_bodies = recording_fetch_bodies
+    timers.wrap(mailbox, "fetch_bodies", "bodies", count=lambda args, kwargs: len(args[3]))
+    timers.wrap(Ingestor, "parse", "parse")
+    timers.wrap(Ingestor, "commit", "commit")
+
+    service = Service(config)
+    service.ctx = open_context(config)
+    service.ingestor = Ingestor(service.ctx.settings, service.ctx.store, get_logger("ingest"))
+    start_rss = memory_mb("VmRSS")
+    cpu0, wall0 = cpu_seconds(), time.perf_counter()
+    delivered = 0
+    for watcher in service._make_watchers():
+        delivered += await watcher.run_once()
+    wall = time.perf_counter() - wall0
+    cpu = cpu_seconds() - cpu0
+    result = {
+        "seconds": wall, "cpu_seconds": cpu, "delivered": delivered,
+        "stored": service.ctx.store.message_count(),
+        "quarantined": service.ctx.store.quarantine_count(), "triaged": service.ctx.store.triage_count(),
+        "parse_seconds": timers.seconds.get("parse", 0.0), "commit_seconds": timers.seconds.get("commit", 0.0),
+        "bodies_seconds": timers.seconds.get("bodies", 0.0), "bodies": timers.counts.get("bodies", 0),
+        "start_rss_mb": start_rss, "hwm_mb": memory_mb("VmHWM"), "rss_mb": memory_mb("VmRSS"),
+    }
+    if run_cycle:
+        wall0 = time.perf_counter()
+        await service.cycle()
+        result["cycle_seconds"] = time.perf_counter() - wall0
+        result["hwm_after_cycle_mb"] = memory_mb("VmHWM")
+    service.ctx.store.close()
+    if bodies_out:
+        Path(bodies_out).write_text(json.dumps({folder: list(uids) for folder, uids in fetched.items()}))
+    return result
+
+
+def bare_ingest(host: str, port: int, user: str, password_file: str, since: str, bodies_in: str | None) -> dict:
+    import imapclient
+
+    from daemon.adapters.imap_connection import header_fields_item
+    from daemon.core.mail import HEADER_FIELDS
+
+    items = [header_fields_item(HEADER_FIELDS), "INTERNALDATE", "RFC822.SIZE"]
+    bodies: dict[str, list[int]] = json.loads(Path(bodies_in).read_text()) if bodies_in else {}
+    password = Path(password_file).read_text().strip()
+    start_rss = memory_mb("VmRSS")
+    cpu0, wall0 = cpu_seconds(), time.perf_counter()
+    headers = fetched_bodies = 0
+    for folder in ("INBOX", "Sent"):
+        client = imapclient.IMAPClient(host, port=port, ssl=False, timeout=120)
+        client.login(user, password)
+        client.normalise_times = False
+        client.enable("CONDSTORE")
+        client.select_folder(folder, readonly=True)
+        uids = sorted(client.search(["UID", "1:*", "SINCE", date.fromisoformat(since)]))
+        wanted = set(bodies.get(folder, ()))
+        for start in range(0, len(uids), BATCH):
+            chunk = uids[start:start + BATCH]
+            headers += len(client.fetch(chunk, items))
+            body_uids = [uid for uid in chunk if uid in wanted]
+            if body_uids:
+                fetched_bodies += len(client.fetch(body_uids, ["BODY.PEEK[]<0.10000000>", "RFC822.SIZE"]))
+        client.logout()
+    return {"seconds": time.perf_counter() - wall0, "cpu_seconds": cpu_seconds() - cpu0, "delivered": headers,
+            "bodies": fetched_bodies, "start_rss_mb": start_rss, "hwm_mb": memory_mb("VmHWM")}
+
+
+def main(argv: list[str]) -> None:
+    task, *args = argv
+    options = {a.split("=", 1)[0]: a.split("=", 1)[1] if "=" in a else "" for a in args if a.startswith("--")}
+    positional = [a for a in args if not a.startswith("--")]
+    if task == "parting-ingest":
+        result = asyncio.run(parting_ingest(positional[0], "--cycle" in options, options.get("--bodies-out")))
+    elif task == "bare-ingest":
+        host, port, user, password_file, since = positional
+        result = bare_ingest(host, int(port), user, password_file, since, options.get("--bodies-in"))
+    else:
+        raise SystemExit(f"unknown task {task!r}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
