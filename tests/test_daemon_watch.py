@@ -162,15 +162,26 @@ async def test_a_restart_fetches_nothing_already_stored(config, dovecot, monkeyp
     seed_threads(dovecot)
     async with RunningDaemon(config, START) as daemon:
         await daemon.wait_for(lambda: daemon.store.message_count() >= 8, timeout=20)
-    fetched: list[int] = []
+        await daemon.settle()
+        stored = {(folder, uid) for folder in ("INBOX", "Sent")
+                  for uid in daemon.store.known_uids(folder, daemon.store.folder_state(folder).uidvalidity,
+                                                     dovecot.uids(folder))}
+    fetched: list[tuple[str, int]] = []
     original = Service._on_batch
 
     async def counting(self, folder, info, headers):
-        fetched.extend(h.uid for h in headers)
+        fetched.extend((folder, h.uid) for h in headers)
         await original(self, folder, info, headers)
 
     monkeypatch.setattr(Service, "_on_batch", counting)
     async with RunningDaemon(config, START) as daemon:
         await daemon.advance(minutes=1)
-        assert daemon.store.message_count() == 8
-    assert fetched == [], "every UID was known: nothing is fetched again"
+        rows = [daemon.store.message(mid) for mid in _all_ids(daemon.store)]
+    assert len(stored) == 8
+    assert not set(fetched) & stored, f"fetched again: {sorted(set(fetched) & stored)}"
+    hashes = [row.content_hash for row in rows]
+    assert len(hashes) == len(set(hashes)), [(r.message_id, r.subject, r.parting_kind) for r in rows]
+
+
+def _all_ids(store) -> list[str]:
+    return [message_id for (message_id,) in store.db.execute("SELECT message_id FROM messages").fetchall()]
