@@ -10,22 +10,18 @@ tests/mailfactory.py builds messages through email.message.EmailMessage (~0.9 ms
 100,000), so this module formats the bytes directly (~30 us each). `check_sample` reads a
 sample back with the core parser to prove the shapes are what the ingest path expects.
 
-Seeding: `write_maildir` writes the files into the Dovecot user's Maildir before Dovecot starts
-(as Dovecot's own LDA names them, with S= and W= sizes, mtime = arrival); `multiappend` APPENDs
-through IMAP in chunks. `python -m bench` measures both and says which is faster.
+bench/fixture.py puts the messages into Dovecot.
 """
 
 from __future__ import annotations
 
 import base64
-import os
 import random
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
-from pathlib import Path
 
 OFFICE = "office@example.com"
 STAFF = (("alice", "Alice Smith", "alice@example.com"), ("bob", "Bob Jones", "bob@example.com"),
@@ -167,7 +163,7 @@ class _Writer:
     def received(self, sender_domain: str, when: datetime, hops: int) -> list[str]:
         rng, lines = self.rng, []
         stamp = format_datetime(when)
-        lines.append(f"Return-Path: <{{sender}}>")
+        lines.append("Return-Path: <{sender}>")
         lines.append(f"Delivered-To: {OFFICE}")
         lines.append(f"Received: from {AUTHSERV}\n\tby imap.example.com with LMTP\n\tid {_b64ish(rng, 22)}\n"
                      f"\t(envelope-from <{{sender}}>)\n\tfor <{OFFICE}>; {stamp}")
@@ -389,7 +385,7 @@ class _Generator:
                  "colleague", mid)
 
     def bounce(self) -> None:
-        rng, w = self.rng, self.writer
+        rng = self.rng
         client = rng.choice(self.clients)
         when, mid = self.moment(), self.mid(AUTHSERV)
         lost = f"former@{client.domain}"
@@ -445,71 +441,6 @@ def check_sample(mails: Sequence[Mail], every: int = 97) -> int:
             raise AssertionError(f"{mail.kind} {mail.message_id} read as automatic: {parsed.auto_reply}")
         checked += 1
     return checked
-
-
-# ------------------------------------------------------------------------------------------
-# Seeding Dovecot.
-
-
-def maildir_of(mail_root: Path, user: str, folder: str) -> Path:
-    """Where the DovecotServer of tests/servers.py keeps a folder (maildir:~/Maildir, home mail/<user>)."""
-    base = mail_root / user / "Maildir"
-    return base if folder == "INBOX" else base / f".{folder}"
-
-
-def write_maildir(mail_root: Path, user: str, mails: Sequence[Mail], owner: tuple[int, int]) -> None:
-    """Write every message as a maildir file before Dovecot starts: cur/ with the Seen flag,
-    S= (size) and W= (size with CRLF) in the name so Dovecot need not read a file to size it,
-    mtime = arrival, which Dovecot reports as INTERNALDATE. The name starts with the arrival
-    time, so Dovecot hands out UIDs in arrival order."""
-    uid, gid = owner
-    home = mail_root / user
-    for path in (mail_root, home, home / "Maildir"):
-        path.mkdir(exist_ok=True)
-        os.chown(path, uid, gid)
-    cur_fds: dict[str, int] = {}
-    pid = os.getpid()
-    try:
-        for index, mail in enumerate(mails):
-            cur = cur_fds.get(mail.folder)
-            if cur is None:
-                cur = cur_fds[mail.folder] = _make_maildir(maildir_of(mail_root, user, mail.folder),
-                                                           mail.folder != "INBOX", owner)
-            stamp = int(mail.when.timestamp())
-            vsize = len(mail.raw) + mail.raw.count(b"\n")
-            name = f"{stamp}.M{index:06d}P{pid}.bench,S={len(mail.raw)},W={vsize}:2,S"
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=cur)
-            try:
-                os.write(fd, mail.raw)
-                os.fchown(fd, uid, gid)
-                os.utime(fd, (stamp, stamp))
-            finally:
-                os.close(fd)
-    finally:
-        for fd in cur_fds.values():
-            os.close(fd)
-
-
-def _make_maildir(folder: Path, subfolder: bool, owner: tuple[int, int]) -> int:
-    """Create a maildir (cur, new, tmp) owned by `owner`; returns a descriptor of its cur/."""
-    for sub in ("", "cur", "new", "tmp"):
-        (folder / sub).mkdir(exist_ok=True)
-        os.chown(folder / sub, *owner)
-    if subfolder:  # Dovecot marks its maildir++ subfolders so
-        (folder / "maildirfolder").touch()
-        os.chown(folder / "maildirfolder", *owner)
-    return os.open(folder / "cur", os.O_RDONLY | os.O_DIRECTORY)
-
-
-def multiappend(dovecot, mails: Sequence[Mail], chunk: int = 500) -> None:
-    """APPEND every message over one connection, `chunk` per MULTIAPPEND command, each with its
-    arrival time as INTERNALDATE (DovecotServer.append_many cannot pass dates)."""
-    with dovecot.client() as imap:
-        for folder in dict.fromkeys(m.folder for m in mails):
-            batch = [m for m in mails if m.folder == folder]
-            for start in range(0, len(batch), chunk):
-                items = [{"msg": m.crlf(), "flags": (b"\\Seen",), "date": m.when} for m in batch[start:start + chunk]]
-                imap.multiappend(folder, items)
 
 
 def now_utc() -> datetime:
