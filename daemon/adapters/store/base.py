@@ -138,6 +138,18 @@ class StoreBase:
 
     # Query helpers: results are always fetched completely, so no statement stays open.
 
+    def _filtered(self, table: str, order: str, states: Sequence[str] | None,
+                  client_id: str | None) -> list[dict[str, Any]]:
+        """Rows of `table`, optionally only in these states or for one client (drafts, deadlines)."""
+        where, params = ["1"], []
+        if states is not None:
+            where.append("state IN (SELECT value FROM json_each(?))")
+            params.append(to_json(list(states)))
+        if client_id is not None:
+            where.append("client_id = ?")
+            params.append(client_id)
+        return self._rows(f"SELECT * FROM {table} WHERE {' AND '.join(where)} ORDER BY {order}", params)
+
     def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         return list(self.db.query(sql, params))
 

@@ -96,15 +96,7 @@ class DeadlinesMixin(StoreBase):
         self, states: list[str] | None = None, client_id: str | None = None
     ) -> list[Deadline]:
         """Deadlines by due time, optionally only in these states or for one client."""
-        where, params = ["1"], []
-        if states is not None:
-            where.append("state IN (SELECT value FROM json_each(?))")
-            params.append(to_json(list(states)))
-        if client_id is not None:
-            where.append("client_id = ?")
-            params.append(client_id)
-        return [_deadline(r) for r in self._rows(
-            f"SELECT * FROM deadlines WHERE {' AND '.join(where)} ORDER BY due_at, id", params)]
+        return [_deadline(r) for r in self._filtered("deadlines", "due_at, id", states, client_id)]
 
     def deadline(self, deadline_id: int) -> Deadline:
         row = self._one("SELECT * FROM deadlines WHERE id = ?", [deadline_id])

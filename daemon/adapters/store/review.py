@@ -145,15 +145,7 @@ class ReviewMixin(StoreBase):
 
     def drafts(self, states: list[str] | None = None, client_id: str | None = None) -> list[Draft]:
         """Drafts in creation order, optionally only in these states or for one client."""
-        where, params = ["1"], []
-        if states is not None:
-            where.append("state IN (SELECT value FROM json_each(?))")
-            params.append(to_json(list(states)))
-        if client_id is not None:
-            where.append("client_id = ?")
-            params.append(client_id)
-        return [_draft(r) for r in self._rows(
-            f"SELECT * FROM drafts WHERE {' AND '.join(where)} ORDER BY id", params)]
+        return [_draft(r) for r in self._filtered("drafts", "id", states, client_id)]
 
     def versions(self, draft_id: int) -> list[DraftVersion]:
         return [
