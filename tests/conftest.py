@@ -37,14 +37,20 @@ def dovecot_tls(tls_files: TlsFiles) -> Iterator[DovecotServer]:
 
 
 @pytest.fixture
+def dovecot_without_sent() -> Iterator[DovecotServer]:
+    """A Dovecot with no folder marked \\Sent (the doctor's and the Sent-folder tests' case)."""
+    yield from _running_dovecot(tls=None, sent_folder=None)
+
+
+@pytest.fixture
 def smtp_sink() -> Iterator[SmtpSink]:
     with SmtpSink() as sink:
         yield sink
 
 
-def _running_dovecot(tls: TlsFiles | None) -> Iterator[DovecotServer]:
+def _running_dovecot(tls: TlsFiles | None, sent_folder: str | None = "Sent") -> Iterator[DovecotServer]:
     workdir = scratch_dir("parting-dovecot-")
-    server = DovecotServer(workdir, tls=tls)
+    server = DovecotServer(workdir, tls=tls, sent_folder=sent_folder)
     try:
         server.start()
         yield server

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import socket
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 import yaml
@@ -23,7 +22,7 @@ from daemon.adapters.store.schema import set_version
 from daemon.cli import cli
 from daemon.doctor import Check, run_checks
 from harness import write_config
-from servers import DovecotServer, SmtpSink, scratch_dir
+from servers import DovecotServer, SmtpSink
 
 ALL_CHECKS = ["config", "IMAP password", "token key", "database", "IMAP login", "inbox folder",
               "Sent folder", "IMAP IDLE", "SMTP server", "templates", "mode"]
@@ -33,17 +32,6 @@ SENT_FIX = "create a Sent folder or name it in mailbox.imap.folders.sent"
 @pytest.fixture
 def config(tmp_path: Path, dovecot: DovecotServer, smtp_sink: SmtpSink) -> Path:
     return write_config(tmp_path / "deploy", dovecot, smtp_sink)
-
-
-@pytest.fixture
-def dovecot_without_sent() -> Iterator[DovecotServer]:
-    workdir = scratch_dir("parting-nosent-")
-    server = DovecotServer(workdir, sent_folder=None)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def doctor(config: Path, *args: str) -> Result:

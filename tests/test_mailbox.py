@@ -7,7 +7,6 @@ import asyncio
 import email.parser
 import logging
 import random
-import shutil
 import socket
 import threading
 import time
@@ -15,7 +14,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from servers import DovecotServer, scratch_dir
+from servers import DovecotServer
 
 from daemon.adapters.mailbox import (
     Backoff,
@@ -53,17 +52,6 @@ def settings_for(server: DovecotServer, **overrides: object) -> ImapSettings:
 def connection(dovecot: DovecotServer) -> Iterator[ImapConnection]:
     with ImapConnection(settings_for(dovecot), dovecot.password) as conn:
         yield conn
-
-
-@pytest.fixture
-def server_without_sent() -> Iterator[DovecotServer]:
-    workdir = scratch_dir("parting-nosent-")
-    server = DovecotServer(workdir, sent_folder=None)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 class SilentServer:
@@ -173,8 +161,8 @@ def test_find_sent_folder(connection: ImapConnection) -> None:
     assert connection.find_sent_folder() == "Sent"
 
 
-def test_find_sent_folder_absent(server_without_sent: DovecotServer) -> None:
-    with ImapConnection(settings_for(server_without_sent), server_without_sent.password) as conn:
+def test_find_sent_folder_absent(dovecot_without_sent: DovecotServer) -> None:
+    with ImapConnection(settings_for(dovecot_without_sent), dovecot_without_sent.password) as conn:
         assert conn.find_sent_folder() is None
 
 
@@ -606,8 +594,8 @@ async def test_watcher_for_sent_finds_the_special_use_folder(dovecot: DovecotSer
     assert watcher.folder == "Sent" and store.uids("Sent") == [uid]
 
 
-async def test_watcher_for_sent_without_a_sent_folder(server_without_sent: DovecotServer) -> None:
-    watcher = watcher_for(settings_for(server_without_sent), server_without_sent.password,
+async def test_watcher_for_sent_without_a_sent_folder(dovecot_without_sent: DovecotServer) -> None:
+    watcher = watcher_for(settings_for(dovecot_without_sent), dovecot_without_sent.password,
                           MemoryStore(), asyncio.Event(), role="sent")
     with pytest.raises(ImapFolderError, match="Sent"):
         await watcher.run_once()
