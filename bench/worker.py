@@ -8,7 +8,7 @@ Prints one JSON object on its last stdout line. Times exclude interpreter start 
 
 parting-ingest is the daemon's own backfill: the Service's folder watchers (INBOX, then Sent, as
 `parting run --once` does) with the Service's on_batch (parse, body fetch, commit) into the
-empty database of CONFIG. Ingestor.parse, Ingestor.commit and mailbox.fetch_bodies are wrapped
+empty database of CONFIG. Ingestor.parse, Ingestor.commit and the batch's body reads are wrapped
 with timers (a few microseconds a batch) to say where the time goes.
 
 bare-ingest is the limit: plain imapclient doing the same IMAP work (login, EXAMINE, UID SEARCH
@@ -75,21 +75,25 @@ class Timers:
 
 
 async def parting_ingest(config: str, run_cycle: bool, bodies_out: str | None) -> dict:
-    from daemon.adapters import mailbox
     from daemon.flows.ingest import Ingestor
     from daemon.logs import get_logger
     from daemon.service import Service, open_context
 
     timers = Timers()
     fetched: dict[str, array] = {}  # compact: the record must not weigh on the peak RSS measured
-    original_fetch_bodies = mailbox.fetch_bodies
+    original_on_batch = Service._on_batch
 
-    async def recording_fetch_bodies(settings, password, folder, uids, **kwargs):
-        fetched.setdefault(folder, array("L")).extend(uids)
-        return await original_fetch_bodies(settings, password, folder, uids, **kwargs)
+    async def recording_on_batch(self, folder, info, headers, read_bodies):
+        async def recorded(uids):
+            fetched.setdefault(folder, array("L")).extend(uids)
+            start = time.perf_counter()
+            try:
+                return await read_bodies(uids)
+            finally:
+                timers.add("bodies", time.perf_counter() - start, len(uids))
+        return await original_on_batch(self, folder, info, headers, recorded)
 
-    mailbox.fetch_bodies = recording_fetch_bodies
-    timers.wrap(mailbox, "fetch_bodies", "bodies", count=lambda args, kwargs: len(args[3]))
+    Service._on_batch = recording_on_batch
     timers.wrap(Ingestor, "parse", "parse")
     timers.wrap(Ingestor, "commit", "commit")
 

@@ -253,13 +253,9 @@ class Service:
     async def _get_state(self, folder: str):
         return self.ctx.store.folder_state(folder)
 
-    async def _on_batch(self, folder: str, info, headers) -> None:
-        ctx = self.ctx
+    async def _on_batch(self, folder: str, info, headers, read_bodies: mailbox.ReadBodies) -> None:
         batch = self.ingestor.parse(folder, info.uidvalidity, headers)
-        bodies = {}
-        if batch.body_uids:
-            bodies = await mailbox.fetch_bodies(ctx.settings.mailbox.imap, ctx.secrets.imap_password, folder,
-                                                batch.body_uids)
+        bodies = await read_bodies(batch.body_uids) if batch.body_uids else {}
         report = self.ingestor.commit(batch, bodies, self.clock.now())
         crash_point("after_ingest_commit")  # the batch and the folder's last UID are committed
         if report.staff_replies:

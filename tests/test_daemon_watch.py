@@ -169,9 +169,9 @@ async def test_a_restart_fetches_nothing_already_stored(config, dovecot, monkeyp
     fetched: list[tuple[str, int]] = []
     original = Service._on_batch
 
-    async def counting(self, folder, info, headers):
+    async def counting(self, folder, info, headers, read_bodies):
         fetched.extend((folder, h.uid) for h in headers)
-        await original(self, folder, info, headers)
+        await original(self, folder, info, headers, read_bodies)
 
     monkeypatch.setattr(Service, "_on_batch", counting)
     async with RunningDaemon(config, START) as daemon:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
+import imapclient
 import pytest
 from servers import DovecotServer
 
@@ -29,6 +30,7 @@ from daemon.adapters.mailbox import (
     fetch_bodies,
     find_in_folder,
 )
+from daemon.adapters.imap_connection import ImapConnection as _Connection, _groups_within
 from daemon.core.model import ImapSettings, parse_duration
 
 pytestmark = pytest.mark.integration
@@ -231,6 +233,38 @@ def test_fetch_full(dovecot: DovecotServer, connection: ImapConnection) -> None:
     assert connection.fetch_full(uid + 100) is None
     cut = connection.fetch_full(uid, max_bytes=len(raw) - 4)
     assert cut == raw[:raw.rindex(b"line two")]  # cut after the last whole line
+
+
+def test_fetch_messages_reads_a_batch_in_few_commands(dovecot: DovecotServer, connection: ImapConnection,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    raws = [message(n, body=b"x" * (100 * n) + b"\r\n") for n in range(1, 8)]
+    uids = dovecot.append_many("INBOX", raws)
+    connection.select("INBOX")
+    commands: list[list[int]] = []
+    real_fetch = imapclient.IMAPClient.fetch
+
+    def counting_fetch(client, messages, data, *args, **kwargs):
+        commands.append(list(messages))
+        return real_fetch(client, messages, data, *args, **kwargs)
+
+    monkeypatch.setattr(imapclient.IMAPClient, "fetch", counting_fetch)
+    sizes = {uid: len(raw) for uid, raw in zip(uids, raws)}
+    assert connection.fetch_messages([*uids, uids[-1] + 50], sizes=sizes) == dict(zip(uids, raws))
+    assert commands == [[*uids, uids[-1] + 50]]  # one command for the whole batch, a gone UID left out
+    commands.clear()
+    budget = sizes[uids[0]] + sizes[uids[1]] + sizes[uids[2]]
+    assert connection.fetch_messages(uids, sizes=sizes, budget=budget) == dict(zip(uids, raws))
+    assert commands[0] == uids[:3] and len(commands) > 2  # large mail splits into several commands
+    assert [uid for command in commands for uid in command] == uids
+    commands.clear()
+    assert connection.fetch_messages(uids[:2]) == dict(zip(uids[:2], raws[:2]))
+    assert commands == [[uids[0]], [uids[1]]]  # unknown sizes count as the largest message
+
+
+def test_message_groups_respect_the_budget() -> None:
+    groups = list(_groups_within([1, 2, 3, 4, 5], {1: 40, 2: 40, 3: 90, 4: 500, 5: 10}, max_bytes=100, budget=100))
+    assert groups == [[1, 2], [3], [4], [5]]  # uid 4 counts as max_bytes; no group is empty
+    assert list(_groups_within([], {}, max_bytes=10, budget=10)) == []
 
 
 def test_search_message_id(dovecot: DovecotServer, connection: ImapConnection) -> None:
@@ -438,7 +472,7 @@ class MemoryStore:
         self.uidvalidity_changes: list[tuple[str, int, int]] = []
         self.changed = asyncio.Condition()
 
-    async def on_batch(self, folder, info, headers) -> None:
+    async def on_batch(self, folder, info, headers, read_bodies=None) -> None:
         async with self.changed:
             for header in headers:
                 key = (folder, info.uidvalidity, header.uid)
@@ -622,7 +656,7 @@ async def test_a_failing_store_loses_nothing_and_duplicates_nothing(
     store, stop = MemoryStore(), asyncio.Event()
     calls = []
 
-    async def flaky_on_batch(folder, info, headers) -> None:
+    async def flaky_on_batch(folder, info, headers, read_bodies) -> None:
         calls.append([h.uid for h in headers])
         if len(calls) == 2:  # the second batch fails after the first was committed
             raise RuntimeError("database is locked")
@@ -654,3 +688,30 @@ async def test_one_off_helpers(dovecot: DovecotServer) -> None:
     assert await fetch_bodies(settings, dovecot.password, "Sent", [uid, uid + 5]) == {uid: raw}
     with pytest.raises(ImapAuthError):
         await fetch_bodies(settings, "wrong", "Sent", [uid])
+
+
+async def test_watcher_reads_bodies_over_its_own_connection(dovecot: DovecotServer,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    raws = [message(n, body=f"body {n}\r\n".encode()) for n in range(5)]
+    uids = await asyncio.to_thread(dovecot.append_many, "INBOX", raws)
+    store, stop = MemoryStore(), asyncio.Event()
+    read: dict[int, bytes] = {}
+    connects = []
+    real_connect = _Connection.connect
+
+    def counting_connect(connection):
+        connects.append(connection)
+        return real_connect(connection)
+
+    monkeypatch.setattr(_Connection, "connect", counting_connect)
+
+    async def on_batch(folder, info, headers, read_bodies) -> None:
+        read.update(await read_bodies([h.uid for h in headers if h.uid % 2 == uids[0] % 2]))
+        await store.on_batch(folder, info, headers)
+
+    watcher = FolderWatcher(settings_for(dovecot), dovecot.password, "inbox", on_batch=on_batch,
+                            get_state=store.get_state, on_uidvalidity_change=store.on_uidvalidity_change,
+                            stop=stop, batch=2)
+    assert await watcher.run_once() == 5
+    assert read == {uid: raw for uid, raw in zip(uids, raws) if uid % 2 == uids[0] % 2}
+    assert len(connects) == 1  # the watcher's own: no connection per batch or per message

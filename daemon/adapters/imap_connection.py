@@ -21,7 +21,7 @@ import select
 import socket
 import ssl
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
 
@@ -35,6 +35,29 @@ from daemon.adapters.imap_values import (  # noqa: F401 - also re-exported
 )
 from daemon.core.hosts import is_loopback
 from daemon.core.model import ImapSettings
+
+
+MAX_MESSAGE_BYTES = 10_000_000  # a longer message is read up to here (its last whole line)
+# Whole messages fetched in one command stay under this many bytes, so a batch of large mail
+# cannot balloon the daemon's memory; small mail still travels a thousand to a command.
+FETCH_BUDGET_BYTES = 16_000_000
+
+
+def _groups_within(uids: Sequence[int], sizes: Mapping[int, int], max_bytes: int, budget: int
+                   ) -> Iterator[list[int]]:
+    """UIDs in order, grouped so each group's known sizes (each capped at max_bytes) fit the
+    budget; a message of unknown size counts as max_bytes, and no group is empty."""
+    group: list[int] = []
+    total = 0
+    for uid in uids:
+        size = min(sizes.get(uid, max_bytes), max_bytes)
+        if group and total + size > budget:
+            yield group
+            group, total = [], 0
+        group.append(uid)
+        total += size
+    if group:
+        yield group
 
 
 class ImapConnection:
@@ -218,12 +241,34 @@ class ImapConnection:
             if headers:
                 yield headers
 
-    def fetch_full(self, uid: int, *, max_bytes: int = 10_000_000) -> bytes | None:
+    def fetch_full(self, uid: int, *, max_bytes: int = MAX_MESSAGE_BYTES) -> bytes | None:
         """The whole message (None if it is gone). A message over max_bytes is cut after its
         last complete line within the limit, and a warning is logged."""
-        with self._guard(f"FETCH message {uid}") as client:
-            response = client.fetch([uid], [f"BODY.PEEK[]<0.{max_bytes}>", "RFC822.SIZE"])
-        data = response.get(uid)
+        return self.fetch_messages([uid], max_bytes=max_bytes).get(uid)
+
+    def fetch_messages(self, uids: Sequence[int], *, sizes: Mapping[int, int] | None = None,
+                       max_bytes: int = MAX_MESSAGE_BYTES, budget: int = FETCH_BUDGET_BYTES
+                       ) -> dict[int, bytes]:
+        """Whole messages, as many to a FETCH command as `budget` bytes allow (by their `sizes`,
+        when known); UIDs no longer in the folder are left out. A message over max_bytes is cut
+        as fetch_full cuts it. One unreadable answer spoils only its own message."""
+        found: dict[int, bytes] = {}
+        items = [f"BODY.PEEK[]<0.{max_bytes}>", "RFC822.SIZE"]
+        for group in _groups_within(uids, sizes or {}, max_bytes, budget):
+            with self._guard(f"FETCH {len(group)} messages") as client:
+                try:
+                    response = client.fetch(group, items)
+                except imap_exceptions.ProtocolError as exc:
+                    self._log.warning("unreadable FETCH response from %s (%s); fetching one by one",
+                                      self.where, exc)
+                    response = self._fetch_each(client, group, items)
+            for uid in group:
+                body = self._whole_message(uid, response.get(uid), max_bytes)
+                if body is not None:
+                    found[uid] = body
+        return found
+
+    def _whole_message(self, uid: int, data: dict | None, max_bytes: int) -> bytes | None:
         body = _section_value(data, b"BODY[]") if data else None
         if body is None:
             return None

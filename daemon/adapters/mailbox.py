@@ -25,6 +25,7 @@ from typing import Literal
 
 from daemon.adapters.imap_connection import (
     DEFAULT_HEADER_FIELDS,
+    MAX_MESSAGE_BYTES,
     FetchedHeader,
     FolderInfo,
     IdleResult,
@@ -41,13 +42,14 @@ from daemon.core.model import ImapSettings
 
 __all__ = [
     "DEFAULT_HEADER_FIELDS", "Backoff", "FetchedHeader", "FolderInfo", "FolderState",
-    "FolderWatcher", "IdleResult", "ImapAuthError", "ImapConnection", "ImapConnectionError",
+    "FolderWatcher", "IdleResult", "ReadBodies", "ImapAuthError", "ImapConnection", "ImapConnectionError",
     "ImapConnectionLost", "ImapError", "ImapFolderError", "append_message", "fetch_bodies",
     "find_in_folder", "header_fields_item", "is_loopback",
 ]
 
 FolderRole = Literal["inbox", "sent"]
-OnBatch = Callable[[str, FolderInfo, list[FetchedHeader]], Awaitable[None]]
+ReadBodies = Callable[[Sequence[int]], Awaitable[dict[int, bytes]]]
+OnBatch = Callable[[str, FolderInfo, list[FetchedHeader], ReadBodies], Awaitable[None]]
 GetState = Callable[[str], Awaitable["FolderState | None"]]
 OnUidvalidityChange = Callable[[str, int, int], Awaitable[None]]
 OnProgress = Callable[[str, int, int], None]
@@ -92,8 +94,10 @@ class Backoff:
 class FolderWatcher:
     """Keeps one folder read: backfill, then IDLE, reconnecting by itself until `stop` is set.
 
-    Contract with the store: `on_batch(folder, info, headers)` commits the headers and sets the
-    folder's state to (info.uidvalidity, highest uid of the batch); `on_uidvalidity_change(folder,
+    Contract with the store: `on_batch(folder, info, headers, read_bodies)` commits the headers
+    and sets the folder's state to (info.uidvalidity, highest uid of the batch); it may await
+    `read_bodies(uids)` for whole messages of the batch, read over the watcher's own connection
+    (a few FETCH commands, not one per message); `on_uidvalidity_change(folder,
     old, new)` forgets the folder's old UIDs and sets its state to (new, 0). `get_state(folder)`
     returns that state, None for a folder never read (then only the last `lookback_days` are read).
     """
@@ -140,6 +144,7 @@ class FolderWatcher:
         # Catch up now and then even without news: a server may miss telling us.
         self._resync_every = settings.idle_renew.as_timedelta().total_seconds()
         self.connected = asyncio.Event()  # set after the first successful EXAMINE
+        self.caught_up = asyncio.Event()  # set once the first backfill has been delivered in full
         self.folder: str | None = None  # the folder's name once known ("auto" resolved)
 
     # ---------------------------------------------------------------- entry points
@@ -180,7 +185,9 @@ class FolderWatcher:
         try:
             await asyncio.to_thread(connection.connect)
             folder = await self._resolve_folder(connection)
-            return await self._sync(connection, folder, backfill=True)
+            delivered = await self._sync(connection, folder, backfill=True)
+            self._caught_up()
+            return delivered
         finally:
             await asyncio.to_thread(connection.close)
 
@@ -190,6 +197,7 @@ class FolderWatcher:
         await asyncio.to_thread(connection.connect)
         folder = await self._resolve_folder(connection)
         await self._sync(connection, folder, backfill=True)
+        self._caught_up()
         last_sync = time.monotonic()
         healthy = False
         while not self._stop.is_set():
@@ -247,7 +255,7 @@ class FolderWatcher:
             chunk = uids[start:start + self._batch]
             headers = await asyncio.to_thread(connection.fetch_headers, chunk, self._fields)
             if headers:
-                await self._on_batch(info.name, info, headers)
+                await self._on_batch(info.name, info, headers, self._body_reader(connection, headers))
                 delivered += len(headers)
             done += len(chunk)
             if progress is not None:
@@ -255,6 +263,18 @@ class FolderWatcher:
         return delivered
 
     # ---------------------------------------------------------------- helpers
+
+    def _caught_up(self) -> None:
+        if not self._stop.is_set():  # a backfill cut short by stop has not delivered everything
+            self.caught_up.set()
+
+    @staticmethod
+    def _body_reader(connection: ImapConnection, headers: list[FetchedHeader]) -> ReadBodies:
+        sizes = {header.uid: header.size for header in headers}
+
+        async def read_bodies(uids: Sequence[int]) -> dict[int, bytes]:
+            return await asyncio.to_thread(connection.fetch_messages, uids, sizes=sizes)
+        return read_bodies
 
     def _lookback_start(self) -> date | None:
         if self._lookback_days <= 0:
@@ -288,17 +308,12 @@ def _resolved(connection: ImapConnection, folder: str) -> str:
 
 
 async def fetch_bodies(settings: ImapSettings, password: str | None, folder: str,
-                       uids: Sequence[int], *, max_bytes: int = 10_000_000) -> dict[int, bytes]:
+                       uids: Sequence[int], *, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[int, bytes]:
     """The raw messages with these UIDs; UIDs no longer in the folder are left out."""
     def work() -> dict[int, bytes]:
         with ImapConnection(settings, password) as connection:
             connection.select(_resolved(connection, folder))
-            found = {}
-            for uid in uids:
-                raw = connection.fetch_full(uid, max_bytes=max_bytes)
-                if raw is not None:
-                    found[uid] = raw
-            return found
+            return connection.fetch_messages(uids, max_bytes=max_bytes)
     return await asyncio.to_thread(work)
 
 
