@@ -406,9 +406,10 @@ def parse_message(raw: bytes, *, internaldate: datetime | None = None, size: int
 
 
 def message_text(raw: bytes) -> str | None:
-    """`parse_message(raw).text` without reading the header fields into values again (a body fetched
-    for its text already had them read from its header block); raises MalformedMessage as it does."""
-    _, body = _read_fields(raw)
+    """The text `parse_message(raw).text` reads, without reading the header fields into values (a
+    body fetched for its text already had them read from its header block). Raises
+    MalformedMessage for an empty message or an oversized header section, as parse_message does."""
+    _, body = _checked(raw)
     return first_text(raw) if body is not None else None
 
 

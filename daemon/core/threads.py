@@ -76,22 +76,49 @@ def _domain(addr: str) -> str:
 
 def match_client(addr: str, clients: Sequence[Client]) -> Client | None:
     """The client this address belongs to: a listed address first, then the most specific listed
-    domain (subdomains included)."""
-    wanted = normalize_address(addr)
-    if "@" not in wanted:
-        return None
-    for client in clients:
-        if any(normalize_address(a) == wanted for a in client.addresses):
+    domain (subdomains included); among equals, the client listed first."""
+    return _directory(clients).match(addr)
+
+
+class ClientDirectory:
+    """Every client's listed addresses and domains, normalized once, for look-ups by address."""
+
+    def __init__(self, clients: Sequence[Client]) -> None:
+        self.by_address: dict[str, Client] = {}
+        self.by_domain: dict[str, Client] = {}
+        for client in clients:
+            for listed in client.addresses:
+                self.by_address.setdefault(normalize_address(listed), client)
+            for listed in client.domains:
+                domain = listed.strip().lower().lstrip(".")
+                if domain:
+                    self.by_domain.setdefault(domain, client)
+
+    def match(self, addr: str) -> Client | None:
+        wanted = normalize_address(addr)
+        if "@" not in wanted:
+            return None
+        if client := self.by_address.get(wanted):
             return client
-    domain = _domain(wanted)
-    best: tuple[int, Client] | None = None
-    for client in clients:
-        for listed in client.domains:
-            listed = listed.strip().lower().lstrip(".")
-            if listed and (domain == listed or domain.endswith("." + listed)):
-                if best is None or len(listed) > best[0]:
-                    best = (len(listed), client)
-    return best[1] if best else None
+        labels = _domain(wanted).split(".")
+        for start in range(len(labels)):  # the longest listed suffix is the most specific
+            if client := self.by_domain.get(".".join(labels[start:])):
+                return client
+        return None
+
+
+# A mailbox asks about the same clients thousands of times: the directory of the last tuple of
+# clients is kept (a tuple cannot change under it; a list is read afresh every time).
+_last_directory: tuple[tuple[Client, ...], ClientDirectory] | None = None
+
+
+def _directory(clients: Sequence[Client]) -> ClientDirectory:
+    global _last_directory
+    if not isinstance(clients, tuple):
+        return ClientDirectory(clients)
+    if _last_directory is None or _last_directory[0] is not clients:
+        _last_directory = (clients, ClientDirectory(clients))
+    return _last_directory[1]
 
 
 @dataclass(frozen=True)

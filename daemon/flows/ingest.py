@@ -79,6 +79,7 @@ class IngestReport:
     triaged: int = 0
     staff_replies: list[str] = field(default_factory=list)
     client_replies: list[str] = field(default_factory=list)
+    clients: set[str] = field(default_factory=set)  # whose history grew: their verdicts may change
 
 
 class BatchLookup:
@@ -89,6 +90,7 @@ class BatchLookup:
         self.threads: dict[str, str] = {}
         self.index_roots: dict[str, str] = {}
         self.clients: dict[str, str | None] = {}
+        self.by_subject: dict[str, list[MessageRow]] = {}
 
     def thread_of_message_ids(self, ids: Sequence[str]) -> str | None:
         for message_id in ids:
@@ -101,7 +103,18 @@ class BatchLookup:
 
     def thread_of_subject(self, normalized_subject: str, client_id: str | None,
                           counterparts: Sequence[str], since: datetime) -> str | None:
-        return self.store.thread_of_subject(normalized_subject, client_id, counterparts, since)
+        # The store's rule (latest message with the subject, of the client or sharing an address),
+        # applied to the stored messages and to those of this batch alike.
+        wanted = set(counterparts)
+        in_batch = [
+            (row.at, row.message_id, row.thread_id) for row in self.by_subject.get(normalized_subject, ())
+            if row.at >= since and ((client_id is not None and row.client_id == client_id)
+                                    or not wanted.isdisjoint((row.from_addr, *row.to_addrs, *row.cc_addrs)))
+        ]
+        stored = self.store.latest_by_subject(normalized_subject, client_id, counterparts, since)
+        if stored:
+            in_batch.append((stored[1], stored[2], stored[0]))
+        return max(in_batch)[2] if in_batch else None
 
     def client_of_thread(self, thread_id: str) -> str | None:
         if thread_id in self.clients:
@@ -114,6 +127,7 @@ class BatchLookup:
             self.index_roots.setdefault(row.thread_index_root, row.thread_id)
         if row.client_id:
             self.clients.setdefault(row.thread_id, row.client_id)
+        self.by_subject.setdefault(row.norm_subject, []).append(row)
 
 
 class Ingestor:
@@ -195,6 +209,8 @@ class Ingestor:
         for row, *_ in rows:
             if row.message_id not in new_ids:
                 continue
+            if row.client_id:
+                report.clients.add(row.client_id)
             if row.from_staff and row.body_text is not None:
                 report.staff_replies.append(row.message_id)
             elif row.direction == "in" and row.client_id and not row.auto_reply and not row.bounce:

@@ -680,3 +680,15 @@ def test_a_reply_through_a_list_alias_is_a_person_not_bulk_mail() -> None:
     assert reply.auto_reply is None
     newsletter = parse_message(base + b"\r\nOur monthly news.\r\n")
     assert newsletter.auto_reply is not None
+
+
+def test_message_text_reads_what_parse_message_reads() -> None:
+    from daemon.core.mail import message_text
+    multipart = (b"From: a@b.example\r\nMessage-ID: <m@b>\r\nMIME-Version: 1.0\r\n"
+                 b'Content-Type: multipart/alternative; boundary="xyz"\r\n\r\n'
+                 b"--xyz\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+                 b"Could you sign the form?=0D=0A=E2=80=94 Alice\r\n--xyz\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--xyz--\r\n")
+    for raw in (multipart, b"From: a@b.example\r\n\r\nHello\r\n", b"From: a@b.example\r\n\r\n  \r\n"):
+        assert message_text(raw) == parse_message(raw).text
+    with pytest.raises(MalformedMessage):
+        message_text(b"")

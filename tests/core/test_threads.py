@@ -380,3 +380,53 @@ def test_unknown_sender_in_a_thread_without_client_is_not_triaged() -> None:
 def test_unknown_sender_starting_a_new_thread_is_not_triaged() -> None:
     stranger = parsed(message_id="jo-3@x", from_addr="jo@elsewhere.example", subject="Hello")
     assert FakeLookup().record(stranger)[1].triage_reason is None
+
+
+# -- the client directory answers as the plain scan of every client did -----------------------
+
+
+def scan_for_client(addr: str, clients: Sequence[Client]) -> Client | None:
+    """match_client before the directory: every client's addresses, then every listed domain."""
+    wanted = normalize_address(addr)
+    if "@" not in wanted:
+        return None
+    for client in clients:
+        if any(normalize_address(a) == wanted for a in client.addresses):
+            return client
+    domain = wanted.rpartition("@")[2]
+    best = None
+    for client in clients:
+        for listed in client.domains:
+            listed = listed.strip().lower().lstrip(".")
+            if listed and (domain == listed or domain.endswith("." + listed)):
+                if best is None or len(listed) > best[0]:
+                    best = (len(listed), client)
+    return best[1] if best else None
+
+
+_LABELS = st.sampled_from(["acme", "eu", "mail", "example", "com", "co", "uk", "x"])
+_DOMAINS = st.lists(_LABELS, min_size=1, max_size=4).map(".".join)
+_LOCALS = st.sampled_from(["jane", "Jane", "bob", "jane+invoices", "+x", "info"])
+_ADDRESSES = st.builds(lambda local, domain: f"{local}@{domain}", _LOCALS, _DOMAINS)
+
+
+@given(
+    st.lists(st.tuples(st.lists(_ADDRESSES, max_size=2), st.lists(
+        st.one_of(_DOMAINS, _DOMAINS.map(lambda d: f" .{d.upper()} "), st.just("")), max_size=3)),
+        min_size=1, max_size=6),
+    st.lists(st.one_of(_ADDRESSES, _ADDRESSES.map(lambda a: f" <{a.upper()}> "), st.just("no-at-sign")),
+             min_size=1, max_size=10),
+)
+def test_client_directory_matches_as_the_scan_did(listed, asked) -> None:
+    clients = tuple(Client(id=f"c{n}", name=f"C{n}", contact="x", addresses=tuple(addrs), domains=tuple(domains),
+                           owner="alice") for n, (addrs, domains) in enumerate(listed))
+    for addr in asked:
+        assert match_client(addr, clients) is scan_for_client(addr, clients), addr
+        assert match_client(addr, list(clients)) is scan_for_client(addr, clients), addr
+
+
+def test_the_directory_follows_a_new_tuple_of_clients() -> None:
+    first = (Client(id="a", name="A", contact="x", addresses=("jane@acme.example",), domains=(), owner="o"),)
+    second = (Client(id="b", name="B", contact="x", addresses=("jane@acme.example",), domains=(), owner="o"),)
+    assert match_client("jane@acme.example", first).id == "a"
+    assert match_client("jane@acme.example", second).id == "b"  # a reload's clients, not the cached ones

@@ -74,6 +74,9 @@ _LINK_UID = (
     "INSERT INTO message_uids (folder, uidvalidity, uid, message_id) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (folder, uidvalidity, uid) DO UPDATE SET message_id = excluded.message_id"
 )
+_INDEX_ADDRESS = (
+    "INSERT OR IGNORE INTO message_addresses (address, norm_subject, at, message_id) VALUES (?, ?, ?, ?)"
+)
 _ENVELOPE_COLUMNS = (
     "message_id, client_id, thread_id, direction, at, subject, from_addr, auto_reply, bounce,"
     " question, tagged, parting_kind"
@@ -90,6 +93,13 @@ def _message_values(row: MessageRow) -> tuple[Any, ...]:
         maybe_utc_text(row.ingested_at), row.body_text,
         to_json(list(row.auth_results)) if row.auth_results else None,
     )
+
+
+def _address_values(row: MessageRow) -> Iterable[tuple[str, str, str, str]]:
+    at = to_utc_text(row.at)
+    for address in dict.fromkeys((row.from_addr, *row.to_addrs, *row.cc_addrs)):
+        if address:
+            yield address, row.norm_subject, at, row.message_id
 
 
 def _message(row: dict[str, Any]) -> MessageRow:
@@ -124,6 +134,8 @@ class MessagesMixin(StoreBase):
         """Store a message seen at folder/uidvalidity/uid; True if its Message-ID was new."""
         with self.transaction():
             cursor = self.conn.execute(_INSERT_MESSAGE, _message_values(row))
+            if cursor.rowcount == 1:
+                self.conn.executemany(_INDEX_ADDRESS, _address_values(row))
             self.conn.execute(_LINK_UID, (folder, uidvalidity, uid, row.message_id))
             return cursor.rowcount == 1
 
@@ -138,6 +150,8 @@ class MessagesMixin(StoreBase):
                     " WHERE message_id IN (SELECT value FROM json_each(?))", [to_json(ids)])
             }
             self.conn.executemany(_INSERT_MESSAGE, (_message_values(row) for row, *_ in batch))
+            self.conn.executemany(_INDEX_ADDRESS, (
+                values for row, *_ in batch if row.message_id not in known for values in _address_values(row)))
             self.conn.executemany(
                 _LINK_UID,
                 ((folder, uidvalidity, uid, row.message_id) for row, folder, uidvalidity, uid in batch),
@@ -237,19 +251,33 @@ class MessagesMixin(StoreBase):
     ) -> str | None:
         """The thread of the latest message since `since` with this normalized subject that
         belongs to the client or has one of the counterpart addresses in From, To or Cc."""
-        return self._scalar(
-            """SELECT m.thread_id FROM messages AS m
-               WHERE m.norm_subject = :subject AND m.at >= :since
-                 AND (m.client_id = :client
-                      OR m.from_addr IN (SELECT value FROM json_each(:addrs))
-                      OR EXISTS (SELECT 1 FROM json_each(m.to_addrs) AS t
-                                 WHERE t.value IN (SELECT value FROM json_each(:addrs)))
-                      OR EXISTS (SELECT 1 FROM json_each(m.cc_addrs) AS c
-                                 WHERE c.value IN (SELECT value FROM json_each(:addrs))))
-               ORDER BY m.at DESC, m.message_id DESC LIMIT 1""",
+        found = self.latest_by_subject(normalized_subject, client_id, counterparts, since)
+        return found[0] if found else None
+
+    def latest_by_subject(
+        self,
+        normalized_subject: str,
+        client_id: str | None,
+        counterparts: Iterable[str],
+        since: datetime,
+    ) -> tuple[str, datetime, str] | None:
+        """(thread id, time, Message-ID) of the message thread_of_subject chooses."""
+        # Two index range scans (the client's messages with the subject; each address's), so the
+        # cost follows the client's mail, not the mailbox's.
+        row = self.conn.execute(
+            """SELECT thread_id, at, message_id FROM (
+                   SELECT thread_id, at, message_id FROM messages
+                   WHERE norm_subject = :subject AND client_id = :client AND at >= :since
+                   UNION ALL
+                   SELECT m.thread_id, a.at, a.message_id FROM message_addresses AS a
+                   JOIN messages AS m ON m.message_id = a.message_id
+                   WHERE a.address IN (SELECT value FROM json_each(:addrs))
+                     AND a.norm_subject = :subject AND a.at >= :since)
+               ORDER BY at DESC, message_id DESC LIMIT 1""",
             {"subject": normalized_subject, "since": to_utc_text(since), "client": client_id,
              "addrs": to_json(list(counterparts))},
-        )
+        ).fetchone()
+        return None if row is None else (row[0], from_utc_text(row[1]), row[2])
 
     def client_of_thread(self, thread_id: str) -> str | None:
         """The client of the latest assigned message in this thread."""

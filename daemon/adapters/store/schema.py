@@ -212,9 +212,35 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+# Threading by subject asks "the latest message with this subject, from this client or with one of
+# these addresses in From/To/Cc": without an index per address it scanned the JSON address lists of
+# every message sharing the subject, which grows with the mailbox. Messages are never updated, so
+# copying their addresses (with subject and time, to answer from the index alone) stays true.
+_V2 = [
+    """CREATE TABLE message_addresses (
+        address TEXT NOT NULL,
+        norm_subject TEXT NOT NULL,
+        at TEXT NOT NULL,
+        message_id TEXT NOT NULL REFERENCES messages(message_id),
+        PRIMARY KEY (address, norm_subject, at, message_id)) WITHOUT ROWID""",
+    """INSERT OR IGNORE INTO message_addresses (address, norm_subject, at, message_id)
+        SELECT from_addr, norm_subject, at, message_id FROM messages WHERE from_addr != ''
+        UNION ALL SELECT t.value, m.norm_subject, m.at, m.message_id
+            FROM messages AS m, json_each(m.to_addrs) AS t WHERE t.value != ''
+        UNION ALL SELECT c.value, m.norm_subject, m.at, m.message_id
+            FROM messages AS m, json_each(m.cc_addrs) AS c WHERE c.value != ''""",
+    "CREATE INDEX messages_subject_client_at ON messages(norm_subject, client_id, at)",
+]
+
+
+def _v2_address_index(db: sqlite_utils.Database) -> None:
+    for statement in _V2:
+        db.execute(statement)
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
-MIGRATIONS: list[Migration] = [_v1_initial]
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
