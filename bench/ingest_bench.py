@@ -12,12 +12,13 @@ import json
 import subprocess
 import sys
 
-from bench import ROOT
+from bench import ROOT, unit_environment
 from bench.fixture import Mailbox
 
 
 def run_worker(*args: str) -> dict:
-    done = subprocess.run([sys.executable, "-m", "bench.worker", *args], capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run([sys.executable, "-m", "bench.worker", *args], capture_output=True, text=True, cwd=ROOT,
+                          env=unit_environment())
     if done.returncode != 0:
         raise RuntimeError(f"bench.worker {args[0]} failed ({done.returncode}):\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import ROOT
+from bench import ROOT, unit_environment
 from bench.corpus import OFFICE, Mail, _Writer
 
 POLL = 0.002  # seconds between looks at the store
@@ -127,7 +127,7 @@ class Daemon:
     def start(cls, config: Path, workdir: Path, tick: float = 60.0) -> Daemon:
         notifications = Notifications(workdir / "notify.sock")
         log = workdir / "daemon.log"
-        env = {**os.environ, "NOTIFY_SOCKET": str(notifications.path), "PYTHONPATH": str(ROOT)}
+        env = {**unit_environment(), "NOTIFY_SOCKET": str(notifications.path), "PYTHONPATH": str(ROOT)}
         with open(log, "ab") as out:
             process = subprocess.Popen([sys.executable, "-m", "daemon", "run", "--config", str(config),
                                         "--tick", str(tick)], cwd=ROOT, env=env, stdout=out, stderr=out)

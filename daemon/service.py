@@ -30,7 +30,7 @@ from daemon.core.model import Settings
 from daemon.faults import crash_point
 from daemon.flows.context import Context
 from daemon.flows.deadlines import remind_due, resume_held
-from daemon.flows.evaluate import evaluate_all
+from daemon.flows.evaluate import Agenda, evaluate_all
 from daemon.flows.ingest import Ingestor
 from daemon.flows.reminders import remind_reviews
 from daemon.flows.review import handle_reply
@@ -76,6 +76,7 @@ class Service:
         self.watchers: list[mailbox.FolderWatcher] = []
         self._watcher_tasks: list[asyncio.Task] = []
         self._staff_replies: list[str] = []
+        self.agenda = Agenda()
         self.cycles = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -172,7 +173,11 @@ class Service:
         self._staff_replies.clear()
         if self.stop.is_set():
             return
-        evaluate_all(ctx, now())
+        when = now()
+        if self._history_complete():
+            only = self.agenda.next(ctx.store, when)
+            evaluate_all(ctx, when, only)
+            self.agenda.evaluated(only, when)
         resume_held(ctx, now())
         remind_reviews(ctx, now())
         remind_due(ctx, now())
@@ -180,6 +185,11 @@ class Service:
         write_missing_casefiles(ctx, now())
         self.cycles += 1
         self.notifier.status(self.status_line())
+
+    def _history_complete(self) -> bool:
+        """Clients are judged only once every folder has been read in full since start: with the
+        Sent folder read and the Inbox not yet, every client would look as if ignoring us."""
+        return all(watcher.caught_up.is_set() for watcher in self.watchers)
 
     async def _send_with_grace(self) -> None:
         """Send what is due; after a stop request, a send in flight gets `grace` seconds to finish."""
@@ -243,6 +253,12 @@ class Service:
 
     def _start_watchers(self) -> None:
         self._watcher_tasks = [asyncio.create_task(w.run(), name=f"watch-{w.role}") for w in self._make_watchers()]
+        self._watcher_tasks.append(asyncio.create_task(self._wake_when_caught_up(), name="caught-up"))
+
+    async def _wake_when_caught_up(self) -> None:
+        await asyncio.gather(*(watcher.caught_up.wait() for watcher in self.watchers))
+        self.log.info("every folder read: judging clients")
+        self.wake.set()
 
     async def _stop_watchers(self) -> None:
         for task in self._watcher_tasks:
@@ -264,6 +280,7 @@ class Service:
             self.log.info("%s: %d stored, %d quarantined, %d for triage", folder, report.stored,
                           report.quarantined, report.triaged, extra={"folder": folder})
         self._staff_replies.extend(report.staff_replies)
+        self.agenda.history_grew(report.clients)
         if report.stored:
             self.wake.set()
 
@@ -309,6 +326,7 @@ class Service:
         self.ctx = replace(old, settings=fresh.settings, secrets=fresh.secrets, templates=fresh.templates)
         self.ingestor = Ingestor(self.ctx.settings, self.ctx.store, get_logger("ingest"))
         self._warn_about_settings(self.ctx.settings)
+        self.agenda.evaluate_everyone()  # policies, clients or the calendar may have changed
         if old.settings.mailbox != fresh.settings.mailbox or old.secrets.imap_password != fresh.secrets.imap_password:
             self.log.info("mailbox settings changed: reconnecting")
             await self._stop_watchers()

@@ -109,6 +109,8 @@ def test_sighup_applies_a_valid_policy_and_keeps_the_old_one_when_broken(config,
     try:
         wait_until(lambda: [r for r in events(database, "verdict") if r[1] == "acme" and '"awaiting"' in r[2]], 30,
                    "acme awaiting: under a 60-day window nothing is ignored yet")
+        wait_until(lambda: [r for r in events(database, "verdict") if r[1] == "globex"], 10,
+                   "globex judged too: the first evaluation is over")
         before = events(database, "verdict")
         first = {row[1]: row for row in before}
 

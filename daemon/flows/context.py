@@ -23,13 +23,18 @@ class Context:
     store: Store
     templates: Templates
     log: logging.Logger = field(default_factory=lambda: get_logger("flow"))
+    # One Calendar per time zone: it remembers the holidays and working intervals it worked out.
+    _calendars: dict[str | None, Calendar] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def domain(self) -> str:
         return self.settings.mailbox.address.rsplit("@", 1)[1]
 
     def calendar(self, client: Client | None = None) -> Calendar:
-        return Calendar(self.settings.working_hours, client.timezone if client else None)
+        zone = client.timezone if client else None
+        if zone not in self._calendars:
+            self._calendars[zone] = Calendar(self.settings.working_hours, zone)
+        return self._calendars[zone]
 
     def owner_of(self, client: Client) -> Person:
         return self.settings.person(client.owner)

@@ -7,8 +7,10 @@ per episode in the same transaction as the mail it causes.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Collection
+from datetime import datetime, timedelta
 
+from daemon.adapters.store import Store
 from daemon.adapters.templates import TemplateProblem
 from daemon.core.model import Client
 from daemon.core.outgoing import HeaderInjection, InvalidAddress
@@ -21,14 +23,55 @@ from daemon.flows.review import start_draft
 SIGNIFICANT = ("state", "ignored_count", "ladder", "episode", "policy_hash")
 
 
-def evaluate_all(ctx: Context, now: datetime) -> list[Verdict]:
-    """Evaluate every client at `now`, record changed verdicts, act on due ladder steps."""
+# A verdict names the next moment it may change without new mail (next_due), so a quiet tick
+# evaluates only the clients whose moment came. Everyone is evaluated at start, after a reload,
+# after another process wrote to the store (the CLI pausing a client), and at least this often,
+# which bounds what a missed moment could cost.
+FULL_EVALUATION_EVERY = timedelta(hours=1)
+
+
+class Agenda:
+    """Which clients the next cycle evaluates: None means every client."""
+
+    def __init__(self) -> None:
+        self.everyone = True
+        self.grown: set[str] = set()  # clients with new mail since their last evaluation
+        self._last_full: datetime | None = None
+        self._data_version: int | None = None
+
+    def history_grew(self, client_ids: Collection[str]) -> None:
+        self.grown.update(client_ids)
+
+    def evaluate_everyone(self) -> None:
+        self.everyone = True
+
+    def next(self, store: Store, now: datetime) -> set[str] | None:
+        version = store.data_version()
+        if version != self._data_version:
+            self._data_version, self.everyone = version, True
+        if self.everyone or self._last_full is None or now - self._last_full >= FULL_EVALUATION_EVERY:
+            return None
+        return self.grown | store.clients_due(now)
+
+    def evaluated(self, only: Collection[str] | None, now: datetime) -> None:
+        """Called once the clients `next` named were evaluated without error."""
+        if only is None:
+            self.everyone, self._last_full = False, now
+            self.grown.clear()
+        else:
+            self.grown.difference_update(only)
+
+
+def evaluate_all(ctx: Context, now: datetime, only: Collection[str] | None = None) -> list[Verdict]:
+    """Evaluate every client at `now` (or only the clients named), record changed verdicts, act on
+    due ladder steps. Histories are read client by client, so memory follows the largest client's
+    history rather than the mailbox."""
     paused = ctx.store.paused_clients()
-    histories = ctx.store.envelopes_by_client()
-    previous = ctx.store.latest_verdicts()
+    clients = [c for c in ctx.settings.clients if only is None or c.id in only]
+    previous = ctx.store.latest_verdicts(None if only is None else [c.id for c in clients])
     verdicts = []
-    for client in ctx.settings.clients:
-        verdict = evaluate(client, histories.get(client.id, []), ctx.settings.policy_for(client),
+    for client in clients:
+        verdict = evaluate(client, ctx.store.envelopes(client.id), ctx.settings.policy_for(client),
                            ctx.calendar(client), now, paused=client.id in paused)
         record_verdict(ctx, client, verdict, previous.get(client.id), now)
         for action in due_actions(verdict, ctx.store.steps_done(client.id, verdict.episode)):

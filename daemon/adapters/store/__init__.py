@@ -183,6 +183,10 @@ class Store(
     def schema_version(self) -> int:
         return stored_version(self.db)
 
+    def data_version(self) -> int:
+        """A number that changes when another connection (another process: the CLI) commits."""
+        return int(self._scalar("PRAGMA data_version"))
+
     def integrity_check(self) -> str:
         """SQLite's own check of the file: 'ok', or what is wrong."""
         return "; ".join(r[0] for r in self.conn.execute("PRAGMA integrity_check").fetchall())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterable
 
 from .base import StoreBase, from_json, from_utc_text, to_json, to_utc_text
 
@@ -50,11 +50,22 @@ class ClientsMixin(StoreBase):
             [client_id, to_json(verdict), to_utc_text(at)],
         )
 
-    def latest_verdicts(self) -> dict[str, dict[str, Any]]:
-        return {
-            r["client_id"]: from_json(r["verdict"])
-            for r in self._rows("SELECT client_id, verdict FROM verdicts ORDER BY client_id")
-        }
+    def latest_verdicts(self, client_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Each client's latest verdict (of these clients only, when named)."""
+        if client_ids is None:
+            rows = self.conn.execute("SELECT client_id, verdict FROM verdicts ORDER BY client_id")
+        else:
+            rows = self.conn.execute(
+                "SELECT client_id, verdict FROM verdicts WHERE client_id IN (SELECT value FROM json_each(?))"
+                " ORDER BY client_id", [to_json(list(client_ids))])
+        return {client_id: from_json(verdict) for client_id, verdict in rows}
+
+    def clients_due(self, now: datetime) -> set[str]:
+        """Clients whose latest verdict said it may change by `now` without new mail (next_due)."""
+        rows = self.conn.execute(
+            "SELECT client_id, json_extract(verdict, '$.next_due') FROM verdicts"
+            " WHERE json_extract(verdict, '$.next_due') IS NOT NULL")
+        return {client_id for client_id, due in rows if datetime.fromisoformat(due) <= now}
 
     # -- ladder ----------------------------------------------------------------------------------
 
