@@ -14,6 +14,7 @@ Rules of this module:
 from __future__ import annotations
 
 import difflib
+import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -51,7 +52,15 @@ class ReportError(PartingError):
 @contextmanager
 def _opened(config_path: str | Path, *, write: bool = False) -> Iterator[tuple[Settings, Store]]:
     """The settings and the store (read-only unless `write`); StoreErrors become ReportErrors."""
-    settings = load_settings(config_path)
+    with _collector_paused():
+        settings = load_settings(config_path)
+    with _store_of(settings, write=write) as store:
+        yield settings, store
+
+
+@contextmanager
+def _store_of(settings: Settings, *, write: bool = False) -> Iterator[Store]:
+    """The store of settings already loaded (read-only unless `write`); StoreErrors become ReportErrors."""
     with _store_problems():
         # Not even a decision creates the database: that is the daemon's job, as the service user.
         if not Path(settings.database).exists():
@@ -59,9 +68,23 @@ def _opened(config_path: str | Path, *, write: bool = False) -> Iterator[tuple[S
                               f"(state.database in {settings.source})")
         store = Store.open(settings.database) if write else Store.open_readonly(settings.database)
         try:
-            yield settings, store
+            yield store
         finally:
             store.close()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """For reading a large configuration or every stored envelope: that makes millions of objects
+    and no reference cycles, so the cycle collector's passes (each walking every object still
+    alive) would take seconds and free nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @contextmanager
@@ -106,6 +129,12 @@ def _header(settings: Settings, now: datetime) -> Data:
     return {"now": _iso(now), "timezone": settings.working_hours.timezone, "config": settings.source}
 
 
+def _histories(store: Store) -> dict[str, list[Envelope]]:
+    """Every client's stored history, oldest first."""
+    with _collector_paused():
+        return store.envelopes_by_client()
+
+
 def _verdicts(settings: Settings, histories: dict[str, list[Envelope]], paused: set[str],
               at: datetime) -> dict[str, Verdict]:
     """Every configured client judged at `at` under its policy in `settings`."""
@@ -125,7 +154,7 @@ def _verdicts(settings: Settings, histories: dict[str, list[Envelope]], paused: 
 def status(config_path: str | Path, *, now: datetime) -> Data:
     """Every client's state evaluated at `now`, and what waits for a person."""
     with _opened(config_path) as (settings, store):
-        histories = store.envelopes_by_client()
+        histories = _histories(store)
         verdicts = _verdicts(settings, histories, store.paused_clients(), now)
         clients = [_status_row(settings, client, verdicts[client.id], histories.get(client.id, []), now)
                    for client in settings.clients]
@@ -201,11 +230,12 @@ def simulate(config_path: str | Path, policy_path: str | Path, *, now: datetime,
 
     Nothing is written: the store is opened read-only and the settings are only read.
     """
-    settings = load_settings(config_path)
-    other = load_policy_override(policy_path, settings)
+    with _collector_paused():
+        settings = load_settings(config_path)
+        other = load_policy_override(policy_path, settings)
     moment = parse_moment(at, settings.working_hours.timezone) if at else now
-    with _opened(config_path) as (_, store):
-        histories = store.envelopes_by_client()
+    with _store_of(settings) as store:
+        histories = _histories(store)
         paused = store.paused_clients()
     before = _verdicts(settings, histories, paused, moment)
     after = _verdicts(other, histories, paused, moment)

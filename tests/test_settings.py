@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.adapters import settings_schema
+from daemon.adapters import settings as settings_module, settings_schema
 from daemon.adapters.settings import (
     Problem, Secrets, SettingsError, check_runtime, config_key_paths, load_secrets, load_settings,
 )
@@ -20,6 +20,15 @@ DOCS = REPO / "docs" / "configuration.md"
 CONFIGS = Path(__file__).resolve().parent / "data" / "configs"
 MINIMAL = (CONFIGS / "minimal.yaml").read_text()
 TOKEN_KEY = "k" * 40
+# Configs are read with libyaml's parser when PyYAML has it, else the pure-Python one: every test
+# here runs with each parser available, so both give the same values, problems and lines.
+PARSERS = {"libyaml": settings_module._FAST_LOADER, "pure-python": None}
+
+
+@pytest.fixture(autouse=True, params=[name for name, loader in PARSERS.items() if name == "pure-python" or loader])
+def yaml_parser(request, monkeypatch) -> str:
+    monkeypatch.setattr(settings_module, "_FAST_LOADER", PARSERS[request.param])
+    return request.param
 
 
 def problems_of(path: Path | str, environ: dict | None = None) -> list[Problem]:
@@ -175,6 +184,17 @@ def test_broken_yaml_is_one_problem_on_the_line_yaml_reports():
     (problem,) = problems_of(path)
     assert problem.line == marked_line(path)
     assert str(problem) == f"{path}:{marked_line(path)}: YAML syntax error: mapping values are not allowed here"
+
+
+def test_yaml_libyaml_refuses_is_read_as_the_pure_python_parser_reads_it(tmp_path):
+    # No space after a colon inside {...}: PyYAML's own parser reads on, libyaml stops there.
+    text = MINIMAL.replace("domains: [acme.example]", "domains:[acme.example]")
+    assert load_settings(write(tmp_path, text), environ={}).clients[0].domains == ("acme.example",)
+    path = write(tmp_path, text.replace("company: {name: Example Ltd}", "company: {name:, Example Ltd}"))
+    assert problems_of(path) == [
+        Problem(str(path), 2, "company.name", "needs a value: Company name, used in emails."),
+        Problem(str(path), 2, "company.Example Ltd", "unknown key; the keys here are: name"),
+    ]
 
 
 def test_inline_secret_value_is_never_echoed():

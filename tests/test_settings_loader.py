@@ -1,0 +1,110 @@
+"""How configuration files are read: libyaml's parser gives the nodes and lines PyYAML's own parser
+gives, each file is read once per command, and a policy-only file is written over the policies
+as they were loaded."""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from daemon import reports
+from daemon.adapters import settings as settings_module
+from daemon.adapters.settings import load_policy_override, load_settings
+from daemon.adapters.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = Path(__file__).resolve().parent / "data" / "configs"
+MINIMAL = (CONFIGS / "minimal.yaml").read_text()
+SAMPLES = sorted(CONFIGS.glob("*.yaml")) + [REPO / "config.example.yaml"]
+
+
+def outline(node: Node) -> list[tuple]:
+    """Every node with what the settings reader uses of it: kind, tag, text and line."""
+    found = [(type(node).__name__, node.tag, node.value if isinstance(node, ScalarNode) else None,
+              node.start_mark.line)]
+    if isinstance(node, MappingNode):
+        for key, value in node.value:
+            found += outline(key) + outline(value)
+    elif isinstance(node, SequenceNode):
+        for item in node.value:
+            found += outline(item)
+    return found
+
+
+def parsed(text: str, loader: type) -> list[tuple] | str:
+    try:
+        return outline(yaml.compose(text, Loader=loader))
+    except yaml.YAMLError:
+        return "refused"
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=[path.name for path in SAMPLES])
+def test_libyaml_gives_the_nodes_and_lines_of_the_pure_python_parser(path):
+    text = path.read_text()
+    assert parsed(text, yaml.CSafeLoader) == parsed(text, yaml.SafeLoader)
+
+
+def test_a_large_config_gives_the_same_nodes_and_lines_with_either_parser():
+    clients = "".join(f"  - id: c{n:04d}\n    name: Client {n} Ltd\n    contact: Pat Doe\n"
+                      f"    addresses: [person@c{n:04d}.example]\n    domains:\n      - c{n:04d}.example\n"
+                      f"    owner: alice  # a comment\n    timezone: \"Europe/London\"\n" for n in range(300))
+    text = MINIMAL.split("clients:")[0] + "clients:\n" + clients + "review:" + MINIMAL.split("review:")[1]
+    nodes = parsed(text, yaml.CSafeLoader)
+    assert nodes == parsed(text, yaml.SafeLoader)
+    assert ("ScalarNode", "tag:yaml.org,2002:str", "c0299.example", text.splitlines().index("      - c0299.example")) \
+        in nodes
+
+
+def test_a_policy_only_file_is_written_over_the_policies_as_they_were_loaded(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(MINIMAL + "policy: {ignored_after: 4 business days}\npolicies:\n  patient: {ignored_after: 6 days}\n")
+    settings = load_settings(config, environ={})
+    config.write_text(MINIMAL)  # changed since: the comparison is with what was loaded
+    other = tmp_path / "other.yaml"
+    other.write_text("policy:\n  unresponsive: {ignored_messages: 5}\n")
+    compared = load_policy_override(other, settings)
+    assert str(compared.policy.ignored_after) == "4 business days"
+    assert compared.policy.unresponsive.ignored_messages == 5
+    assert str(compared.policies["patient"].ignored_after) == "6 days"
+    assert compared.policies["patient"].unresponsive.ignored_messages == 5
+
+
+def test_settings_not_made_by_load_settings_take_their_policies_from_their_source(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(MINIMAL + "policies:\n  patient: {ignored_after: 6 days}\n")
+    settings = replace(load_settings(config, environ={}), company="Copied Ltd")
+    other = tmp_path / "other.yaml"
+    other.write_text("policy: {ignored_after: 2 business days}\n")
+    compared = load_policy_override(other, settings)
+    assert (str(compared.policy.ignored_after), str(compared.policies["patient"].ignored_after)) == (
+        "2 business days", "6 days")
+
+
+def test_simulate_reads_each_file_once_and_leaves_the_collector_as_it_was(tmp_path, monkeypatch):
+    config = tmp_path / "config.yaml"
+    config.write_text(MINIMAL)
+    Store.open(tmp_path / "parting.db").close()
+    policy_only = tmp_path / "policy-only.yaml"
+    policy_only.write_text("policy: {ignored_after: 1 business days}\n")
+    whole = tmp_path / "whole.yaml"
+    whole.write_text(MINIMAL + "policy: {ignored_after: 1 business days}\n")
+    reads: list[str] = []
+    compose = settings_module._compose
+    monkeypatch.setattr(settings_module, "_compose", lambda file: reads.append(Path(file).name) or compose(file))
+    now = datetime(2026, 11, 3, 10, tzinfo=timezone.utc)
+    for other, collecting in ((policy_only, True), (whole, False)):
+        (gc.enable if collecting else gc.disable)()
+        try:
+            data = reports.simulate(config, other, now=now)
+            assert gc.isenabled() is collecting
+        finally:
+            gc.enable()
+        assert (data["unchanged"], data["changes"]) == (1, [])
+        assert data["policy_hash_before"] != data["policy_hash_after"]
+    assert reads == ["config.yaml", "policy-only.yaml", "config.yaml", "whole.yaml"]
