@@ -10,6 +10,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -117,14 +118,19 @@ def _message(row: dict[str, Any]) -> MessageRow:
     )
 
 
-def _envelope(row: dict[str, Any]) -> Envelope:
-    return Envelope(
-        message_id=row["message_id"], client_id=row["client_id"], thread_id=row["thread_id"],
-        direction=row["direction"], at=from_utc_text(row["at"]), subject=row["subject"],
-        from_addr=row["from_addr"], auto_reply=row["auto_reply"], bounce=bool(row["bounce"]),
-        question=bool(row["question"]), tagged=bool(row["tagged"]),
-        parting_kind=row["parting_kind"],
-    )
+def _envelopes(cursor: Iterable[tuple]) -> Iterable[Envelope]:
+    """Envelopes from rows of _ENVELOPE_COLUMNS, streamed as tuples (a million rows gathered as
+    dicts first doubled the memory peak); texts repeated across rows are kept once."""
+    share: dict[Any, Any] = {}
+    keep = share.setdefault
+    for (message_id, client_id, thread_id, direction, at, subject, from_addr, auto_reply, bounce, question,
+         tagged, parting_kind) in cursor:
+        yield Envelope(
+            message_id=message_id, client_id=keep(client_id, client_id), thread_id=thread_id,
+            direction=keep(direction, direction), at=from_utc_text(at), subject=keep(subject, subject),
+            from_addr=keep(from_addr, from_addr), auto_reply=auto_reply and keep(auto_reply, auto_reply),
+            bounce=bool(bounce), question=bool(question), tagged=bool(tagged), parting_kind=parting_kind,
+        )
 
 
 class MessagesMixin(StoreBase):
@@ -191,18 +197,22 @@ class MessagesMixin(StoreBase):
 
     def envelopes(self, client_id: str) -> list[Envelope]:
         """The client's messages as the policy sees them, oldest first."""
-        return [_envelope(r) for r in self._rows(
-            f"SELECT {_ENVELOPE_COLUMNS} FROM messages WHERE client_id = ?"
-            " ORDER BY at, message_id", [client_id])]
+        with closing(self.conn.execute(
+                f"SELECT {_ENVELOPE_COLUMNS} FROM messages WHERE client_id = ? ORDER BY at, message_id",
+                [client_id])) as cursor:
+            return list(_envelopes(cursor))
 
     def envelopes_by_client(self) -> dict[str, list[Envelope]]:
         """Every assigned message, grouped by client, oldest first within each client."""
         grouped: dict[str, list[Envelope]] = {}
-        for row in self._rows(
-            f"SELECT {_ENVELOPE_COLUMNS} FROM messages WHERE client_id IS NOT NULL"
-            " ORDER BY client_id, at, message_id"
-        ):
-            grouped.setdefault(row["client_id"], []).append(_envelope(row))
+        with closing(self.conn.execute(
+                f"SELECT {_ENVELOPE_COLUMNS} FROM messages WHERE client_id IS NOT NULL"
+                " ORDER BY client_id, at, message_id")) as cursor:
+            for envelope in _envelopes(cursor):
+                history = grouped.get(envelope.client_id)
+                if history is None:
+                    history = grouped[envelope.client_id] = []
+                history.append(envelope)
         return grouped
 
     def messages_for_client(self, client_id: str, limit: int | None = None) -> list[MessageRow]:
