@@ -100,7 +100,9 @@ def split_reply(text: str) -> tuple[str, str]:
 
 
 def _normalise(text: str) -> str:
-    text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_INVISIBLE)
+    # Every line boundary str.splitlines knows (\v, \f, \x1c-\x1e, \x85, \u2028...) becomes "\n", so
+    # a line read later with splitlines is a line that was judged here: never a quote let through.
+    text = "\n".join(text.splitlines()).translate(_INVISIBLE)
     return text.replace("\xa0", " ")
 
 
