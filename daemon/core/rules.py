@@ -1,20 +1,16 @@
-"""The responsiveness rules: facts read from one client's history, and the ordered rule table.
+"""The responsiveness rules: the facts read from one client's history, and the ordered rule table.
 
 Rules of this module:
-- `read_facts` turns the history into facts once; each Rule is a small pure function of those
-  facts that returns its hits (empty: it did not fire). RULES is read top to bottom and every
-  hit is recorded, Mailman-style; a rule's `state` is what its firing implies, and the verdict
-  takes the strongest implied state (STATE_PRECEDENCE), so the table order is the order of the
-  evidence, not a priority list.
+- `read_facts` (core/policy.py) turns the history into Facts once; each Rule is a small pure
+  function of those facts that returns its hits (empty: it did not fire). RULES is read top to
+  bottom and every hit is recorded, Mailman-style; a rule's `state` is what its firing implies,
+  and the verdict takes the strongest implied state (STATE_PRECEDENCE), so the table order is the
+  order of the evidence, not a priority list.
 - Requests are our outbound messages that expect a reply under `policy.expects_reply`; our own
   auto-replies and the mail parting generates (review, release...; nudges excepted) never are.
-- A real reply is inbound, written by a person (no auto_reply, no bounce, not parting's mail). It
-  answers the requests sent strictly before it: all of them, or with reply_answers_all=False
-  only those in its thread.
-- The episode starts at the last real reply that left no earlier request unanswered (with
-  reply_answers_all every real reply does): only requests sent since then count.
-- A request is ignored once `calendar.add(sent_at, ignored_after) <= now` and no answer came by
-  then. Messages dated after `now` have not happened yet and are left out.
+- A real reply is inbound, written by a person (no auto_reply, no bounce, not parting's mail).
+- Every verdict builds these values for each client, so the hot ones fill their fields in one
+  step (see RuleHit.__init__) and format_time keeps the words of each day it has written.
 """
 
 from __future__ import annotations
@@ -33,15 +29,26 @@ REQUESTING_KINDS = frozenset({"nudge"})
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_TWO_DIGITS = tuple(f"{number:02d}" for number in range(60))
+# Every rule hit formats its times, a few per client: the words for a day ("Fri 6 Nov 2026 ") are
+# kept by day number, as few as the days mail was sent on.
+_DAY_WORDS: dict[int, str] = {}
+_DAY_WORDS_KEPT = 20_000
 
 
 def format_time(moment: datetime, zone: tzinfo) -> str:
     """'Fri 6 Nov 2026 16:00' in `zone`, the same in every locale."""
     local = moment.astimezone(zone)
-    return f"{_DAYS[local.weekday()]} {local.day} {_MONTHS[local.month - 1]} {local.year} {local:%H:%M}"
+    day = local.toordinal()
+    words = _DAY_WORDS.get(day)
+    if words is None:
+        if len(_DAY_WORDS) >= _DAY_WORDS_KEPT:
+            _DAY_WORDS.clear()
+        words = _DAY_WORDS[day] = f"{_DAYS[local.weekday()]} {local.day} {_MONTHS[local.month - 1]} {local.year} "
+    return f"{words}{_TWO_DIGITS[local.hour]}:{_TWO_DIGITS[local.minute]}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class RuleHit:
     """One rule firing on some messages. `detail` is in plain words, times in the client's zone.
 
@@ -55,6 +62,13 @@ class RuleHit:
     at: datetime | None = None
     template: str = field(default="", repr=False)
     times: tuple[datetime, ...] = field(default=(), repr=False)
+
+    def __init__(self, rule: str, message_ids: tuple[str, ...], detail: str, at: datetime | None = None,
+                 template: str = "", times: tuple[datetime, ...] = ()) -> None:
+        # Frozen, so the generated __init__ sets each field through object.__setattr__; filling
+        # __dict__ at once costs a third of that, and every verdict makes a few hits.
+        self.__dict__.update(rule=rule, message_ids=message_ids, detail=detail, at=at, template=template,
+                             times=times)
 
     def render(self, zone: tzinfo) -> str:
         if not self.template:
@@ -70,7 +84,7 @@ class RuleHit:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Request:
     """One of our messages that expects a reply, as the verdict reports it."""
 
@@ -81,11 +95,16 @@ class Request:
     ignored: bool
     thread_id: str
 
+    def __init__(self, message_id: str, subject: str, sent_at: datetime, due_at: datetime, ignored: bool,
+                 thread_id: str) -> None:
+        self.__dict__.update(message_id=message_id, subject=subject, sent_at=sent_at, due_at=due_at,
+                             ignored=ignored, thread_id=thread_id)  # as RuleHit's
+
     def to_dict(self) -> dict[str, object]:
         return {**asdict(self), "sent_at": self.sent_at.isoformat(), "due_at": self.due_at.isoformat()}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class TrackedRequest:
     """A request of the current episode with what became of it."""
 
@@ -93,6 +112,9 @@ class TrackedRequest:
     due_at: datetime
     answer: Envelope | None  # the first real reply that answers it, if any (by `now`)
     ignored: bool  # unanswered when due, and due by now (even if answered later)
+
+    def __init__(self, envelope: Envelope, due_at: datetime, answer: Envelope | None, ignored: bool) -> None:
+        self.__dict__.update(envelope=envelope, due_at=due_at, answer=answer, ignored=ignored)  # as RuleHit's
 
     @property
     def open(self) -> bool:
@@ -103,7 +125,7 @@ class TrackedRequest:
         return Request(env.message_id, env.subject, env.at, self.due_at, self.ignored, env.thread_id)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Facts:
     """Everything the rules read, computed once from the history."""
 
@@ -119,18 +141,24 @@ class Facts:
     bounces: tuple[Envelope, ...]  # since the episode began
     in_window: tuple[TrackedRequest, ...]  # ignored requests still inside unresponsive.within
     silent_at: datetime | None  # when the oldest open request has been unanswered or_silent_for
+    # Read by several rules, so sorted out once, in __init__.
+    ignored: tuple[TrackedRequest, ...] = field(init=False, repr=False, compare=False)
+    open: tuple[TrackedRequest, ...] = field(init=False, repr=False, compare=False)
+
+    def __init__(self, client: Client, policy: Policy, calendar: Calendar, now: datetime, paused: bool,
+                 closing_reply: Envelope | None, closed_requests: tuple[Envelope, ...],
+                 requests: tuple[TrackedRequest, ...], auto_replies: tuple[Envelope, ...],
+                 bounces: tuple[Envelope, ...], in_window: tuple[TrackedRequest, ...],
+                 silent_at: datetime | None) -> None:
+        self.__dict__.update(client=client, policy=policy, calendar=calendar, now=now, paused=paused,
+                             closing_reply=closing_reply, closed_requests=closed_requests, requests=requests,
+                             auto_replies=auto_replies, bounces=bounces, in_window=in_window,
+                             silent_at=silent_at, ignored=tuple([r for r in requests if r.ignored]),
+                             open=tuple([r for r in requests if r.answer is None]))  # as RuleHit's
 
     @property
     def zone(self) -> tzinfo:
         return self.calendar.zone
-
-    @property
-    def ignored(self) -> tuple[TrackedRequest, ...]:
-        return tuple(r for r in self.requests if r.ignored)
-
-    @property
-    def open(self) -> tuple[TrackedRequest, ...]:
-        return tuple(r for r in self.requests if r.open)
 
     @property
     def threshold(self) -> int:
@@ -147,7 +175,8 @@ class Facts:
 
     def hit(self, rule: str, ids: Sequence[str], template: str, times: Sequence[datetime] = (),
             at: datetime | None = None) -> RuleHit:
-        rendered = template.format(*(format_time(moment, self.zone) for moment in times))
+        zone = self.calendar.zone
+        rendered = template.format(*[format_time(moment, zone) for moment in times])
         return RuleHit(rule, tuple(ids), rendered, at, template, tuple(times))
 
 
@@ -160,20 +189,7 @@ def quote(text: str) -> str:
     return "'" + _escape(text or "(no subject)") + "'"
 
 
-# ---- reading the history ----------------------------------------------------------------------
-
-
-def _order(env: Envelope) -> tuple:
-    # A total order on envelopes, so that nothing downstream depends on the history's order.
-    return (env.at, env.message_id, env.direction, env.thread_id, env.subject, env.from_addr,
-            env.auto_reply or "", env.bounce, env.question, env.tagged, env.parting_kind or "",
-            env.client_id or "")
-
-
-def _require_aware(env: Envelope) -> Envelope:
-    if env.at.tzinfo is None or env.at.utcoffset() is None:
-        raise ValueError(f"message {env.message_id} has a date without a time zone: {env.at.isoformat()}")
-    return env
+# ---- requests and replies ---------------------------------------------------------------------
 
 
 def is_request(env: Envelope, policy: Policy) -> bool:
@@ -190,65 +206,6 @@ def is_request(env: Envelope, policy: Policy) -> bool:
 
 def is_real_reply(env: Envelope) -> bool:
     return env.direction == "in" and not env.auto_reply and not env.bounce and not env.parting_kind
-
-
-def read_facts(client: Client, history: Sequence[Envelope], policy: Policy, calendar: Calendar,
-               now: datetime, paused: bool) -> Facts:
-    seen: dict[str, Envelope] = {}
-    for env in sorted(history, key=lambda env: _order(_require_aware(env))):
-        if env.client_id is not None and env.client_id != client.id:
-            raise ValueError(f"message {env.message_id} belongs to client {env.client_id}, not {client.id}")
-        if env.at <= now:
-            seen.setdefault(env.message_id, env)  # the same message stored twice counts once
-    messages = sorted(seen.values(), key=_order)
-    requests = [env for env in messages if is_request(env, policy)]
-    replies = [env for env in messages if is_real_reply(env)]
-
-    def answer_of(request: Envelope) -> Envelope | None:
-        for reply in replies:
-            if reply.at > request.at and (policy.reply_answers_all or reply.thread_id == request.thread_id):
-                return reply
-        return None
-
-    answers = {request.message_id: answer_of(request) for request in requests}
-    closing: Envelope | None = None
-    for reply in reversed(replies):
-        earlier = [r for r in requests if r.at < reply.at]
-        if all(answers[r.message_id] and answers[r.message_id].at <= reply.at for r in earlier):
-            closing = reply
-            break
-    start = closing.at if closing else None
-    closed = tuple(r for r in requests if start and r.at < start and answers[r.message_id] == closing)
-
-    tracked: list[TrackedRequest] = []
-    for request in requests:
-        if start is not None and request.at < start:
-            continue
-        due = calendar.add(request.at, policy.ignored_after)
-        answer = answers[request.message_id]
-        ignored = due <= now and (answer is None or answer.at > due)
-        tracked.append(TrackedRequest(request, due, answer, ignored))
-
-    window = policy.unresponsive.within
-    in_window = tuple(r for r in tracked if r.ignored and calendar.add(r.due_at, window) > now)
-    oldest_open = next((r for r in tracked if r.open), None)
-    silence = policy.unresponsive.or_silent_for
-    # A zero or missing or_silent_for switches the silence rule off rather than firing at once.
-    silent_at = None
-    if oldest_open and silence is not None and not silence.is_zero:
-        silent_at = calendar.add(oldest_open.envelope.at, silence)
-
-    def since_start(env: Envelope) -> bool:
-        return start is None or env.at > start
-
-    return Facts(
-        client=client, policy=policy, calendar=calendar, now=now, paused=paused,
-        closing_reply=closing, closed_requests=closed, requests=tuple(tracked),
-        auto_replies=tuple(e for e in messages if e.direction == "in" and e.auto_reply and not e.bounce
-                           and since_start(e)),
-        bounces=tuple(e for e in messages if e.direction == "in" and e.bounce and since_start(e)),
-        in_window=in_window, silent_at=silent_at,
-    )
 
 
 # ---- the rules --------------------------------------------------------------------------------
@@ -286,12 +243,12 @@ def _no_requests(f: Facts) -> Hits:
 
 
 def _request_open(f: Facts) -> Hits:
-    return tuple(
+    return tuple([
         f.hit("request-open", (r.envelope.message_id,),
               f"our request {quote(r.envelope.subject)} of {{0}} awaits a reply; ignored if unanswered by {{1}}",
               (r.envelope.at, r.due_at), r.envelope.at)
         for r in f.open if not r.ignored
-    )
+    ])
 
 
 def _request_ignored(f: Facts) -> Hits:
@@ -320,21 +277,25 @@ def _answered(f: Facts) -> Hits:
 
 
 def _auto_reply_ignored(f: Facts) -> Hits:
-    return tuple(
+    if not f.auto_replies:
+        return ()
+    return tuple([
         f.hit("auto-reply-ignored", (env.message_id,),
               f"automatic reply {quote(env.subject)} of {{0}} disregarded ({_escape(env.auto_reply or '')})",
               (env.at,), env.at)
         for env in f.auto_replies
-    )
+    ])
 
 
 def _bounced(f: Facts) -> Hits:
-    return tuple(
+    if not f.bounces:
+        return ()
+    return tuple([
         f.hit("bounced", (env.message_id,),
               f"delivery failure {quote(env.subject)} of {{0}}: our mail may not be reaching the client",
               (env.at,), env.at)
         for env in f.bounces
-    )
+    ])
 
 
 def _ignored_threshold(f: Facts) -> Hits:
@@ -367,7 +328,8 @@ def ladder_reached(f: Facts) -> tuple[str, ...]:
     if f.client.exempt or f.paused:
         return ()
     count = len(f.ignored)
-    return tuple(step.action for step in f.policy.ladder if step.after_ignored <= count or _silence_reached(f))
+    silenced = _silence_reached(f)
+    return tuple([step.action for step in f.policy.ladder if step.after_ignored <= count or silenced])
 
 
 def _ladder(f: Facts) -> Hits:

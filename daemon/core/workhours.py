@@ -2,7 +2,9 @@
 
 Rules of this module:
 - Pure: holidays come from the `holidays` package (a computation, no IO), computed per year on
-  first use and cached in the Calendar; `now` is never read here.
+  first use and cached in the Calendar; `now` is never read here. What depends only on a day
+  (is it worked, its working hours, N working days on) is remembered per Calendar too, in
+  bounded memos: a Calendar never changes once built.
 - Working time is counted in the calendar's zone (the client's, if it has one): business minutes
   and hours advance only inside [start, end) of working days; "N business days" moves N working
   days forward and keeps the local time of day, a start outside hours counting from the next
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
@@ -26,6 +29,9 @@ from daemon.core.model import Duration, WorkingHours
 # A calendar whose every day is a holiday would make the search loops below spin forever; no real
 # calendar goes this long without a working day.
 _MAX_DAYS_WITHOUT_WORK = 366
+# Entries per memo before it starts again: ample for decades of days, small in memory.
+_MEMO_SIZE = 20_000
+_Value = TypeVar("_Value")
 
 
 class Calendar:
@@ -50,6 +56,9 @@ class Calendar:
         self._subdivision = working_hours.holidays.subdivision
         self._extra = frozenset(working_hours.holidays.extra)
         self._public_holidays: dict[int, dict[date, str]] = {}
+        self._day_off_reasons: dict[date, str | None] = {}
+        self._days_after: dict[tuple[date, int], date] = {}
+        self._intervals: dict[date, tuple[datetime, datetime] | None] = {}
         if self._country:
             try:  # without years nothing is computed yet; this only checks country and subdivision
                 holidays.country_holidays(self._country, subdiv=self._subdivision)
@@ -70,6 +79,12 @@ class Calendar:
 
     def day_off_reason(self, day: date) -> str | None:
         """Why `day` is not a working day ("weekend", a holiday's name, "company day off"), or None."""
+        try:
+            return self._day_off_reasons[day]
+        except KeyError:
+            return _remember(self._day_off_reasons, day, self._find_day_off_reason(day))
+
+    def _find_day_off_reason(self, day: date) -> str | None:
         if day.weekday() not in self.working_hours.days:
             return "weekend"
         name = self.public_holidays(day.year).get(day)
@@ -84,11 +99,24 @@ class Calendar:
 
     def next_working_day(self, day: date) -> date:
         """The first working day strictly after `day`."""
-        for offset in range(1, _MAX_DAYS_WITHOUT_WORK + 1):
-            candidate = day + timedelta(days=offset)
-            if self.is_working_day(candidate):
-                return candidate
-        raise ValueError(f"no working day within a year after {day}: check working_hours and holidays")
+        return self.working_days_after(day, 1)
+
+    def working_days_after(self, day: date, count: int) -> date:
+        """The `count`th working day after `day` (`day` itself when count is 0)."""
+        try:
+            return self._days_after[day, count]
+        except KeyError:
+            pass
+        landed = day
+        for _ in range(count):
+            for offset in range(1, _MAX_DAYS_WITHOUT_WORK + 1):
+                candidate = landed + timedelta(days=offset)
+                if self.is_working_day(candidate):
+                    landed = candidate
+                    break
+            else:
+                raise ValueError(f"no working day within a year after {landed}: check working_hours and holidays")
+        return _remember(self._days_after, (day, count), landed)
 
     # ---- instants --------------------------------------------------------------------------
 
@@ -98,9 +126,10 @@ class Calendar:
 
     def instant(self, day: date, clock: time) -> datetime:
         """The UTC instant of local `day` `clock`, moving out of a DST gap to its end."""
-        wall = datetime.combine(day, clock.replace(fold=0), tzinfo=self.zone)
+        wall = datetime.combine(day, clock.replace(fold=0) if clock.fold else clock, tzinfo=self.zone)
         instant = wall.astimezone(UTC)
-        if instant.astimezone(self.zone).replace(tzinfo=None) == wall.replace(tzinfo=None):
+        # Both sides share the zone, so == compares their wall times (the fold is ignored).
+        if instant.astimezone(self.zone) == wall:
             return instant  # exists; for an ambiguous wall time fold=0 picked the first occurrence
         # Inside a gap: fold=1 reads the wall time with the offset after the change, fold=0 with
         # the one before, so the change itself lies in (after, before]; find it to the microsecond.
@@ -117,9 +146,14 @@ class Calendar:
 
     def working_interval(self, day: date) -> tuple[datetime, datetime] | None:
         """[opening, closing) of `day` as UTC instants, or None on a day off."""
-        if not self.is_working_day(day):
-            return None
-        return self.instant(day, self.working_hours.start), self.instant(day, self.working_hours.end)
+        try:
+            return self._intervals[day]
+        except KeyError:
+            pass
+        interval = None
+        if self.is_working_day(day):
+            interval = self.instant(day, self.working_hours.start), self.instant(day, self.working_hours.end)
+        return _remember(self._intervals, day, interval)
 
     # ---- arithmetic ------------------------------------------------------------------------
 
@@ -133,7 +167,7 @@ class Calendar:
         if not duration.business:
             return start + duration.as_timedelta()
         if duration.unit == "days":
-            return self._add_business_days(start, duration.amount)
+            return self._add_business_days(start.astimezone(self.zone), duration.amount)
         return self._add_working_time(start, duration.as_timedelta())
 
     def business_time_between(self, earlier: datetime, later: datetime) -> timedelta:
@@ -160,21 +194,20 @@ class Calendar:
         hours = self.working_hours
         return datetime.combine(any_day, hours.end) - datetime.combine(any_day, hours.start)
 
-    def _add_business_days(self, start: datetime, amount: float) -> datetime:
+    def _add_business_days(self, local: datetime, amount: float) -> datetime:
         whole = math.floor(amount)
         fraction = amount - whole
-        local = self.local(start)
-        day, clock = local.date(), local.time().replace(tzinfo=None)
+        day, clock = local.date(), local.time()
         hours = self.working_hours
         # Clamp into working hours: before opening counts from the opening, after closing (or on a
         # day off) from the next working day's opening.
-        if not self.is_working_day(day) or clock >= hours.end:
-            day, clock = self.next_working_day(day), hours.start
+        if clock >= hours.end or not self.is_working_day(day):
+            whole, clock = whole + 1, hours.start  # the next working day is the first of the count
         elif clock < hours.start:
             clock = hours.start
-        for _ in range(whole):
-            day = self.next_working_day(day)
-        landed = self.instant(day, clock)
+        day = self.working_days_after(day, whole)
+        # Most mail is sent outside working hours, so most counts start at an opening: remembered.
+        landed = self.working_interval(day)[0] if clock == hours.start else self.instant(day, clock)
         if fraction:
             landed = self._add_working_time(landed, self._working_day_length() * fraction)
         return landed
@@ -192,6 +225,13 @@ class Calendar:
                 remaining -= available
             day += timedelta(days=1)
         raise ValueError(f"cannot count {remaining} of working time after {start}: no working days found")
+
+
+def _remember(memo: dict, key: object, value: _Value) -> _Value:
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 def _require_aware(moment: datetime) -> datetime:

@@ -6,8 +6,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from daemon.core.model import HolidayCalendar, WorkingHours, parse_duration
+from daemon.core import workhours
+from daemon.core.model import Duration, HolidayCalendar, WorkingHours, parse_duration
 from daemon.core.workhours import Calendar
 
 LONDON = ZoneInfo("Europe/London")
@@ -189,3 +192,146 @@ def test_bad_calendars_are_refused_clearly(hours: WorkingHours, zone: str | None
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="no time zone"):
         Calendar(ENGLAND).add(datetime(2026, 11, 9, 10), parse_duration("1 business days"))
+
+
+# ---- the Calendar's memos change no answer ----------------------------------------------------
+# The arithmetic as first written, nothing remembered: what the memoised Calendar must match.
+
+
+def plain_day_off(calendar: Calendar, day: date) -> bool:
+    hours = calendar.working_hours
+    return (day.weekday() not in hours.days or bool(calendar.public_holidays(day.year).get(day))
+            or day in hours.holidays.extra)
+
+
+def plain_next_working_day(calendar: Calendar, day: date) -> date:
+    days = (day + timedelta(days=n) for n in range(1, 367))
+    return next(candidate for candidate in days if not plain_day_off(calendar, candidate))
+
+
+def plain_instant(zone: ZoneInfo, day: date, clock: time) -> datetime:
+    wall = datetime.combine(day, clock.replace(fold=0), tzinfo=zone)
+    instant = wall.astimezone(UTC)
+    if instant.astimezone(zone).replace(tzinfo=None) == wall.replace(tzinfo=None):
+        return instant
+    low, high = wall.replace(fold=1).astimezone(UTC), instant
+    offset_after = high.astimezone(zone).utcoffset()
+    while high - low > timedelta(microseconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).utcoffset() == offset_after:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def plain_interval(calendar: Calendar, day: date) -> tuple[datetime, datetime] | None:
+    if plain_day_off(calendar, day):
+        return None
+    hours = calendar.working_hours
+    return plain_instant(calendar.zone, day, hours.start), plain_instant(calendar.zone, day, hours.end)
+
+
+def plain_working_time(calendar: Calendar, start: datetime, remaining: timedelta) -> datetime:
+    day, position = start.astimezone(calendar.zone).date(), start
+    while True:
+        interval = plain_interval(calendar, day)
+        if interval and position < interval[1]:
+            begin = max(position, interval[0])
+            if remaining <= interval[1] - begin:
+                return begin + remaining
+            remaining -= interval[1] - begin
+        day += timedelta(days=1)
+
+
+def plain_add(calendar: Calendar, start: datetime, duration: Duration) -> datetime:
+    start = start.astimezone(UTC)
+    if duration.is_zero:
+        return start
+    if not duration.business:
+        return start + duration.as_timedelta()
+    if duration.unit != "days":
+        return plain_working_time(calendar, start, duration.as_timedelta())
+    hours = calendar.working_hours
+    whole = int(duration.amount)
+    local = start.astimezone(calendar.zone)
+    day, clock = local.date(), local.time()
+    if plain_day_off(calendar, day) or clock >= hours.end:
+        day, clock = plain_next_working_day(calendar, day), hours.start
+    elif clock < hours.start:
+        clock = hours.start
+    for _ in range(whole):
+        day = plain_next_working_day(calendar, day)
+    landed = plain_instant(calendar.zone, day, clock)
+    length = datetime.combine(day, hours.end) - datetime.combine(day, hours.start)
+    fraction = duration.amount - whole
+    return plain_working_time(calendar, landed, length * fraction) if fraction else landed
+
+
+# Long-lived calendars, as the daemon keeps them: their memos fill up across the examples.
+SHARED_CALENDARS = [
+    Calendar(ENGLAND), Calendar(ENGLAND, "America/New_York"), Calendar(BAVARIA, "Australia/Sydney"),
+    Calendar(NIGHT_SHIFT), Calendar(NIGHT_SHIFT, "America/New_York"), Calendar(NIGHT_SHIFT, "Australia/Lord_Howe"),
+]
+DURATIONS = [parse_duration(text) for text in (
+    "1 business days", "3 business days", "1.5 business days", "0.25 business days", "10 business days",
+    "4 business hours", "90 business minutes", "0 business days", "2 days")]
+# From October 2025 to April 2027: three autumn and two spring clock changes, two Christmases;
+# half of the starts fall within a day and a half of a clock change in one of the zones.
+FIRST, HOURS_SPANNED = utc(2025, 10, 1), 570 * 24
+CLOCK_CHANGES = sorted({
+    FIRST + timedelta(hours=hour) for calendar in SHARED_CALENDARS for hour in range(1, HOURS_SPANNED)
+    if (FIRST + timedelta(hours=hour)).astimezone(calendar.zone).utcoffset()
+    != (FIRST + timedelta(hours=hour - 1)).astimezone(calendar.zone).utcoffset()
+})
+instants = st.one_of(
+    st.integers(0, HOURS_SPANNED * 3600).map(lambda seconds: FIRST + timedelta(seconds=seconds)),
+    st.tuples(st.sampled_from(CLOCK_CHANGES), st.integers(-36 * 3600, 36 * 3600))
+    .map(lambda pair: pair[0] + timedelta(seconds=pair[1])),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(SHARED_CALENDARS), instants, st.sampled_from(DURATIONS))
+def test_remembered_days_give_the_plain_arithmetic(calendar: Calendar, start: datetime, duration: Duration) -> None:
+    due = calendar.add(start, duration)
+    assert due == plain_add(calendar, start, duration)
+    day = start.astimezone(calendar.zone).date()
+    assert calendar.is_working_day(day) is not plain_day_off(calendar, day)
+    assert calendar.next_working_day(day) == plain_next_working_day(calendar, day)
+    assert calendar.working_interval(day) == plain_interval(calendar, day)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(SHARED_CALENDARS), instants, st.integers(0, 30 * 24 * 60))
+def test_remembered_intervals_measure_business_time_as_before(calendar: Calendar, start: datetime,
+                                                              minutes: int) -> None:
+    end = start + timedelta(minutes=minutes)
+    expected = timedelta(0)
+    for offset in range((end.astimezone(calendar.zone).date() - start.astimezone(calendar.zone).date()).days + 1):
+        interval = plain_interval(calendar, start.astimezone(calendar.zone).date() + timedelta(days=offset))
+        if interval:
+            expected += max(timedelta(0), min(interval[1], end) - max(interval[0], start))
+    assert calendar.business_time_between(start, end) == expected
+
+
+def test_remembered_days_give_the_plain_arithmetic_all_around_the_clock_changes() -> None:
+    # Every quarter hour from three hours before to three hours after each change: the repeated
+    # hour's two passes and the skipped hour, in and out of the night shift.
+    for change in CLOCK_CHANGES:
+        for quarter in range(-12, 13):
+            start = change + timedelta(minutes=15 * quarter)
+            for calendar in SHARED_CALENDARS:
+                for duration in DURATIONS:
+                    assert calendar.add(start, duration) == plain_add(calendar, start, duration), \
+                        (calendar.zone_name, calendar.working_hours.start, start, duration)
+
+
+def test_full_memos_start_again_and_stay_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workhours, "_MEMO_SIZE", 5)
+    calendar = Calendar(ENGLAND)
+    starts = [london(2026, 12, 18, 16) + timedelta(hours=7 * n) for n in range(40)]
+    for start in starts * 2:
+        assert calendar.add(start, parse_duration("3 business days")) == \
+            plain_add(calendar, start, parse_duration("3 business days"))
+    assert max(len(calendar._day_off_reasons), len(calendar._days_after), len(calendar._intervals)) <= 5
