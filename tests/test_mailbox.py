@@ -715,3 +715,29 @@ async def test_watcher_reads_bodies_over_its_own_connection(dovecot: DovecotServ
     assert await watcher.run_once() == 5
     assert read == {uid: raw for uid, raw in zip(uids, raws) if uid % 2 == uids[0] % 2}
     assert len(connects) == 1  # the watcher's own: no connection per batch or per message
+
+
+async def test_mail_announced_while_a_batch_is_read_is_not_left_for_the_resync(dovecot: DovecotServer) -> None:
+    # The server announces the new message (EXISTS) in its answer to the batch's body FETCH; that
+    # announcement is not repeated, so the watcher must act on it rather than IDLE until a resync.
+    await asyncio.to_thread(dovecot.append, "INBOX", message(1))
+    store, stop = MemoryStore(), asyncio.Event()
+    arrived_during_batch = []
+
+    async def on_batch(folder, info, headers, read_bodies) -> None:
+        if not arrived_during_batch:
+            arrived_during_batch.append(await asyncio.to_thread(dovecot.append, "INBOX", message(2)))
+            await read_bodies([h.uid for h in headers])
+        await store.on_batch(folder, info, headers)
+
+    settings = settings_for(dovecot, idle_renew=parse_duration("10 minutes"))
+    watcher = FolderWatcher(settings, dovecot.password, "inbox", on_batch=on_batch, get_state=store.get_state,
+                            on_uidvalidity_change=store.on_uidvalidity_change, stop=stop, idle_round=5.0)
+    task = asyncio.create_task(watcher.run())
+    try:
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and len(store.deliveries) < 2:
+            await asyncio.sleep(0.05)
+        assert [uid for _, _, uid in store.deliveries][-1:] == arrived_during_batch
+    finally:
+        await stop_watching(stop, task)

@@ -60,6 +60,18 @@ def _groups_within(uids: Sequence[int], sizes: Mapping[int, int], max_bytes: int
         yield group
 
 
+def _retained_change(client: imapclient.IMAPClient) -> bool:
+    """Whether the server announced new or removed mail while answering an earlier command.
+
+    Untagged EXISTS/RECENT/EXPUNGE lines that arrive during SEARCH or FETCH are kept by imaplib
+    (imapclient's FETCH and SEARCH take only their own responses) and never announced again, so
+    a message arriving while a batch is read would otherwise wait for the next resync. Taking them
+    here also empties them, so each announcement counts once.
+    """
+    retained = client._imap.untagged_responses
+    return any([retained.pop(name, None) for name in ("EXISTS", "RECENT", "EXPUNGE")])
+
+
 class ImapConnection:
     """One logged-in IMAP session. Use as a context manager, or connect() ... close()."""
 
@@ -186,6 +198,7 @@ class ImapConnection:
         """Open the folder read-only (EXAMINE)."""
         with self._guard(f"EXAMINE {folder!r}") as client:
             response = client.select_folder(folder, readonly=True)
+            _retained_change(client)  # the folder as it is now: what we read next starts from here
         uidvalidity = response.get(b"UIDVALIDITY")
         if uidvalidity is None:
             raise ImapError(f"{self.where} sent no UIDVALIDITY for folder {folder!r}")
@@ -317,6 +330,9 @@ class ImapConnection:
         # command would wait for DONE. A NOOP first tells it, unless the last call just did.
         noop_first = not self._quiet_after_noop
         with self._guard("IDLE") as client:
+            if _retained_change(client):
+                self._quiet_after_noop = False
+                return IdleResult(changed=True)
             seen: list[tuple] = []
             if noop_first:
                 _, seen = client.noop()
@@ -354,6 +370,8 @@ class ImapConnection:
     def _poll_wait(self, timeout: float) -> IdleResult:
         """Without IDLE: sleep on the socket (a BYE or EOF wakes us), then NOOP."""
         with self._guard("NOOP") as client:
+            if _retained_change(client):
+                return IdleResult(changed=True)
             select.select([client.socket()], [], [], timeout)
             _, responses = client.noop()
             if _says_bye(responses):
