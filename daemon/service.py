@@ -352,7 +352,11 @@ class Service:
         attention = len(store.rows(["uncertain", "failed"]))
         line = (f"watching {len(self.ctx.settings.clients)} clients; {in_review} drafts in review; "
                 f"{due} deadlines due; outbox {queued} queued")
-        return line + (f", {attention} need a person" if attention else "")
+        line += f", {attention} need a person" if attention else ""
+        unread = [watcher.role for watcher in self.watchers if not watcher.caught_up.is_set()]
+        if unread:  # say why no verdict appears yet (a missing Sent folder keeps it so: see the log)
+            line += f"; clients not judged until {' and '.join(unread)} {'is' if len(unread) == 1 else 'are'} read"
+        return line
 
     def _warn_about_settings(self, settings: Settings) -> None:
         if not settings.review.require_authentication:

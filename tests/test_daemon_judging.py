@@ -45,9 +45,11 @@ async def test_clients_are_judged_only_after_every_folder_was_read(config, dovec
         await daemon.advance(minutes=1)  # cycles run while only our request is known
         assert judged(daemon) == []  # else globex, who answered, would look as if ignoring us
         assert daemon.store.rows() == []
+        assert daemon.service.status_line().endswith("; clients not judged until inbox is read")
         inbox_may_go.set()
         await daemon.wait_for(lambda: judged(daemon), what="the first verdict")
         await daemon.settle()
+        assert "not judged" not in daemon.service.status_line()
         assert [e.kind for e in judged(daemon)] == ["verdict", "verdict"]  # no ladder step for anyone
         [verdict] = [e for e in judged(daemon) if e.client_id == "globex"]
         assert (verdict.data["state"], verdict.data["ladder"]) == ("active", [])
