@@ -1,6 +1,6 @@
 """`python -m bench`: every benchmark, each run several times; a table of medians and a JSON file.
 
-    .venv/bin/python -m bench                  # the default run (~10 minutes on 2 cores)
+    .venv/bin/python -m bench                  # the default run (~8 minutes on 2 cores)
     .venv/bin/python -m bench --quick          # a smoke run with small sizes (~1 minute)
     .venv/bin/python -m bench --only ingest --messages 100000 --repeat 3
     .venv/bin/python -m bench --only latency --idle-seconds 300    # the full 5-minute idle window
