@@ -99,7 +99,8 @@ def check_config(file: str | None, config_path: str) -> None:
 @config_option
 @click.option("--once", is_flag=True, help="One full cycle (catch up, decide, send), then exit: for cron and debugging.")
 @click.option("--tick", type=click.FloatRange(min=0.05), default=60.0, show_default=True, metavar="SECONDS",
-              help="How often to re-evaluate when no mail arrives (deadlines fall due without mail).")
+              help="How often to look again when no mail arrives (deadlines fall due without mail); a tick"
+                   " judges only clients whose verdict may have changed, everyone at least hourly.")
 @click.option("--grace", type=click.FloatRange(min=0), default=20.0, show_default=True, metavar="SECONDS",
               help="At SIGTERM, how long a send in flight may take to finish before it is cut off"
                    " (its outbox row then waits, recoverable, for the next start).")
