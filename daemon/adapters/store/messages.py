@@ -272,22 +272,25 @@ class MessagesMixin(StoreBase):
         since: datetime,
     ) -> tuple[str, datetime, str] | None:
         """(thread id, time, Message-ID) of the message thread_of_subject chooses."""
-        # Two index range scans (the client's messages with the subject; each address's), so the
-        # cost follows the client's mail, not the mailbox's.
-        row = self.conn.execute(
-            """SELECT thread_id, at, message_id FROM (
-                   SELECT thread_id, at, message_id FROM messages
-                   WHERE norm_subject = :subject AND client_id = :client AND at >= :since
-                   UNION ALL
-                   SELECT m.thread_id, a.at, a.message_id FROM message_addresses AS a
-                   JOIN messages AS m ON m.message_id = a.message_id
-                   WHERE a.address IN (SELECT value FROM json_each(:addrs))
-                     AND a.norm_subject = :subject AND a.at >= :since)
-               ORDER BY at DESC, message_id DESC LIMIT 1""",
-            {"subject": normalized_subject, "since": to_utc_text(since), "client": client_id,
-             "addrs": to_json(list(counterparts))},
-        ).fetchone()
-        return None if row is None else (row[0], from_utc_text(row[1]), row[2])
+        # One index seek per branch (the client's messages with the subject; each address's), each
+        # reading only the latest row: the cost stays flat however much mail shares a subject.
+        since_text = to_utc_text(since)
+        found = []
+        if client_id is not None:
+            found.append(self.conn.execute(
+                "SELECT at, message_id, thread_id FROM messages"
+                " WHERE norm_subject = ? AND client_id = ? AND at >= ?"
+                " ORDER BY at DESC, message_id DESC LIMIT 1",
+                [normalized_subject, client_id, since_text]).fetchone())
+        for address in dict.fromkeys(counterparts):
+            found.append(self.conn.execute(
+                "SELECT a.at, a.message_id, m.thread_id FROM message_addresses AS a"
+                " JOIN messages AS m ON m.message_id = a.message_id"
+                " WHERE a.address = ? AND a.norm_subject = ? AND a.at >= ?"
+                " ORDER BY a.at DESC, a.message_id DESC LIMIT 1",
+                [address, normalized_subject, since_text]).fetchone())
+        latest = max((row for row in found if row is not None), default=None)
+        return None if latest is None else (latest[2], from_utc_text(latest[0]), latest[1])
 
     def client_of_thread(self, thread_id: str) -> str | None:
         """The client of the latest assigned message in this thread."""
