@@ -741,3 +741,45 @@ async def test_mail_announced_while_a_batch_is_read_is_not_left_for_the_resync(d
         assert [uid for _, _, uid in store.deliveries][-1:] == arrived_during_batch
     finally:
         await stop_watching(stop, task)
+
+
+async def test_after_news_the_next_idle_round_is_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A unit test with a scripted connection: which IDLE rounds the watcher asks for. pymap does not
+    # announce in IDLE what arrived between our last command and IDLE; a short round after each
+    # sync finds it within a second instead of a whole round.
+    import daemon.adapters.mailbox as mailbox_module
+    from daemon.adapters.imap_values import FolderInfo, IdleResult
+
+    stop = asyncio.Event()
+    script = [True, False, False, True, True, False]
+    rounds: list[float] = []
+
+    class ScriptedConnection:
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def connect(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+        def select(self, folder: str) -> FolderInfo:
+            return FolderInfo(folder, 1, None, 0, None)
+
+        def new_uids(self, last_uid: int, *, since=None) -> list[int]:
+            return []
+
+        def idle_wait(self, timeout: float) -> IdleResult:
+            rounds.append(timeout)
+            if len(rounds) == len(script):
+                stop.set()
+            return IdleResult(changed=script[len(rounds) - 1])
+
+    monkeypatch.setattr(mailbox_module, "ImapConnection", ScriptedConnection)
+    store = MemoryStore()
+    watcher = FolderWatcher(ImapSettings(host="127.0.0.1"), "secret", "inbox", on_batch=store.on_batch,
+                            get_state=store.get_state, on_uidvalidity_change=store.on_uidvalidity_change,
+                            stop=stop, idle_round=10.0)
+    await asyncio.wait_for(watcher.run(), timeout=5)
+    assert rounds == [10.0, 1.0, 10.0, 10.0, 1.0, 1.0]

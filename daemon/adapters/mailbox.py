@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 FolderRole = Literal["inbox", "sent"]
+AFTER_NEWS_ROUND = 1.0  # seconds of the first IDLE round after a sync
 ReadBodies = Callable[[Sequence[int]], Awaitable[dict[int, bytes]]]
 OnBatch = Callable[[str, FolderInfo, list[FetchedHeader], ReadBodies], Awaitable[None]]
 GetState = Callable[[str], Awaitable["FolderState | None"]]
@@ -200,14 +201,19 @@ class FolderWatcher:
         self._caught_up()
         last_sync = time.monotonic()
         healthy = False
+        wait = self._idle_round
         while not self._stop.is_set():
-            result = await asyncio.to_thread(connection.idle_wait, self._idle_round)
+            result = await asyncio.to_thread(connection.idle_wait, wait)
             if not healthy:  # connected, read and waited: start the backoff afresh
                 self._backoff.reset()
                 healthy = True
+            wait = self._idle_round
             if result.changed or time.monotonic() - last_sync >= self._resync_every:
                 await self._sync(connection, folder)
                 last_sync = time.monotonic()
+                # Mail comes in bursts, and a server may not announce in IDLE what arrived between
+                # our last command and IDLE (pymap does not): after news, look again soon.
+                wait = min(self._idle_round, AFTER_NEWS_ROUND)
 
     async def _resolve_folder(self, connection: ImapConnection) -> str:
         name = self._settings.inbox if self.role == "inbox" else self._settings.sent
