@@ -25,7 +25,6 @@ from typing import Literal
 
 from daemon.adapters.imap_connection import (
     DEFAULT_HEADER_FIELDS,
-    MAX_MESSAGE_BYTES,
     FetchedHeader,
     FolderInfo,
     IdleResult,
@@ -43,7 +42,7 @@ from daemon.core.model import ImapSettings
 __all__ = [
     "DEFAULT_HEADER_FIELDS", "Backoff", "FetchedHeader", "FolderInfo", "FolderState",
     "FolderWatcher", "IdleResult", "ReadBodies", "ImapAuthError", "ImapConnection", "ImapConnectionError",
-    "ImapConnectionLost", "ImapError", "ImapFolderError", "append_message", "fetch_bodies",
+    "ImapConnectionLost", "ImapError", "ImapFolderError", "append_message",
     "find_in_folder", "header_fields_item", "is_loopback",
 ]
 
@@ -300,8 +299,9 @@ class FolderWatcher:
 
 
 # -------------------------------------------------------------------- one-off connections
-# Each opens its own short-lived connection in a worker thread: they are used rarely (reading a
-# reviewer's reply, crash recovery, filing a copy in Sent) and must not disturb a watcher's IDLE.
+# Each opens its own short-lived connection in a worker thread: they are used rarely (crash
+# recovery, filing a copy in Sent) and must not disturb a watcher's IDLE. Bodies are read by the
+# watchers themselves (`read_bodies` in on_batch).
 
 
 def _resolved(connection: ImapConnection, folder: str) -> str:
@@ -311,16 +311,6 @@ def _resolved(connection: ImapConnection, folder: str) -> str:
     if found is None:
         raise ImapFolderError(f"no folder at {connection.where} is marked \\Sent (SPECIAL-USE)")
     return found
-
-
-async def fetch_bodies(settings: ImapSettings, password: str | None, folder: str,
-                       uids: Sequence[int], *, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[int, bytes]:
-    """The raw messages with these UIDs; UIDs no longer in the folder are left out."""
-    def work() -> dict[int, bytes]:
-        with ImapConnection(settings, password) as connection:
-            connection.select(_resolved(connection, folder))
-            return connection.fetch_messages(uids, max_bytes=max_bytes)
-    return await asyncio.to_thread(work)
 
 
 async def find_in_folder(settings: ImapSettings, password: str | None, folder: str,
