@@ -189,7 +189,10 @@ class Service:
     def _history_complete(self) -> bool:
         """Clients are judged only once every folder has been read in full since start: with the
         Sent folder read and the Inbox not yet, every client would look as if ignoring us."""
-        return all(watcher.caught_up.is_set() for watcher in self.watchers)
+        return not self._unread_folders()
+
+    def _unread_folders(self) -> list[str]:
+        return [watcher.role for watcher in self.watchers if not watcher.caught_up.is_set()]
 
     async def _send_with_grace(self) -> None:
         """Send what is due; after a stop request, a send in flight gets `grace` seconds to finish."""
@@ -353,8 +356,7 @@ class Service:
         line = (f"watching {len(self.ctx.settings.clients)} clients; {in_review} drafts in review; "
                 f"{due} deadlines due; outbox {queued} queued")
         line += f", {attention} need a person" if attention else ""
-        unread = [watcher.role for watcher in self.watchers if not watcher.caught_up.is_set()]
-        if unread:  # say why no verdict appears yet (a missing Sent folder keeps it so: see the log)
+        if unread := self._unread_folders():  # say why no verdict appears yet (a missing Sent folder keeps it so: see the log)
             line += f"; clients not judged until {' and '.join(unread)} {'is' if len(unread) == 1 else 'are'} read"
         return line
 

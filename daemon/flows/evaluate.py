@@ -34,29 +34,28 @@ class Agenda:
     """Which clients the next cycle evaluates: None means every client."""
 
     def __init__(self) -> None:
-        self.everyone = True
         self.grown: set[str] = set()  # clients with new mail since their last evaluation
-        self._last_full: datetime | None = None
+        self._last_full: datetime | None = None  # None: everyone is due now
         self._data_version: int | None = None
 
     def history_grew(self, client_ids: Collection[str]) -> None:
         self.grown.update(client_ids)
 
     def evaluate_everyone(self) -> None:
-        self.everyone = True
+        self._last_full = None
 
     def next(self, store: Store, now: datetime) -> set[str] | None:
         version = store.data_version()
         if version != self._data_version:
-            self._data_version, self.everyone = version, True
-        if self.everyone or self._last_full is None or now - self._last_full >= FULL_EVALUATION_EVERY:
+            self._data_version, self._last_full = version, None
+        if self._last_full is None or now - self._last_full >= FULL_EVALUATION_EVERY:
             return None
         return self.grown | store.clients_due(now)
 
     def evaluated(self, only: Collection[str] | None, now: datetime) -> None:
         """Called once the clients `next` named were evaluated without error."""
         if only is None:
-            self.everyone, self._last_full = False, now
+            self._last_full = now
             self.grown.clear()
         else:
             self.grown.difference_update(only)
