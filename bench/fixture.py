@@ -86,6 +86,15 @@ def multiappend(dovecot, mails: Sequence[corpus.Mail], chunk: int = 500) -> None
                 imap.multiappend(folder, items)
 
 
+def examine(dovecot: DovecotServer) -> dict[str, int]:
+    """EXAMINE both folders (Dovecot indexes a new maildir here); their message counts."""
+    counts = {}
+    with dovecot.client() as imap:
+        for folder in ("INBOX", "Sent"):
+            counts[folder] = int(imap.select_folder(folder, readonly=True)[b"EXISTS"])
+    return counts
+
+
 @dataclass
 class Mailbox:
     """A started Dovecot with `messages` generated messages for `clients`."""
@@ -110,19 +119,11 @@ class Mailbox:
         written = time.perf_counter()
         dovecot.start()
         box = cls(messages, clients, workdir, dovecot, mails)
-        box.examine()
+        examine(dovecot)
         box.timings = {"generate_seconds": generated - start, "maildir_write_seconds": written - generated,
                        "start_and_index_seconds": time.perf_counter() - written}
         (workdir / "imap-password").write_text(dovecot.password + "\n")
         return box
-
-    def examine(self) -> dict[str, int]:
-        """EXAMINE both folders (Dovecot indexes a new maildir here); their message counts."""
-        counts = {}
-        with self.dovecot.client() as imap:
-            for folder in ("INBOX", "Sent"):
-                counts[folder] = int(imap.select_folder(folder, readonly=True)[b"EXISTS"])
-        return counts
 
     def config(self, *, lookback_days: int = LOOKBACK_DAYS) -> Path:
         """A fresh folder with a config (dry run: nothing is mailed) and an empty database."""
@@ -162,9 +163,7 @@ def seed_with_multiappend(messages: int, client_count: int, chunk: int, *, seed:
         start = time.perf_counter()
         dovecot.start()
         multiappend(dovecot, mails, chunk=chunk)
-        with dovecot.client() as imap:
-            for folder in ("INBOX", "Sent"):
-                imap.select_folder(folder, readonly=True)
+        examine(dovecot)
         return {"seconds": time.perf_counter() - start}
     finally:
         dovecot.stop()
@@ -181,9 +180,7 @@ def seed_with_maildir(messages: int, client_count: int, *, seed: int = 1) -> dic
         start = time.perf_counter()
         write_maildir(workdir / "mail", dovecot.user, mails, _mail_owner())
         dovecot.start()
-        with dovecot.client() as imap:
-            for folder in ("INBOX", "Sent"):
-                imap.select_folder(folder, readonly=True)
+        examine(dovecot)
         return {"seconds": time.perf_counter() - start}
     finally:
         dovecot.stop()
