@@ -1,0 +1,53 @@
+"""The benchmark command still runs end to end and reports every figure the benchmarks issue names.
+
+Tiny sizes and no timing assertions: the figures themselves are measured by `python -m bench`
+(bench/README.md); this only proves that the command, its private Dovecot and its JSON work."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_bench_reports_every_figure_in_a_table_and_as_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--messages", "300,600", "--clients", "20", "--repeat", "2",
+         "--replies", "3", "--idle-seconds", "2", "--policy-clients", "40", "--per-client", "20",
+         "--cache", str(tmp_path / "cache"), "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads(out.read_text())
+    figures = {(f["group"], f["name"].strip()): f for f in data["figures"]}
+    wanted = [
+        ("seed 300 msgs", "maildir files, then start + EXAMINE"),
+        ("ingest 300 msgs", "parting backfill (watchers + on_batch)"),
+        ("ingest 300 msgs", "bare imapclient loop, same headers"),
+        ("ingest 300 msgs", "parting / bare"),
+        ("ingest 600 msgs", "parting / bare"),
+        ("ingest 600 msgs", "peak RSS after backfill (VmHWM)"),
+        ("ingest linearity", "time per message, 600 vs 300"),
+        ("reply latency (3 replies/run)", "parting: APPEND -> committed, p99"),
+        ("reply latency (3 replies/run)", "bare IDLE client: APPEND -> EXISTS, p50"),
+        ("reply latency (3 replies/run)", "parting - bare (same reply), p50"),
+        ("idle daemon", "CPU per 5 minutes, 2 s window scaled"),
+        ("policy 40 clients x 20", "core.policy.evaluate, every client"),
+        ("policy 40 clients x 20", "`parting simulate` (CLI, wall)"),
+    ]
+    assert [key for key in wanted if key not in figures] == []
+    for key in wanted:
+        figure = figures[key]
+        assert figure["runs"] and figure["min"] <= figure["median"] <= figure["max"], key
+    assert len(figures[("ingest 300 msgs", "parting / bare")]["runs"]) == 2  # --repeat is honoured
+    assert figures[("ingest 300 msgs", "parting / bare")]["target"] == ">= 90%"
+    assert data["machine"]["nproc"] >= 1 and data["parameters"]["sizes"] == [300, 600]
+    table = done.stdout
+    assert "median" in table and "min" in table and "max" in table and "parting / bare" in table
