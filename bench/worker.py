@@ -76,8 +76,8 @@ class Timers:
 
 async def parting_ingest(config: str, run_cycle: bool, bodies_out: str | None) -> dict:
     from daemon.flows.ingest import Ingestor
-    from daemon.logs import get_logger
-    from daemon.service import Service, open_context
+    from daemon.runtime.logs import get_logger
+    from daemon.runtime.service import Service, open_context
 
     timers = Timers()
     fetched: dict[str, array] = {}  # compact: the record must not weigh on the peak RSS measured
@@ -129,7 +129,7 @@ async def parting_ingest(config: str, run_cycle: bool, bodies_out: str | None) -
 def bare_ingest(host: str, port: int, user: str, password_file: str, since: str, bodies_in: str | None) -> dict:
     import imapclient
 
-    from daemon.adapters.imap_connection import header_fields_item
+    from daemon.adapters.imap.connection import header_fields_item
     from daemon.core.mail import HEADER_FIELDS
 
     items = [header_fields_item(HEADER_FIELDS), "INTERNALDATE", "RFC822.SIZE"]

@@ -1,7 +1,7 @@
 import sys
 
 if sys.argv[1:2] == ["run"]:
-    from daemon.shutdown import catch_early_stop
+    from daemon.runtime.shutdown import catch_early_stop
 
     catch_early_stop()  # before the heavy imports: a SIGTERM while starting is a clean stop
 

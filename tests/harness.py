@@ -1,7 +1,7 @@
 """Run the real daemon against the fixture servers: a config writer and an in-process runner.
 
 `write_config` lays down a config, the secret files and a database path in a folder, pointing
-at a DovecotServer and an SmtpSink on loopback. `RunningDaemon` runs `daemon.service.Service`
+at a DovecotServer and an SmtpSink on loopback. `RunningDaemon` runs `daemon.runtime.service.Service`
 in the test's event loop with a ManualClock, so simulated days pass by `advance` (no sleeps).
 For signal and crash tests, `daemon_command` gives the argv to run it as a subprocess.
 """
@@ -19,7 +19,7 @@ from typing import Any, Callable
 import yaml
 
 from daemon.adapters.store import Store
-from daemon.clock import ManualClock
+from daemon.runtime.clock import ManualClock
 
 TOKEN_KEY = "k" * 48
 CLIENTS = [
@@ -76,7 +76,7 @@ class RunningDaemon:
     """The real Service in this event loop; `advance` moves its clock and wakes it."""
 
     def __init__(self, config: Path, start: datetime, *, tick: float = 0.2) -> None:
-        from daemon.service import Service
+        from daemon.runtime.service import Service
 
         self.config = config
         self.clock = ManualClock(start)

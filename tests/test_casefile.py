@@ -24,14 +24,14 @@ import pytest
 from click.testing import CliRunner
 
 import mailfactory as mf
-from daemon.adapters.settings import Secrets, load_settings
+from daemon.adapters.settings.load import Secrets, load_settings
 from daemon.adapters.store import MessageRow, Store
 from daemon.adapters.templates import Templates
-from daemon.casefile import build_casefile, casefile_after_release, render_html, render_markdown
+from daemon.queries.casefile.build import build_casefile, casefile_after_release, render_html, render_markdown
 from daemon.cli import cli
-from daemon.clock import write_clock_file
+from daemon.runtime.clock import write_clock_file
 from daemon.flows.context import Context
-from daemon.reports import close_deadline
+from daemon.queries.reports import close_deadline
 from harness import RunningDaemon, utc, write_config
 from servers import DovecotServer, SmtpSink, scratch_dir
 from test_daemon_review import START, by_kind, reply_to_review, seed_history
@@ -342,7 +342,7 @@ def test_a_client_named_like_a_subcommand_is_reached_with_show(tmp_path):
 def test_time_axis_ticks_are_few_ordered_and_inside_the_span(start, span):
     from zoneinfo import ZoneInfo
 
-    from daemon.casefile_svg import MAX_TICKS, ticks
+    from daemon.queries.casefile.picture import MAX_TICKS, ticks
 
     marks = ticks(start, start + span, ZoneInfo("Europe/London"))
     moments = [moment for moment, _ in marks]

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from daemon.adapters.settings import SettingsError, load_policy_override, load_settings
+from daemon.adapters.settings.load import SettingsError, load_policy_override, load_settings
 from daemon.adapters.store import MessageRow, Store
 from daemon.cli import cli
-from daemon.clock import write_clock_file
+from daemon.runtime.clock import write_clock_file
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config.example.yaml"

@@ -10,7 +10,7 @@ import pytest
 import mailfactory as mf
 from harness import RunningDaemon, utc, write_config
 
-from daemon.service import Service
+from daemon.runtime.service import Service
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import mailfactory as mf
 from daemon.cli import cli
-from daemon.clock import write_clock_file
+from daemon.runtime.clock import write_clock_file
 from harness import CLIENTS, RunningDaemon, utc, write_config
 from test_daemon_review import START, seed_history
 

@@ -143,7 +143,7 @@ async def test_reject_above_a_quote_that_says_approve_is_a_reject(config, doveco
 
 
 async def test_a_client_name_with_an_encoded_newline_is_refused_before_any_mail(tmp_path, dovecot, smtp_sink):
-    from daemon.adapters.settings import SettingsError
+    from daemon.adapters.settings.load import SettingsError
     from harness import CLIENTS
 
     evil = [{**CLIENTS[0], "name": "Acme =?UTF-8?Q?Ltd=0ABcc:_attacker@evil.example?="}, CLIENTS[1]]

@@ -157,7 +157,7 @@ async def test_malformed_messages_are_quarantined_and_the_daemon_stays_up(config
 
 
 async def test_a_restart_fetches_nothing_already_stored(config, dovecot, monkeypatch):
-    from daemon.service import Service
+    from daemon.runtime.service import Service
 
     seed_threads(dovecot)
     async with RunningDaemon(config, START) as daemon:

@@ -20,7 +20,7 @@ from click.testing import CliRunner, Result
 from daemon.adapters.store import SCHEMA_VERSION, Store
 from daemon.adapters.store.schema import set_version
 from daemon.cli import cli
-from daemon.doctor import Check, run_checks
+from daemon.queries.doctor import Check, run_checks
 from harness import write_config
 from servers import DovecotServer, SmtpSink
 

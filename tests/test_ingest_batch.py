@@ -11,8 +11,8 @@ import pytest
 from harness import write_config
 from mailfactory import OFFICE, build, message_id, request
 
-from daemon.adapters.imap_connection import FetchedHeader
-from daemon.adapters.settings import load_settings
+from daemon.adapters.imap.connection import FetchedHeader
+from daemon.adapters.settings.load import load_settings
 from daemon.adapters.store import Store
 from daemon.flows.ingest import Ingestor
 

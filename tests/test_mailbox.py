@@ -17,7 +17,7 @@ import imapclient
 import pytest
 from servers import DovecotServer
 
-from daemon.adapters.mailbox import (
+from daemon.adapters.imap.watcher import (
     Backoff,
     FolderState,
     FolderWatcher,
@@ -29,7 +29,7 @@ from daemon.adapters.mailbox import (
     append_message,
     find_in_folder,
 )
-from daemon.adapters.imap_connection import ImapConnection as _Connection, _groups_within
+from daemon.adapters.imap.connection import ImapConnection as _Connection, _groups_within
 from daemon.core.model import ImapSettings, parse_duration
 
 pytestmark = pytest.mark.integration
@@ -744,8 +744,8 @@ async def test_after_news_the_next_idle_round_is_short(monkeypatch: pytest.Monke
     # A unit test with a scripted connection: which IDLE rounds the watcher asks for. pymap does not
     # announce in IDLE what arrived between our last command and IDLE; a short round after each
     # sync finds it within a second instead of a whole round.
-    import daemon.adapters.mailbox as mailbox_module
-    from daemon.adapters.imap_values import FolderInfo, IdleResult
+    import daemon.adapters.imap.watcher as mailbox_module
+    from daemon.adapters.imap.values import FolderInfo, IdleResult
 
     stop = asyncio.Event()
     script = [True, False, False, True, True, False]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from servers import SmtpSink, TlsFiles
 
-from daemon.adapters.mailer import (
+from daemon.adapters.smtp import (
     PermanentFailure,
     SendResult,
     TemporaryFailure,

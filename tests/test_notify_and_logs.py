@@ -8,8 +8,8 @@ import logging
 import os
 import socket
 
-from daemon.logs import get_logger, register_secret, setup_logging
-from daemon.notify import Notifier, watchdog_interval
+from daemon.runtime.logs import get_logger, register_secret, setup_logging
+from daemon.runtime.notify import Notifier, watchdog_interval
 
 
 def test_notify_reaches_an_abstract_socket() -> None:

@@ -17,12 +17,12 @@ import pytest
 import yaml
 
 import mailfactory as mf
-from daemon.adapters.settings import load_settings
+from daemon.adapters.settings.load import load_settings
 from daemon.adapters.templates import TemplateProblem
 from daemon.core.outgoing import HeaderInjection, build_message
 from daemon.flows.context import queue_mail
 from daemon.flows.sending import restamped, retry_delay
-from daemon.service import Service, open_context
+from daemon.runtime.service import Service, open_context
 from harness import CLIENTS, RunningDaemon, write_config
 from test_daemon_review import START, by_kind, reply_to_review, seed_history
 
@@ -332,7 +332,7 @@ def test_restamping_the_date_changes_that_line_and_nothing_else():
 
 
 async def test_a_client_name_with_a_line_break_is_refused_before_anything_is_sent(tmp_path, dovecot, smtp_sink):
-    from daemon.adapters.settings import SettingsError
+    from daemon.adapters.settings.load import SettingsError
 
     acme = {**CLIENTS[0], "name": f"Acme Ltd\r\nBcc: {EVIL}"}
     config = write_config(tmp_path / "parting", dovecot, smtp_sink, clients=[acme, CLIENTS[1]])

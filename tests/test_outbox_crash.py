@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 import mailfactory as mf
-from daemon.clock import write_clock_file
+from daemon.runtime.clock import write_clock_file
 from harness import daemon_command, write_config
 from test_daemon_review import START, by_kind, seed_history
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daemon.clock import write_clock_file
+from daemon.runtime.clock import write_clock_file
 from harness import daemon_command, write_config
 from servers import scratch_dir
 from test_daemon_review import START, seed_history

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.adapters import settings as settings_module, settings_schema
-from daemon.adapters.settings import (
+from daemon.adapters.settings import load as settings_module
+
+from daemon.adapters.settings import schema as settings_schema
+from daemon.adapters.settings.load import (
     Problem, Secrets, SettingsError, check_runtime, config_key_paths, load_secrets, load_settings,
 )
 from daemon.core.model import LadderStep, Policy, parse_duration
@@ -484,7 +486,7 @@ def test_every_key_in_the_example_is_documented():
 def test_docs_reference_matches_the_schema():
     reference = DOCS.read_text().split("## Reference", 1)[1]
     assert settings_schema.reference_markdown() in reference, (
-        "regenerate the reference: python -m daemon.adapters.settings_schema")
+        "regenerate the reference: python -m daemon.adapters.settings.schema")
 
 
 def test_canonical_key_paths_fold_list_indexes_and_policy_names():
@@ -496,7 +498,7 @@ def test_canonical_key_paths_fold_list_indexes_and_policy_names():
 def test_only_the_settings_adapter_imports_yaml():
     importers = [path.relative_to(REPO) for path in (REPO / "daemon").rglob("*.py")
                  if re.search(r"^\s*(import yaml|from yaml)", path.read_text(), re.MULTILINE)]
-    assert importers == [Path("daemon/adapters/settings.py")]
+    assert importers == [Path("daemon/adapters/settings/load.py")]
 
 
 def test_names_that_reach_mail_headers_must_be_one_line(tmp_path) -> None:

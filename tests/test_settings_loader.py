@@ -13,9 +13,9 @@ import pytest
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from daemon import reports
-from daemon.adapters import settings as settings_module
-from daemon.adapters.settings import load_policy_override, load_settings
+from daemon.queries import reports
+from daemon.adapters.settings import load as settings_module
+from daemon.adapters.settings.load import load_policy_override, load_settings
 from daemon.adapters.store import Store
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Sequence
 
-from daemon.adapters.settings import Secrets
+from daemon.adapters.settings.load import Secrets
 from daemon.adapters.store import Store
 from daemon.adapters.templates import Templates
 from daemon.core.model import Client, Person, Settings
 from daemon.core.outgoing import build_message, make_message_id
 from daemon.core.workhours import Calendar
-from daemon.logs import get_logger
+from daemon.runtime.logs import get_logger
 
 
 @dataclass

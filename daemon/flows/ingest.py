@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Sequence
 
-from daemon.adapters.imap_connection import FetchedHeader
+from daemon.adapters.imap.connection import FetchedHeader
 from daemon.adapters.store import MessageRow, Store
 from daemon.core.mail import (
     MalformedMessage,
@@ -38,7 +38,7 @@ from daemon.core.threads import (
     normalize_subject,
     thread_index_root,
 )
-from daemon.logs import get_logger
+from daemon.runtime.logs import get_logger
 
 # A Date header this far from the server's INTERNALDATE is not believed: the server's clock wins.
 DATE_TRUST_BEFORE = timedelta(days=7)

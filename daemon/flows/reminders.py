@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from daemon.core import review as core
-from daemon.faults import crash_point
+from daemon.runtime.faults import crash_point
 from daemon.flows.context import Context
 from daemon.flows.review import ask, review_email
 

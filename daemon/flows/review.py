@@ -21,7 +21,7 @@ from daemon.adapters.templates import TemplateProblem
 from daemon.core.outgoing import HeaderInjection, InvalidAddress, build_message, make_message_id, thread_headers
 from daemon.core.policy import Verdict, explain
 from daemon.core.replytext import split_reply
-from daemon.faults import crash_point
+from daemon.runtime.faults import crash_point
 from daemon.flows.context import Context, common_context, describe_time, queue_mail
 
 REVIEW_TEMPLATES = {"owner": "owner_review.txt.j2", "reviewer": "review_request.txt.j2"}
@@ -170,7 +170,7 @@ def _record(ctx: Context, judgement: core.Judgement, row, token_row, draft, dead
         if draft is not None:
             _apply_to_draft(ctx, draft, token_row, judgement, row, auth, now)
         else:
-            from daemon.flows.deadlines import close_by_reply
+            from daemon.flows.followup import close_by_reply
 
             close_by_reply(ctx, deadline, token_row, judgement, row, auth, now)
         store.mark_reply_processed(message_id, f"accepted: {judgement.command.kind}", now)

@@ -20,13 +20,13 @@ from email.parser import BytesParser
 from email.utils import format_datetime
 from typing import Awaitable, Callable
 
-from daemon.adapters import mailer
+from daemon.adapters import smtp as mailer
 from daemon.adapters.store import OutboxRow, StoreError
 from daemon.adapters.templates import TemplateProblem
 from daemon.core.outgoing import HeaderInjection, InvalidAddress
-from daemon.faults import crash_point
+from daemon.runtime.faults import crash_point
 from daemon.flows.context import Context, common_context, queue_mail
-from daemon.flows.deadlines import after_release_sent
+from daemon.flows.followup import after_release_sent
 
 RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=1)

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import yaml
 
-from daemon.clock import FileClock, write_clock_file
+from daemon.runtime.clock import FileClock, write_clock_file
 from harness import daemon_command
 
 

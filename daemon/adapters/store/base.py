@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlite_utils
 
-from daemon.errors import PartingError
+from daemon.core.errors import PartingError
 
 
 class StoreError(PartingError):

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 
-from daemon.adapters.settings import dump_config
-from daemon.demo_servers import SERVER_NAME, ReceivedMail
+from daemon.adapters.settings.load import dump_config
+from daemon.demo.servers import SERVER_NAME, ReceivedMail
 
 COMPANY = "Example Ltd"
 DOMAIN = "example.com"

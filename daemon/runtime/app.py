@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daemon.adapters.settings import load_settings
+from daemon.adapters.settings.load import load_settings
 from daemon.core.policy import policy_hash
 
 
@@ -34,10 +34,10 @@ def run_service(config_path: str | Path, *, once: bool = False, tick: float = 60
     import asyncio
     import sys
 
-    from daemon.clock import FileClock, clock_from_environment
-    from daemon.logs import get_logger, setup_logging
-    from daemon.progress import progress_reporter
-    from daemon.service import Service
+    from daemon.runtime.clock import FileClock, clock_from_environment
+    from daemon.runtime.logs import get_logger, setup_logging
+    from daemon.runtime.progress import progress_reporter
+    from daemon.runtime.service import Service
 
     setup_logging(log_format, log_level)
     clock = clock_from_environment()

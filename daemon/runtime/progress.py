@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from daemon.logs import get_logger
+from daemon.runtime.logs import get_logger
 
 
 def progress_reporter(interactive: bool) -> Callable[[str, int, int], None]:

@@ -28,7 +28,7 @@ from datetime import date, datetime, timezone
 import imapclient
 from imapclient import exceptions as imap_exceptions
 
-from daemon.adapters.imap_values import (  # noqa: F401 - also re-exported
+from daemon.adapters.imap.values import (  # noqa: F401 - also re-exported
     DEFAULT_HEADER_FIELDS, FetchedHeader, FolderInfo, IdleResult, ImapAuthError, ImapConnectionError,
     ImapConnectionLost, ImapError, ImapFolderError, _LOGOUT_TIMEOUT, _SENT_FLAG,
     _describe, _reports_change, _says_bye, _section_value, header_fields_item,

@@ -32,13 +32,13 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from daemon.adapters import settings_schema as schema
-from daemon.adapters.settings_build import build_policy, build_settings
-from daemon.adapters.settings_kinds import IDENT, Invalid, Scalar, did_you_mean, shown
-from daemon.adapters.settings_problems import Problem, SettingsError, problem_at, remember_key_lines
-from daemon.adapters.settings_rules import BAD, cross_check, merge_policy
-from daemon.adapters.settings_schema import Items, Leaf, Named, Section, Spec
-from daemon.adapters.settings_secrets import Secrets, check_runtime, load_secrets
+from daemon.adapters.settings import schema
+from daemon.adapters.settings.build import build_policy, build_settings
+from daemon.adapters.settings.kinds import IDENT, Invalid, Scalar, did_you_mean, shown
+from daemon.adapters.settings.problems import Problem, SettingsError, problem_at, remember_key_lines
+from daemon.adapters.settings.rules import BAD, cross_check, merge_policy
+from daemon.adapters.settings.schema import Items, Leaf, Named, Section, Spec
+from daemon.adapters.settings.secret_files import Secrets, check_runtime, load_secrets
 from daemon.core.model import Settings
 
 __all__ = ["Problem", "SettingsError", "Secrets", "load_settings", "load_policy_override", "load_secrets",

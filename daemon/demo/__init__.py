@@ -1,7 +1,7 @@
 """`parting demo`: the whole practice, end to end, against real mail servers in this process.
 
 Rules of this module:
-- The daemon is the real one (daemon.service.Service, as `parting run` starts it) with a
+- The daemon is the real one (daemon.runtime.service.Service, as `parting run` starts it) with a
   generated configuration; there is no demo code path inside it. Only its clock is injected:
   simulated weeks pass by `ManualClock.set`, never by waiting.
 - Everything a person or a client does in the story arrives as real mail: our requests are
@@ -26,15 +26,19 @@ from zoneinfo import ZoneInfo
 
 from rich.console import Console
 
-from daemon import app, reports, views
-from daemon.clock import ManualClock
-from daemon.demo_company import (ALICE, BOB, CLIENTS, HANK, JANE, OFFICE, TIMEZONE, Credentials, Mail, Person,
+from daemon.runtime import app
+
+from daemon.queries import reports
+
+from daemon.cli import render as views
+from daemon.runtime.clock import ManualClock
+from daemon.demo.company import (ALICE, BOB, CLIENTS, HANK, JANE, OFFICE, TIMEZONE, Credentials, Mail, Person,
                                  new_credentials, out_of_office, reply, request, staff_reply, write_config)
-from daemon.demo_narration import Narrator
-from daemon.demo_servers import ImapServer, ReceivedMail, SmtpSink
-from daemon.errors import PartingError
-from daemon.logs import setup_logging
-from daemon.service import Service
+from daemon.demo.narration import Narrator
+from daemon.demo.servers import ImapServer, ReceivedMail, SmtpSink
+from daemon.core.errors import PartingError
+from daemon.runtime.logs import setup_logging
+from daemon.runtime.service import Service
 
 ZONE = ZoneInfo(TIMEZONE)
 START = datetime(2026, 10, 5, 9, 0, tzinfo=ZONE)  # a Monday morning, the day parting is installed
@@ -263,7 +267,7 @@ class Demo:
     def case_file(self) -> Path | None:
         self.tell.step("The case file, for the retrospective")
         try:
-            from daemon.casefile import write_casefile
+            from daemon.queries.casefile.build import write_casefile
         except ImportError:
             self.tell.say("daemon/casefile.py is not there yet: here is the audit trail it is written from "
                           "(the events table):")

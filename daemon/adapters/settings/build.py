@@ -18,7 +18,7 @@ from daemon.core.model import (
     WEEKDAYS, Client, FollowupSettings, HolidayCalendar, ImapSettings, LadderStep, MailboxSettings,
     Person, Policy, ReviewSettings, Settings, SmtpSettings, Unresponsive, WorkingHours,
 )
-from daemon.adapters.settings_rules import merge_policy
+from daemon.adapters.settings.rules import merge_policy
 
 _PORTS = {"imap": {"tls": 993, "starttls": 143, "none": 143}, "smtp": {"tls": 465, "starttls": 587, "none": 25}}
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from daemon.adapters.imap_connection import ImapAuthError, ImapConnection, ImapError
-from daemon.adapters.mailer import DeliveryProblem, check_login
-from daemon.adapters.settings import Problem, SettingsError, check_runtime, load_secrets, load_settings
+from daemon.adapters.imap.connection import ImapAuthError, ImapConnection, ImapError
+from daemon.adapters.smtp import DeliveryProblem, check_login
+from daemon.adapters.settings.load import Problem, SettingsError, check_runtime, load_secrets, load_settings
 from daemon.adapters.store import SCHEMA_VERSION, Store, StoreError
 from daemon.adapters.templates import SAMPLE_CONTEXTS, TemplateProblem, Templates
 from daemon.core.model import ImapSettings, Settings, SmtpSettings

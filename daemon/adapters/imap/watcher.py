@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
-from daemon.adapters.imap_connection import (
+from daemon.adapters.imap.connection import (
     DEFAULT_HEADER_FIELDS,
     FetchedHeader,
     FolderInfo,

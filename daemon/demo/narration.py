@@ -19,7 +19,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from daemon.adapters.store import Event, Store
-from daemon.demo_servers import ReceivedMail
+from daemon.demo.servers import ReceivedMail
 
 LADDER_WORDS = {
     "nudge": "the first ladder step: a friendly reminder is suggested to the owner",

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon import reports, views
+from daemon.queries import reports
+
+from daemon.cli import render as views
 from daemon.adapters.store import Deadline, Event, MessageRow, Note, OutboxRow, Store
 from daemon.core.model import Settings
 

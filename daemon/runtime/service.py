@@ -19,25 +19,27 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from daemon.adapters import mailbox, mailer
-from daemon.adapters.settings import SettingsError, check_runtime, load_secrets, load_settings
+from daemon.adapters.imap import watcher as mailbox
+
+from daemon.adapters import smtp as mailer
+from daemon.adapters.settings.load import SettingsError, check_runtime, load_secrets, load_settings
 from daemon.adapters.store import OutboxRow, Store
 from daemon.adapters.templates import Templates
-from daemon.casefile import write_missing_casefiles
-from daemon.clock import Clock, SystemClock
+from daemon.queries.casefile.build import write_missing_casefiles
+from daemon.runtime.clock import Clock, SystemClock
 from daemon.core.mail import HEADER_FIELDS
 from daemon.core.model import Settings
-from daemon.faults import crash_point
+from daemon.runtime.faults import crash_point
 from daemon.flows.context import Context
-from daemon.flows.deadlines import remind_due, resume_held
+from daemon.flows.followup import remind_due, resume_held
 from daemon.flows.evaluate import Agenda, evaluate_all
 from daemon.flows.ingest import Ingestor
 from daemon.flows.reminders import remind_reviews
 from daemon.flows.review import handle_reply
 from daemon.flows.sending import recover_in_flight, send_due
-from daemon import shutdown
-from daemon.logs import get_logger, register_secret
-from daemon.notify import Notifier, watchdog_interval
+from daemon.runtime import shutdown
+from daemon.runtime.logs import get_logger, register_secret
+from daemon.runtime.notify import Notifier, watchdog_interval
 
 SHUTDOWN_GRACE = 20.0  # default seconds a send in flight may take to finish after SIGTERM
 DEFAULT_TICK = 60.0  # seconds between cycles when no mail arrives

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from daemon.core.mail import HEADER_FIELDS
-from daemon.errors import PartingError
+from daemon.core.errors import PartingError
 
 # What the core reads out of a message's header: the core says, the adapter fetches.
 DEFAULT_HEADER_FIELDS: tuple[str, ...] = HEADER_FIELDS

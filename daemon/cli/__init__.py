@@ -45,7 +45,7 @@ def friendly_errors(func: Callable) -> Callable:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from daemon.errors import PartingError
+        from daemon.core.errors import PartingError
 
         try:
             return func(*args, **kwargs)
@@ -89,7 +89,7 @@ def check_config(file: str | None, config_path: str) -> None:
 
     Example: parting check-config /etc/parting/config.yaml
     """
-    from daemon.app import check_config as run_check
+    from daemon.runtime.app import check_config as run_check
 
     for line in run_check(file or config_path):
         click.echo(line)
@@ -118,7 +118,7 @@ def run(config_path: str, once: bool, tick: float, grace: float, log_format: str
 
     Example: parting run --config /etc/parting/config.yaml
     """
-    from daemon.app import run_service
+    from daemon.runtime.app import run_service
 
     raise SystemExit(run_service(config_path, once=once, tick=tick, grace=grace, log_format=log_format,
                                  log_level=log_level))
@@ -128,7 +128,7 @@ def run(config_path: str, once: bool, tick: float, grace: float, log_format: str
 
 
 def _now():
-    from daemon.clock import clock_from_environment
+    from daemon.runtime.clock import clock_from_environment
 
     return clock_from_environment().now()
 
@@ -179,7 +179,7 @@ def doctor(config_path: str, as_json: bool) -> None:
     """
     import asyncio
 
-    from daemon.doctor import as_json as checks_json, config_problems, report_lines, run_checks
+    from daemon.queries.doctor import as_json as checks_json, config_problems, report_lines, run_checks
 
     checks = asyncio.run(run_checks(config_path))
     unusable = config_problems(checks)
@@ -278,7 +278,7 @@ def casefile(ctx: click.Context, config_path: str) -> None:
 def casefile_show(client: str, fmt: str, output: str | None, config_path: str, as_json: bool) -> None:
     """CLIENT's case file: `parting casefile CLIENT` is short for `parting casefile show CLIENT`.
     --json is short for --format json."""
-    from daemon.casefile import casefile_text, write_text_atomically
+    from daemon.queries.casefile.build import casefile_text, write_text_atomically
 
     config_path, _ = _inherited(config_path)
     fmt = "json" if as_json else fmt
@@ -307,7 +307,7 @@ def casefile_note(client: str, text: str, config_path: str, as_json: bool) -> No
     Example: parting casefile note acme "They never had a contact person after March."
     --json keys: id, client, name, author, text, at
     """
-    from daemon.casefile import add_note
+    from daemon.queries.casefile.build import add_note
 
     config_path, as_json = _inherited(config_path, as_json)
     note = add_note(config_path, client, text, who=_who(), now=_now())
@@ -318,12 +318,12 @@ def casefile_note(client: str, text: str, config_path: str, as_json: bool) -> No
                    f" by {note['author']}.")
 
 
-from daemon import cli_reports  # noqa: E402,F401 - its import registers the read-side commands on `cli`
+from daemon.cli import reports as cli_reports
 
 
 def main() -> None:
     if sys.argv[1:2] == ["run"]:
-        from daemon.shutdown import catch_early_stop
+        from daemon.runtime.shutdown import catch_early_stop
 
         catch_early_stop()  # a SIGTERM while starting up is a clean stop, not a kill
     cli(prog_name="parting")

@@ -24,15 +24,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from daemon.adapters.settings import Secrets, load_policy_override, load_settings
-from daemon.adapters.settings_kinds import did_you_mean
+from daemon.adapters.settings.load import Secrets, load_policy_override, load_settings
+from daemon.adapters.settings.kinds import did_you_mean
 from daemon.adapters.store import Deadline, Draft, Endorsement, OutboxRow, Store, StoreError
 from daemon.core import review as core_review
 from daemon.core.model import Client, Envelope, Settings
 from daemon.core.policy import Verdict, compare, evaluate, explain as explain_lines, policy_hash
 from daemon.core.rules import format_time, is_real_reply
 from daemon.core.workhours import Calendar
-from daemon.errors import PartingError
+from daemon.core.errors import PartingError
 
 Data = dict[str, Any]
 
@@ -439,7 +439,7 @@ def close_deadline(config_path: str | Path, deadline_id: int, note: str, *, who:
     """Mark an open deadline done (the call was made), with a note for the case file."""
     from daemon.adapters.templates import Templates
     from daemon.flows.context import Context
-    from daemon.flows.deadlines import close_by_command
+    from daemon.flows.followup import close_by_command
 
     with _opened(config_path, write=True) as (settings, store):
         # Closing sends no mail and signs no token: no secrets are read, the shipped templates suffice.

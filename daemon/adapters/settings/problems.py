@@ -13,7 +13,7 @@ import weakref
 from dataclasses import dataclass
 
 from daemon.core.model import Settings
-from daemon.errors import PartingError
+from daemon.core.errors import PartingError
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from daemon.adapters.settings_problems import Problem, SettingsError, problem_at
+from daemon.adapters.settings.problems import Problem, SettingsError, problem_at
 from daemon.core.model import Settings
 
 

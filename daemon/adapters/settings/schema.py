@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Iterator, Literal, Union
 
-from daemon.adapters.settings_kinds import (
+from daemon.adapters.settings.kinds import (
     BOOL, COUNTRY, DOMAIN, DURATION, EMAIL, ENV_NAME, HOLIDAY_DATE, HOST, IDENT, PATH, PORT, TEXT,
     TIME_OF_DAY, TIMEOUT, TIMEZONE, Kind, choice, duration, whole_number,
 )

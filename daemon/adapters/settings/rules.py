@@ -15,7 +15,7 @@ from typing import Callable
 import holidays
 
 from daemon.core.outgoing import HeaderInjection, check_header_value
-from daemon.adapters.settings_kinds import did_you_mean, shown, subdivision_spelling
+from daemon.adapters.settings.kinds import did_you_mean, shown, subdivision_spelling
 from daemon.core.hosts import is_loopback
 
 
