@@ -15,7 +15,7 @@ import random
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -69,7 +69,7 @@ def main(argv: list[str]) -> int:
     log = console.print
     results = report.Results()
     started, load_before = time.perf_counter(), report.load()
-    header = {"started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": report.machine(),
+    header = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": report.machine(),
               "load_before": load_before, "command": "python -m bench " + " ".join(argv),
               "parameters": {k: (sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path) else v)
                              for k, v in vars(args).items()}}
@@ -222,7 +222,7 @@ def policy(args: argparse.Namespace, results: report.Results, log) -> None:
     times = ", ".join(f"{r['seconds']:.2f} s" for r in runs)
     log(f"  {times}; states {runs[0]['states']}")
     config, built = policy_bench.simulate_store(args.cache, clients, per_client)
-    log(f"  simulate store {'built in %.0f s' % built if built else 'from cache'}: {config.parent}")
+    log(f"  simulate store {f'built in {built:.0f} s' if built else 'from cache'}: {config.parent}")
     simulated = [policy_bench.simulate_once(config) for _ in range(args.repeat_large)]
     times = ", ".join(f"{r['seconds']:.1f} s" for r in simulated)
     log(f"  parting simulate: {times}; {simulated[0]['changes']} clients would change")

@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 OFFICE = "office@example.com"
@@ -444,4 +444,4 @@ def check_sample(mails: Sequence[Mail], every: int = 97) -> int:
 
 
 def now_utc() -> datetime:
-    return datetime.fromtimestamp(int(time.time()), timezone.utc)
+    return datetime.fromtimestamp(int(time.time()), UTC)

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import ROOT, unit_environment
@@ -163,7 +163,7 @@ def client_reply(request: Mail, writer: _Writer, number: int) -> tuple[bytes, st
     domain = addr.rsplit("@", 1)[1]
     mid = f"<latency-{number}-{random.getrandbits(40):x}@{domain}>"
     raw = writer.message(sender=(name.strip('"'), addr), to=[("Example Ltd", OFFICE)], subject=f"Re: {subject}",
-                         when=datetime.now(timezone.utc), mid=mid, body="Thanks, here it is.", inbound=True,
+                         when=datetime.now(UTC), mid=mid, body="Thanks, here it is.", inbound=True,
                          in_reply_to=f"<{request.message_id}>", references=[f"<{request.message_id}>"])
     return raw.replace(b"\n", b"\r\n"), mid.strip("<>")
 

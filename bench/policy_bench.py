@@ -18,14 +18,14 @@ import random
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
 
 from bench import ROOT
 
-AT = datetime(2026, 7, 1, 9, 30, tzinfo=timezone.utc)  # every history lies before it
+AT = datetime(2026, 7, 1, 9, 30, tzinfo=UTC)  # every history lies before it
 SPAN = timedelta(days=240)
 ZONES = ("Europe/London", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney")
 STRICTER = {"policy": {"ignored_after": "2 business days",

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 _TESTS = Path(__file__).resolve().parent
 for _path in (str(_TESTS), str(_TESTS.parent)):
@@ -17,7 +17,6 @@ for _path in (str(_TESTS), str(_TESTS.parent)):
         sys.path.insert(0, _path)
 
 import pytest  # noqa: E402
-
 from servers import DovecotServer, SmtpSink, TlsFiles, scratch_dir  # noqa: E402
 
 

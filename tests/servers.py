@@ -32,10 +32,11 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import imapclient
 import trustme
@@ -602,7 +603,7 @@ class SmtpSink:
             rcpt_tos=list(envelope.rcpt_tos),
             data=data,
             message=email.message_from_bytes(data, policy=email.policy.default),
-            received_at=datetime.now(timezone.utc),
+            received_at=datetime.now(UTC),
             login=session.auth_data if isinstance(session.auth_data, str) else None,
             tls=server.transport.get_extra_info("ssl_object") is not None,
         )

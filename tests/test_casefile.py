@@ -20,21 +20,21 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import jsonschema
+import mailfactory as mf
 import pytest
 from click.testing import CliRunner
-
-import mailfactory as mf
-from daemon.adapters.settings.load import Secrets, load_settings
-from daemon.adapters.store import MessageRow, Store
-from daemon.adapters.templates import Templates
-from daemon.queries.casefile.build import build_casefile, casefile_after_release, render_html, render_markdown
-from daemon.cli import cli
-from daemon.runtime.clock import write_clock_file
-from daemon.flows.context import Context
-from daemon.queries.reports import close_deadline
 from harness import RunningDaemon, utc, write_config
 from servers import DovecotServer, SmtpSink, scratch_dir
 from test_daemon_review import START, by_kind, reply_to_review, seed_history
+
+from daemon.adapters.settings.load import Secrets, load_settings
+from daemon.adapters.store import MessageRow, Store
+from daemon.adapters.templates import Templates
+from daemon.cli import cli
+from daemon.flows.context import Context
+from daemon.queries.casefile.build import build_casefile, casefile_after_release, render_html, render_markdown
+from daemon.queries.reports import close_deadline
+from daemon.runtime.clock import write_clock_file
 
 pytestmark = pytest.mark.integration
 

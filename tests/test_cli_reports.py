@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from daemon.runtime.clock import write_clock_file
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config.example.yaml"
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)  # a Tuesday; London is on GMT, New York on EST
 
 

@@ -3,9 +3,8 @@ All on an injected clock: simulated hours and days pass without waiting."""
 
 from __future__ import annotations
 
-import pytest
-
 import mailfactory as mf
+import pytest
 from harness import RunningDaemon, utc, write_config
 from test_daemon_review import START, by_kind, reply_to_review, seed_history
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 import mailfactory as mf
+import pytest
 from harness import RunningDaemon, utc, write_config
 
 from daemon.runtime.service import Service

@@ -7,15 +7,15 @@ import hashlib
 import json
 from pathlib import Path
 
+import mailfactory as mf
 import pytest
 import yaml
 from click.testing import CliRunner
-
-import mailfactory as mf
-from daemon.cli import cli
-from daemon.runtime.clock import write_clock_file
 from harness import CLIENTS, RunningDaemon, utc, write_config
 from test_daemon_review import START, seed_history
+
+from daemon.cli import cli
+from daemon.runtime.clock import write_clock_file
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ def digest(path: Path) -> str:
 
 async def test_verdicts_explain_and_simulate_through_a_real_mailbox(config, dovecot, tmp_path):
     mids = seed_history(dovecot)
-    initech = seed_initech(dovecot)
+    seed_initech(dovecot)
     async with RunningDaemon(config, START) as daemon:
         await daemon.wait_for(lambda: daemon.store.latest_verdicts().get("acme", {}).get("state") == "unresponsive",
                               timeout=20, what="acme's verdict")

@@ -7,9 +7,8 @@ from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
 
-import pytest
-
 import mailfactory as mf
+import pytest
 from harness import RunningDaemon, utc, write_config
 
 pytestmark = pytest.mark.integration
@@ -49,7 +48,7 @@ def config(tmp_path, dovecot, smtp_sink):
 
 
 async def test_owner_then_colleague_approve_and_the_release_leaves_once(config, dovecot, smtp_sink):
-    mids = seed_history(dovecot)
+    seed_history(dovecot)
     async with RunningDaemon(config, START) as daemon:
         owner_review = await daemon.wait_for(lambda: by_kind(smtp_sink, "review", "alice@example.com"),
                                              timeout=20, what="the owner's review email")

@@ -3,10 +3,9 @@ reason, changes nothing, and leaves no release in the outbox."""
 
 from __future__ import annotations
 
-import pytest
-
 import mailfactory as mf
-from harness import RunningDaemon, utc, write_config
+import pytest
+from harness import RunningDaemon, write_config
 from test_daemon_review import START, by_kind, reply_to_review, seed_history
 
 pytestmark = pytest.mark.integration
@@ -143,8 +142,9 @@ async def test_reject_above_a_quote_that_says_approve_is_a_reject(config, doveco
 
 
 async def test_a_client_name_with_an_encoded_newline_is_refused_before_any_mail(tmp_path, dovecot, smtp_sink):
-    from daemon.adapters.settings.load import SettingsError
     from harness import CLIENTS
+
+    from daemon.adapters.settings.load import SettingsError
 
     evil = [{**CLIENTS[0], "name": "Acme =?UTF-8?Q?Ltd=0ABcc:_attacker@evil.example?="}, CLIENTS[1]]
     config = write_config(tmp_path / "parting", dovecot, smtp_sink, clients=evil)

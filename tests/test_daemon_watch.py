@@ -7,9 +7,8 @@ import base64
 import time
 from pathlib import Path
 
-import pytest
-
 import mailfactory as mf
+import pytest
 from harness import RunningDaemon, utc, write_config
 
 pytestmark = pytest.mark.integration
@@ -132,7 +131,7 @@ async def test_uidvalidity_change_resyncs_without_duplicates(config, dovecot):
         new = daemon.store.folder_state("Sent").uidvalidity
         for _, mid in raws:
             locations = daemon.store.message_locations(mid.strip("<>"))
-            assert [loc for loc in locations if loc[1] == new] and len([l for l in locations if l[1] == new]) == 1, \
+            assert [loc for loc in locations if loc[1] == new] and len([loc for loc in locations if loc[1] == new]) == 1, \
                 f"{mid} linked once under the new UIDVALIDITY: {locations}"
         ours = [m for m in daemon.store.messages_for_client("acme") if m.parting_kind is None]
         assert len(ours) == 3, "one row per message, no duplicates"

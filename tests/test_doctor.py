@@ -10,19 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from harness import write_config
+from servers import DovecotServer, SmtpSink
 
 from daemon.adapters.store import SCHEMA_VERSION, Store
 from daemon.adapters.store.schema import set_version
 from daemon.cli import cli
 from daemon.queries.doctor import Check, run_checks
-from harness import write_config
-from servers import DovecotServer, SmtpSink
 
 ALL_CHECKS = ["config", "IMAP password", "token key", "database", "IMAP login", "inbox folder",
               "Sent folder", "IMAP IDLE", "SMTP server", "templates", "mode"]

@@ -3,7 +3,7 @@ names its thread only by subject finds a message of the same batch as well as a 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,7 +16,7 @@ from daemon.adapters.settings.load import load_settings
 from daemon.adapters.store import Store
 from daemon.flows.ingest import Ingestor
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=10)
 
 

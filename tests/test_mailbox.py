@@ -11,12 +11,14 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import imapclient
 import pytest
 from servers import DovecotServer
 
+from daemon.adapters.imap.connection import ImapConnection as _Connection
+from daemon.adapters.imap.connection import _groups_within
 from daemon.adapters.imap.watcher import (
     Backoff,
     FolderState,
@@ -29,7 +31,6 @@ from daemon.adapters.imap.watcher import (
     append_message,
     find_in_folder,
 )
-from daemon.adapters.imap.connection import ImapConnection as _Connection, _groups_within
 from daemon.core.model import ImapSettings, parse_duration
 
 pytestmark = pytest.mark.integration
@@ -187,7 +188,7 @@ def test_iter_new_reads_all_messages_in_batches(dovecot: DovecotServer,
     parser = email.parser.BytesHeaderParser()
     assert [parser.parsebytes(h.header)["Subject"] for h in headers] == [
         f"message {n}" for n in range(2500)]
-    assert all(h.internaldate.tzinfo == timezone.utc and h.size > len(h.header) for h in headers)
+    assert all(h.internaldate.tzinfo == UTC and h.size > len(h.header) for h in headers)
 
 
 def test_uid_search_quirk_never_returns_what_we_already_have(dovecot: DovecotServer,
@@ -200,7 +201,7 @@ def test_uid_search_quirk_never_returns_what_we_already_have(dovecot: DovecotSer
 
 
 def test_since_leaves_out_older_messages(dovecot: DovecotServer, connection: ImapConnection) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     dovecot.append("INBOX", message(1), msg_time=now - timedelta(days=200))
     recent = dovecot.append("INBOX", message(2), msg_time=now - timedelta(days=2))
     connection.select("INBOX")
@@ -604,7 +605,7 @@ async def test_watcher_handles_a_uidvalidity_change(dovecot: DovecotServer) -> N
 
 
 async def test_watcher_reports_progress_and_respects_lookback(dovecot: DovecotServer) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     await asyncio.to_thread(dovecot.append, "INBOX", message(0), msg_time=now - timedelta(days=40))
     recent = await asyncio.to_thread(dovecot.append_many, "INBOX", [message(n) for n in range(25)])
     store, progress = MemoryStore(), []

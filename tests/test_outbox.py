@@ -13,18 +13,18 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from types import SimpleNamespace
 
+import mailfactory as mf
 import pytest
 import yaml
+from harness import CLIENTS, RunningDaemon, write_config
+from test_daemon_review import START, by_kind, reply_to_review, seed_history
 
-import mailfactory as mf
 from daemon.adapters.settings.load import load_settings
 from daemon.adapters.templates import TemplateProblem
 from daemon.core.outgoing import HeaderInjection, build_message
 from daemon.flows.context import queue_mail
 from daemon.flows.sending import restamped, retry_delay
 from daemon.runtime.service import Service, open_context
-from harness import CLIENTS, RunningDaemon, write_config
-from test_daemon_review import START, by_kind, reply_to_review, seed_history
 
 pytestmark = pytest.mark.integration
 

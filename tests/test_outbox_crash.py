@@ -18,13 +18,13 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import mailfactory as mf
 import pytest
 import yaml
-
-import mailfactory as mf
-from daemon.runtime.clock import write_clock_file
 from harness import daemon_command, write_config
 from test_daemon_review import START, by_kind, seed_history
+
+from daemon.runtime.clock import write_clock_file
 
 pytestmark = pytest.mark.integration
 
@@ -126,7 +126,7 @@ def wait_until(predicate, what: str, daemon: DaemonProcess, timeout: float = 30)
 def approve(daemon: DaemonProcess, dovecot, sink) -> None:
     """Owner, then colleague, reply APPROVE to their review emails."""
     for person, tag in ((OWNER, "alice-approve"), (COLLEAGUE, "bob-approve")):
-        [review] = wait_until(lambda: by_kind(sink, "review", person), f"the review email to {person}", daemon)
+        [review] = wait_until(lambda person=person: by_kind(sink, "review", person), f"the review email to {person}", daemon)
         raw, _ = mf.staff_reply(person, review.data, "APPROVE", START, tag)
         mf.deliver(dovecot, "INBOX", raw)
 

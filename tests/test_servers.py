@@ -5,16 +5,15 @@ import shutil
 import socket
 import ssl
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import Iterator
 
 import aiosmtplib
 import imapclient
 import pytest
 from imapclient.exceptions import LoginError
-
 from servers import DovecotServer, SmtpSink, TlsFiles, process_group_members, scratch_dir
 
 pytestmark = pytest.mark.integration
@@ -72,12 +71,12 @@ def test_append_returns_the_uid_and_headers_can_be_fetched(dovecot: DovecotServe
 
 
 def test_append_keeps_flags_and_internal_date(dovecot: DovecotServer) -> None:
-    when = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+    when = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
     uid = dovecot.append("INBOX", raw_mail("Seen"), flags=[imapclient.SEEN], msg_time=when)
     with dovecot.client("INBOX") as imap:
         fetched = imap.fetch([uid], ["FLAGS", "INTERNALDATE"])[uid]
     assert imapclient.SEEN in fetched[b"FLAGS"]
-    assert fetched[b"INTERNALDATE"].astimezone(timezone.utc) == when
+    assert fetched[b"INTERNALDATE"].astimezone(UTC) == when
 
 
 def test_append_many_returns_every_uid_in_order(dovecot: DovecotServer) -> None:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from daemon.runtime.clock import write_clock_file
 from harness import daemon_command, write_config
 from servers import scratch_dir
 from test_daemon_review import START, seed_history
+
+from daemon.runtime.clock import write_clock_file
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ class NotifyListener:
         while time.monotonic() < deadline:
             try:
                 self.messages.append(self.sock.recv(4096).decode())
-            except socket.timeout:
+            except TimeoutError:
                 pass
             if until(self.messages):
                 return self.messages

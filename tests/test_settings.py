@@ -9,10 +9,15 @@ from pathlib import Path
 import pytest
 
 from daemon.adapters.settings import load as settings_module
-
 from daemon.adapters.settings import schema as settings_schema
 from daemon.adapters.settings.load import (
-    Problem, Secrets, SettingsError, check_runtime, config_key_paths, load_secrets, load_settings,
+    Problem,
+    Secrets,
+    SettingsError,
+    check_runtime,
+    config_key_paths,
+    load_secrets,
+    load_settings,
 )
 from daemon.core.model import LadderStep, Policy, parse_duration
 

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import gc
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from daemon.queries import reports
 from daemon.adapters.settings import load as settings_module
 from daemon.adapters.settings.load import load_policy_override, load_settings
 from daemon.adapters.store import Store
+from daemon.queries import reports
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = Path(__file__).resolve().parent / "data" / "configs"
@@ -97,7 +97,7 @@ def test_simulate_reads_each_file_once_and_leaves_the_collector_as_it_was(tmp_pa
     reads: list[str] = []
     compose = settings_module._compose
     monkeypatch.setattr(settings_module, "_compose", lambda file: reads.append(Path(file).name) or compose(file))
-    now = datetime(2026, 11, 3, 10, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 3, 10, tzinfo=UTC)
     for other, collecting in ((policy_only, True), (whole, False)):
         (gc.enable if collecting else gc.disable)()
         try:

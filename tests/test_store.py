@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 import daemon.adapters.store as store_package
 from daemon.adapters.store import (
-    SCHEMA_VERSION, MessageRow, Store, StoreError, TokenRow,
+    SCHEMA_VERSION,
+    MessageRow,
+    Store,
+    StoreError,
+    TokenRow,
 )
 from daemon.core.model import Envelope
 
-T0 = datetime(2026, 11, 2, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 CET = timezone(timedelta(hours=1))
 
 

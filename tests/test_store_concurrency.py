@@ -40,7 +40,7 @@ CRASHING_WRITER = textwrap.dedent("""
             event_id = store.append_event("batch", at=t0, data={"batch": batch})
         print(event_id, batch, flush=True)
         batch += 1
-""" % {"batch": BATCH})
+""".replace("%(batch)d", str(BATCH)))
 
 
 def run_until_killed(path: Path, first_batch: int, commits_before_kill: int) -> list[tuple[int, int]]:

@@ -4,7 +4,7 @@ address lists did, and a version 1 database gains the index for the messages it 
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ import daemon.adapters.store as store_package
 from daemon.adapters.store import MessageRow, Store
 from daemon.adapters.store.base import to_json, to_utc_text
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ADDRESSES = [f"p{n}@c{n % 4}.example" for n in range(12)] + ["office@firm.example"]
 SUBJECTS = ["invoice", "plans", "meeting", ""]
 CLIENTS = ["c0", "c1", "c2", "c3", None]
@@ -69,7 +69,7 @@ def test_indexed_subject_lookup_agrees_with_the_json_scan(tmp_path: Path, seed: 
         rows = random_rows(rng, 300)
         store.add_messages(rows[:200])
         store.add_messages(rows[150:])  # 50 seen again (another batch): stored and indexed once
-        for row, folder, uidvalidity, uid in random_rows(random.Random(seed + 100), 20):
+        for row, _folder, _uidvalidity, uid in random_rows(random.Random(seed + 100), 20):
             store.add_message(row, folder="Sent", uidvalidity=7, uid=uid)
         answers = ask_everything(store, rng, 400)
         assert sum(a is not None for a in answers) > 100  # the questions do find threads

@@ -190,7 +190,7 @@ async def _open(
     except DeliveryProblem:
         smtp.close()
         raise
-    except (SMTPException, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, SMTPException, OSError) as exc:
         smtp.close()
         raise _classify(exc, settings, phase) from exc
     except BaseException:
@@ -225,7 +225,7 @@ async def _close(smtp: aiosmtplib.SMTP) -> None:
     try:
         if smtp.is_connected:
             await smtp.quit(timeout=QUIT_TIMEOUT)
-    except (SMTPException, OSError, asyncio.TimeoutError):
+    except (TimeoutError, SMTPException, OSError):
         pass  # the outcome is already decided; only the goodbye failed
     finally:
         smtp.close()
@@ -235,7 +235,7 @@ async def _abandon_transaction(smtp: aiosmtplib.SMTP, command_timeout: float) ->
     try:
         if smtp.is_connected:
             await smtp.rset(timeout=min(command_timeout, QUIT_TIMEOUT))
-    except (SMTPException, OSError, asyncio.TimeoutError):
+    except (TimeoutError, SMTPException, OSError):
         smtp.close()
 
 
@@ -259,7 +259,7 @@ async def _envelope(
                 refused.append(exc)
                 if not smtp.is_connected:
                     break
-    except (SMTPException, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, SMTPException, OSError) as exc:
         await _abandon_transaction(smtp, command_timeout)
         raise _classify(exc, settings, phase) from exc
     if refused:
@@ -293,7 +293,7 @@ async def _transmit(
     """
     try:
         start = await smtp.execute_command(b"DATA", timeout=command_timeout)
-    except (SMTPException, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, SMTPException, OSError) as exc:
         raise _classify(exc, settings, "DATA") from exc
     if start.code != 354:
         await _abandon_transaction(smtp, command_timeout)
@@ -314,7 +314,7 @@ async def _transmit(
     # From here on the server may have the whole message.
     try:
         reply = await protocol.read_response(timeout=settings.data_timeout)
-    except (SMTPException, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, SMTPException, OSError) as exc:
         smtp.close()
         what = (
             f"no reply within {settings.data_timeout:g} s"

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import click
 
-from daemon.cli import _inherited, _now, _show, _who, cli, config_option, friendly_errors, json_option
+from daemon.cli.group import _inherited, _now, _show, _who, cli, config_option, friendly_errors, json_option
+
 
 @cli.command()
 @config_option
@@ -30,8 +31,8 @@ def status(config_path: str, as_json: bool) -> None:
       drafts_in_review, outbox_attention, deadlines_due, quarantined,
       triage: [{id, message_id, client, reason, at}]    (times ISO 8601 UTC, null if none)
     """
-    from daemon.queries import reports
     from daemon.cli import render as views
+    from daemon.queries import reports
 
     _show(reports.status(config_path, now=_now()), as_json, views.status)
 
@@ -53,8 +54,8 @@ def explain(client: str, config_path: str, as_json: bool) -> None:
       client_name, owner, owner_name, timezone, config, explain [lines], next,
       messages [{id, at, direction, subject}]
     """
-    from daemon.queries import reports
     from daemon.cli import render as views
+    from daemon.queries import reports
 
     _show(reports.explain(config_path, client, now=_now()), as_json, views.explain)
 
@@ -81,8 +82,8 @@ def simulate(policy_path: str, at: str | None, config_path: str, as_json: bool) 
       changes: [{client, name, before, after, ladder_before, ladder_after, ignored_before,
                  ignored_after, why, rules_fired, rules_cleared}], unchanged
     """
-    from daemon.queries import reports
     from daemon.cli import render as views
+    from daemon.queries import reports
 
     _show(reports.simulate(config_path, policy_path, now=_now(), at=at), as_json, views.simulate)
 
@@ -106,8 +107,8 @@ def drafts(ctx: click.Context, config_path: str, as_json: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from daemon.queries import reports
     from daemon.cli import render as views
+    from daemon.queries import reports
 
     _show(reports.drafts(config_path, now=_now()), as_json, views.drafts)
 
@@ -127,8 +128,8 @@ def drafts_show(draft_id: int, config_path: str, as_json: bool) -> None:
       versions [{version, writer, writer_name, created_at, text_sha256, text, endorsements}],
       diffs [{from, to, diff}], history [{id, at, kind, who, message_ids, data}], outbox [rows]
     """
-    from daemon.queries import reports
     from daemon.cli import render as views
+    from daemon.queries import reports
 
     config_path, as_json = _inherited(config_path, as_json)
     _show(reports.draft(config_path, draft_id, now=_now()), as_json, views.draft)
@@ -157,8 +158,8 @@ def outbox(ctx: click.Context, config_path: str, as_json: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from daemon.queries import reports
     from daemon.cli import render as views
+    from daemon.queries import reports
 
     _show(reports.outbox(config_path, now=_now()), as_json, views.outbox)
 
@@ -174,8 +175,8 @@ def outbox_resend(row_id: int, config_path: str, as_json: bool) -> None:
     \b
     Example: parting outbox resend 12
     """
-    from daemon.queries import reports
     from daemon.cli import render as views
+    from daemon.queries import reports
 
     config_path, as_json = _inherited(config_path, as_json)
     _show(reports.resend_outbox(config_path, row_id, who=_who(), now=_now()), as_json, views.outbox_decision)
@@ -195,8 +196,8 @@ def outbox_confirm(row_id: int, config_path: str, as_json: bool) -> None:
     \b
     Example: parting outbox confirm 12
     """
-    from daemon.queries import reports
     from daemon.cli import render as views
+    from daemon.queries import reports
 
     config_path, as_json = _inherited(config_path, as_json)
     _show(reports.confirm_outbox(config_path, row_id, who=_who(), now=_now()), as_json, views.outbox_decision)
@@ -213,8 +214,8 @@ def outbox_cancel(row_id: int, config_path: str, as_json: bool) -> None:
     \b
     Example: parting outbox cancel 12
     """
-    from daemon.queries import reports
     from daemon.cli import render as views
+    from daemon.queries import reports
 
     config_path, as_json = _inherited(config_path, as_json)
     _show(reports.cancel_outbox(config_path, row_id, who=_who(), now=_now()), as_json, views.outbox_decision)
@@ -238,8 +239,8 @@ def deadlines(ctx: click.Context, config_path: str, as_json: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from daemon.queries import reports
     from daemon.cli import render as views
+    from daemon.queries import reports
 
     _show(reports.deadlines(config_path, now=_now()), as_json, views.deadlines)
 
@@ -256,8 +257,8 @@ def deadlines_done(deadline_id: int, note: str, config_path: str, as_json: bool)
     \b
     Example: parting deadlines done 4 --note "called, left a message"
     """
-    from daemon.queries import reports
     from daemon.cli import render as views
+    from daemon.queries import reports
 
     config_path, as_json = _inherited(config_path, as_json)
     _show(reports.close_deadline(config_path, deadline_id, note, who=_who(), now=_now()), as_json,
@@ -275,8 +276,8 @@ def pause(client: str, config_path: str, as_json: bool) -> None:
     \b
     Example: parting pause acme
     """
-    from daemon.queries import reports
     from daemon.cli import render as views
+    from daemon.queries import reports
 
     _show(reports.set_paused(config_path, client, True, who=_who(), now=_now()), as_json, views.paused)
 
@@ -292,7 +293,7 @@ def resume(client: str, config_path: str, as_json: bool) -> None:
     \b
     Example: parting resume acme
     """
-    from daemon.queries import reports
     from daemon.cli import render as views
+    from daemon.queries import reports
 
     _show(reports.set_paused(config_path, client, False, who=_who(), now=_now()), as_json, views.paused)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import policy as email_policy
 from email.header import decode_header, make_header
 from email.headerregistry import BaseHeader
@@ -240,8 +240,8 @@ def _date(fields: _Fields) -> datetime | None:
         return None
     try:
         if parsed.tzinfo is None:  # "-0000": local time unknown; UTC is the honest guess
-            return parsed.replace(tzinfo=timezone.utc)
-        return parsed.astimezone(timezone.utc)
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
     except (OverflowError, ValueError):
         return None
 

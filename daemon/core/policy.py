@@ -36,8 +36,17 @@ from zoneinfo import ZoneInfo
 
 from daemon.core.model import Client, Duration, Envelope, Policy
 from daemon.core.rules import (
-    RULES, STATE_PRECEDENCE, Facts, Request, Rule, RuleHit, TrackedRequest, format_time, is_real_reply,
-    is_request, ladder_reached,
+    RULES,
+    STATE_PRECEDENCE,
+    Facts,
+    Request,
+    Rule,
+    RuleHit,
+    TrackedRequest,
+    format_time,
+    is_real_reply,
+    is_request,
+    ladder_reached,
 )
 from daemon.core.workhours import Calendar
 

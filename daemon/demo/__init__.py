@@ -18,25 +18,40 @@ import asyncio
 import logging
 import signal
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
 
-from daemon.runtime import app
-
-from daemon.queries import reports
-
 from daemon.cli import render as views
-from daemon.runtime.clock import ManualClock
-from daemon.demo.company import (ALICE, BOB, CLIENTS, HANK, JANE, OFFICE, TIMEZONE, Credentials, Mail, Person,
-                                 new_credentials, out_of_office, reply, request, staff_reply, write_config)
+from daemon.core.errors import PartingError
+from daemon.demo.company import (
+    ALICE,
+    BOB,
+    CLIENTS,
+    HANK,
+    JANE,
+    OFFICE,
+    TIMEZONE,
+    Credentials,
+    Mail,
+    Person,
+    new_credentials,
+    out_of_office,
+    reply,
+    request,
+    staff_reply,
+    write_config,
+)
 from daemon.demo.narration import Narrator
 from daemon.demo.servers import ImapServer, ReceivedMail, SmtpSink
-from daemon.core.errors import PartingError
+from daemon.queries import reports
+from daemon.runtime import app
+from daemon.runtime.clock import ManualClock
 from daemon.runtime.logs import setup_logging
 from daemon.runtime.service import Service
 

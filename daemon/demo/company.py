@@ -21,7 +21,6 @@ from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-
 from daemon.adapters.settings.load import dump_config
 from daemon.demo.servers import SERVER_NAME, ReceivedMail
 

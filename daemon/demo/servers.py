@@ -19,19 +19,21 @@ import json
 import logging
 import mailbox
 from argparse import Namespace
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from aiosmtpd.smtp import SMTP
 from proxyprotocol.reader import ProxyProtocolReader
-from pymap.backend.dict import Config as DictConfig, Identity, Login
+from pymap.backend.dict import Config as DictConfig
+from pymap.backend.dict import Identity, Login
 from pymap.concurrent import Subsystem
 from pymap.imap import IMAPServer
 from pymap.parsing.message import AppendMessage
@@ -85,7 +87,7 @@ class ImapServer:
         """Put a message in a user's folder as a mail server would; IDLE sessions hear of it."""
         self._config.apply_context()
         date = message_from_bytes(raw, policy=default_policy).get("Date")
-        when = parsedate_to_datetime(str(date)) if date else datetime.now(timezone.utc)
+        when = parsedate_to_datetime(str(date)) if date else datetime.now(UTC)
         flags = frozenset({Flag(rb"\Seen")}) if seen else frozenset()
         async with Identity(address, self._login, None, frozenset()).new_session() as session:
             target = await session.mailbox_set.get_mailbox(folder)
@@ -182,7 +184,7 @@ class SmtpSink:
         raw = bytes(envelope.original_content or envelope.content)
         message = message_from_bytes(raw, policy=default_policy)
         mail = ReceivedMail(envelope.mail_from, tuple(envelope.rcpt_tos), raw, message)
-        record = {"received_at": datetime.now(timezone.utc).isoformat(), "mail_from": mail.mail_from,
+        record = {"received_at": datetime.now(UTC).isoformat(), "mail_from": mail.mail_from,
                   "rcpt_tos": list(mail.rcpt_tos), "kind": mail.kind, "message_id": message.get("Message-ID"),
                   "subject": str(message.get("Subject", "")).strip()}
         with self.jsonl_path.open("a", encoding="utf-8") as out:

@@ -15,9 +15,9 @@ from daemon.adapters.templates import TemplateProblem
 from daemon.core.model import Client
 from daemon.core.outgoing import HeaderInjection, InvalidAddress
 from daemon.core.policy import Verdict, due_actions, evaluate, explain
-from daemon.runtime.faults import crash_point
 from daemon.flows.context import Context, common_context, describe_time, queue_mail
 from daemon.flows.review import start_draft
+from daemon.runtime.faults import crash_point
 
 # Fields whose change makes a new verdict event; evaluated_at and next_due alone do not.
 SIGNIFICANT = ("state", "ignored_count", "ladder", "episode", "policy_hash")

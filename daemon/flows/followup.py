@@ -15,8 +15,8 @@ from datetime import datetime
 
 from daemon.adapters.store import Deadline, OutboxRow, TokenRow
 from daemon.core import review as core
-from daemon.runtime.faults import crash_point
 from daemon.flows.context import Context, common_context, describe_time, queue_mail
+from daemon.runtime.faults import crash_point
 
 REMINDER_TEMPLATES = {"phone_call": "followup_reminder.txt.j2", "retrospective": "retrospective.txt.j2"}
 

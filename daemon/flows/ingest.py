@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
-from typing import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 
 from daemon.adapters.imap.connection import FetchedHeader
 from daemon.adapters.store import MessageRow, Store
@@ -276,7 +276,7 @@ def _when(item: Pending) -> datetime:
     """
     date, internal = item.parsed.date, item.internaldate
     if internal is None:
-        return date or datetime(1970, 1, 1, tzinfo=timezone.utc)
+        return date or datetime(1970, 1, 1, tzinfo=UTC)
     if date is None or date > internal + DATE_TRUST_AFTER:
         return internal
     if item.kind.direction == "out" or internal - DATE_TRUST_BEFORE <= date:

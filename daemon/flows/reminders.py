@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from daemon.core import review as core
-from daemon.runtime.faults import crash_point
 from daemon.flows.context import Context
 from daemon.flows.review import ask, review_email
+from daemon.runtime.faults import crash_point
 
 
 def remind_reviews(ctx: Context, now: datetime) -> None:

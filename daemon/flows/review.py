@@ -15,14 +15,14 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from daemon.adapters.store import Draft, TokenRow
+from daemon.adapters.templates import TemplateProblem
 from daemon.core import review as core
 from daemon.core.model import Client, Person
-from daemon.adapters.templates import TemplateProblem
 from daemon.core.outgoing import HeaderInjection, InvalidAddress, build_message, make_message_id, thread_headers
 from daemon.core.policy import Verdict, explain
 from daemon.core.replytext import split_reply
-from daemon.runtime.faults import crash_point
 from daemon.flows.context import Context, common_context, describe_time, queue_mail
+from daemon.runtime.faults import crash_point
 
 REVIEW_TEMPLATES = {"owner": "owner_review.txt.j2", "reviewer": "review_request.txt.j2"}
 DRAFT_TEMPLATES = {"release": "release.txt.j2", "nudge": "nudge.txt.j2"}

@@ -13,20 +13,20 @@ uncertain. Nothing is ever sent again without a person.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from email import policy as email_policy
 from email.parser import BytesParser
 from email.utils import format_datetime
-from typing import Awaitable, Callable
 
 from daemon.adapters import smtp as mailer
 from daemon.adapters.store import OutboxRow, StoreError
 from daemon.adapters.templates import TemplateProblem
 from daemon.core.outgoing import HeaderInjection, InvalidAddress
-from daemon.runtime.faults import crash_point
 from daemon.flows.context import Context, common_context, queue_mail
 from daemon.flows.followup import after_release_sent
+from daemon.runtime.faults import crash_point
 
 RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=1)

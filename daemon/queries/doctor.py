@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from daemon.adapters.imap.connection import ImapAuthError, ImapConnection, ImapError
-from daemon.adapters.smtp import DeliveryProblem, check_login
 from daemon.adapters.settings.load import Problem, SettingsError, check_runtime, load_secrets, load_settings
+from daemon.adapters.smtp import DeliveryProblem, check_login
 from daemon.adapters.store import SCHEMA_VERSION, Store, StoreError
 from daemon.adapters.templates import SAMPLE_CONTEXTS, TemplateProblem, Templates
 from daemon.core.model import ImapSettings, Settings, SmtpSettings

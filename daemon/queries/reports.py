@@ -24,15 +24,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from daemon.adapters.settings.load import Secrets, load_policy_override, load_settings
 from daemon.adapters.settings.kinds import did_you_mean
+from daemon.adapters.settings.load import Secrets, load_policy_override, load_settings
 from daemon.adapters.store import Deadline, Draft, Endorsement, OutboxRow, Store, StoreError
 from daemon.core import review as core_review
+from daemon.core.errors import PartingError
 from daemon.core.model import Client, Envelope, Settings
-from daemon.core.policy import Verdict, compare, evaluate, explain as explain_lines, policy_hash
+from daemon.core.policy import Verdict, compare, evaluate, policy_hash
+from daemon.core.policy import explain as explain_lines
 from daemon.core.rules import format_time, is_real_reply
 from daemon.core.workhours import Calendar
-from daemon.core.errors import PartingError
 
 Data = dict[str, Any]
 

@@ -9,7 +9,7 @@ the PARTING_TEST_CLOCK_FILE environment variable and logged loudly at start.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -20,12 +20,12 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class ManualClock:
     def __init__(self, start: datetime) -> None:
-        self._now = start.astimezone(timezone.utc)
+        self._now = start.astimezone(UTC)
 
     def now(self) -> datetime:
         return self._now
@@ -35,7 +35,7 @@ class ManualClock:
         return self._now
 
     def set(self, when: datetime) -> None:
-        self._now = when.astimezone(timezone.utc)
+        self._now = when.astimezone(UTC)
 
 
 class FileClock:
@@ -46,11 +46,11 @@ class FileClock:
         try:
             text = self.path.read_text().strip()
         except OSError:
-            return datetime.now(timezone.utc)
+            return datetime.now(UTC)
         if not text:
-            return datetime.now(timezone.utc)
+            return datetime.now(UTC)
         value = datetime.fromisoformat(text)
-        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def clock_from_environment(environ: dict[str, str] | None = None) -> Clock:
@@ -63,7 +63,7 @@ def write_clock_file(path: str | Path, when: datetime) -> None:
     """Atomically set the time a FileClock reports (test helper)."""
     target = Path(path)
     temporary = target.with_suffix(".tmp")
-    temporary.write_text(when.astimezone(timezone.utc).isoformat())
+    temporary.write_text(when.astimezone(UTC).isoformat())
     temporary.replace(target)
 
 

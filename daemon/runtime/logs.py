@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 CONTEXT_KEYS = ("client", "draft", "message_id", "folder", "uid", "outbox", "deadline", "person")
 
@@ -53,7 +53,7 @@ class TextFormatter(logging.Formatter):
         parts += [f"{key}={value}" for key, value in _context(record).items()]
         line = " ".join(parts)
         if self.with_time:
-            line = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ ") + line
+            line = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ ") + line
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return _mask(line)
@@ -62,7 +62,7 @@ class TextFormatter(logging.Formatter):
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         event: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "component": record.name.removeprefix("parting.") or "parting",
             "message": record.getMessage(),

@@ -15,29 +15,28 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
-
-from daemon.adapters.imap import watcher as mailbox
 
 from daemon.adapters import smtp as mailer
+from daemon.adapters.imap import watcher as mailbox
 from daemon.adapters.settings.load import SettingsError, check_runtime, load_secrets, load_settings
 from daemon.adapters.store import OutboxRow, Store
 from daemon.adapters.templates import Templates
-from daemon.queries.casefile.build import write_missing_casefiles
-from daemon.runtime.clock import Clock, SystemClock
 from daemon.core.mail import HEADER_FIELDS
 from daemon.core.model import Settings
-from daemon.runtime.faults import crash_point
 from daemon.flows.context import Context
-from daemon.flows.followup import remind_due, resume_held
 from daemon.flows.evaluate import Agenda, evaluate_all
+from daemon.flows.followup import remind_due, resume_held
 from daemon.flows.ingest import Ingestor
 from daemon.flows.reminders import remind_reviews
 from daemon.flows.review import handle_reply
 from daemon.flows.sending import recover_in_flight, send_due
+from daemon.queries.casefile.build import write_missing_casefiles
 from daemon.runtime import shutdown
+from daemon.runtime.clock import Clock, SystemClock
+from daemon.runtime.faults import crash_point
 from daemon.runtime.logs import get_logger, register_secret
 from daemon.runtime.notify import Notifier, watchdog_interval
 
@@ -358,7 +357,8 @@ class Service:
         line = (f"watching {len(self.ctx.settings.clients)} clients; {in_review} drafts in review; "
                 f"{due} deadlines due; outbox {queued} queued")
         line += f", {attention} need a person" if attention else ""
-        if unread := self._unread_folders():  # say why no verdict appears yet (a missing Sent folder keeps it so: see the log)
+        # Say why no verdict appears yet (a missing Sent folder keeps it so: see the log).
+        if unread := self._unread_folders():
             line += f"; clients not judged until {' and '.join(unread)} {'is' if len(unread) == 1 else 'are'} read"
         return line
 

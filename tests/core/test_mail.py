@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import email
-import hashlib
 import email.policy
+import hashlib
 import importlib.util
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -87,7 +87,7 @@ def test_whole_message_fields() -> None:
     assert parsed.cc == ("carol@acme.example",)
     assert parsed.reply_to == ("replies@acme.example",)
     assert parsed.subject == "Re: Café order"
-    assert parsed.date == datetime(2026, 3, 2, 10, 30, tzinfo=timezone.utc)
+    assert parsed.date == datetime(2026, 3, 2, 10, 30, tzinfo=UTC)
     assert parsed.message_id == "abc.123@mail.acme.example"
     assert parsed.in_reply_to == ("req-1@example.com",)
     assert parsed.references == ("root@example.com", "req-1@example.com")
@@ -170,10 +170,10 @@ def test_synthetic_ids_are_stable_and_distinct() -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("Mon, 02 Mar 2026 10:00:00 +0000", datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)),
-        ("2 Mar 2026 12:00:00 +0200", datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)),
-        ("Mon, 2 Mar 2026 10:00:00 -0000", datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)),
-        ("Mon,  2 Mar 2026 05:00:00 EST", datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)),
+        ("Mon, 02 Mar 2026 10:00:00 +0000", datetime(2026, 3, 2, 10, 0, tzinfo=UTC)),
+        ("2 Mar 2026 12:00:00 +0200", datetime(2026, 3, 2, 10, 0, tzinfo=UTC)),
+        ("Mon, 2 Mar 2026 10:00:00 -0000", datetime(2026, 3, 2, 10, 0, tzinfo=UTC)),
+        ("Mon,  2 Mar 2026 05:00:00 EST", datetime(2026, 3, 2, 10, 0, tzinfo=UTC)),
         ("Mon, 1 Jan 99999 00:00:00 +0000", None),
         ("yesterday", None),
         ("Mon, 31 Feb 2026 10:00:00 +0000", None),
@@ -571,7 +571,7 @@ EXPECTED = {
     "header_without_colon.eml": dict(message_id="nocolon@acme.example", subject=""),
     "duplicate_headers.eml": dict(from_addr="first@acme.example", to=("a@acme.example", "b@acme.example"),
                                   subject="first subject", message_id="dup-1@acme.example",
-                                  date=datetime(2026, 3, 2, 10, tzinfo=timezone.utc)),
+                                  date=datetime(2026, 3, 2, 10, tzinfo=UTC)),
     "deeply_nested.eml": dict(message_id="deep@acme.example", text=None),
     "nested_beyond_walk_depth.eml": dict(message_id="depth30@acme.example", text=None),
     "message_rfc822_chain.eml": dict(message_id="chain@acme.example", text=None),

@@ -14,7 +14,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from daemon.core.model import (
-    Client, Envelope, HolidayCalendar, LadderStep, Policy, Unresponsive, WorkingHours, parse_duration,
+    Client,
+    Envelope,
+    HolidayCalendar,
+    LadderStep,
+    Policy,
+    Unresponsive,
+    WorkingHours,
+    parse_duration,
 )
 from daemon.core.policy import RULES, compare, due_actions, evaluate, explain, policy_hash
 from daemon.core.workhours import Calendar

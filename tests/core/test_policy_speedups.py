@@ -18,10 +18,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.core import policy as policy_module, rules
+from daemon.core import policy as policy_module
+from daemon.core import rules
 from daemon.core.model import Client, Envelope, HolidayCalendar, Policy, Unresponsive, WorkingHours, parse_duration
 from daemon.core.policy import (
-    Verdict, episode_after_last_reply, episode_by_answers, evaluate, policy_hash, read_facts, timeline,
+    Verdict,
+    episode_after_last_reply,
+    episode_by_answers,
+    evaluate,
+    policy_hash,
+    read_facts,
+    timeline,
 )
 from daemon.core.rules import Facts, Request, RuleHit, TrackedRequest, format_time, is_real_reply, is_request
 from daemon.core.workhours import Calendar

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import email
 import email.policy
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import getaddresses
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from daemon.core.review import (
     verify_token,
 )
 
-UTC = timezone.utc
+UTC = UTC
 KEY = b"k" * 32
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 OURS = "mx.example.com"

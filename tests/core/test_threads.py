@@ -6,7 +6,7 @@ import base64
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -26,7 +26,7 @@ from daemon.core.threads import (
     thread_index_root,
 )
 
-T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 OURS = ("office@example.com", "billing@example.com")
 STAFF = (Person("alice", "Alice Smith", "alice@example.com"), Person("bob", "Bob Jones", "Bob@Example.com"))
 ACME = Client("acme", "Acme Ltd", "Jane Doe", ("jane@acme.example",), ("acme.example",), "alice")

@@ -53,7 +53,7 @@ class FaultResults:
         for family, (kinds, *numbers) in totals.items():
             cells.append([f"= {family}", f"{kinds} kind{'s' if kinds > 1 else ''}", *map(str, numbers), ""])
         widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-        line = "  ".join("{:<%d}" % w for w in widths)
+        line = "  ".join(f"{{:<{w}}}" for w in widths)
         return [line.format(*headers), line.format(*("-" * w for w in widths)), *(line.format(*c) for c in cells)]
 
 

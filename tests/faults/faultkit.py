@@ -18,15 +18,16 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
+from harness import daemon_command
 
 from daemon.runtime.clock import FileClock, write_clock_file
-from harness import daemon_command
 
 
 class DaemonProcess:
@@ -280,7 +281,7 @@ def audit(daemon: DaemonProcess, sink) -> Audit:
     for message_id in decisions:
         if message_id not in processed:
             found.wrong(f"a decision event for <{message_id}>, which is not an accepted reply")
-    for draft_id, version, person, how, via in daemon.query(
+    for draft_id, version, person, _how, via in daemon.query(
             "SELECT draft_id, version, person, how, via_message_id FROM endorsements"):
         if via and via not in processed:
             found.wrong(f"{person}'s endorsement of draft {draft_id} v{version} rests on <{via}>,"

@@ -14,7 +14,6 @@ a person had to decide on visible in `parting outbox --json`.
 from __future__ import annotations
 
 import pytest
-
 from faultkit import DaemonProcess
 from harness import write_config
 from release_scenario import REVIEW_SETTINGS, T0, ReleaseScenario

@@ -13,10 +13,9 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import mailfactory as mf
 import pytest
 import yaml
-
-import mailfactory as mf
 from faultkit import DaemonProcess, reconnect_delays, wait_until
 from harness import utc, write_config
 from proxy import TcpProxy

@@ -14,14 +14,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import mailfactory as mf
 import pytest
+from faultkit import DaemonProcess, wait_until
+from harness import utc, write_config
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-import mailfactory as mf
 from daemon.core.mail import MalformedMessage, parse_message
-from faultkit import DaemonProcess, wait_until
-from harness import utc, write_config
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import signal
 from datetime import timedelta
 
+import mailfactory as mf
 import pytest
 import yaml
-
-import mailfactory as mf
 from faultkit import DaemonProcess, wait_until
 from harness import utc, write_config
 

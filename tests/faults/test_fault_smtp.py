@@ -20,7 +20,6 @@ from datetime import timedelta
 
 import pytest
 import yaml
-
 from faultkit import DaemonProcess, audit, by_kind, copies
 from harness import write_config
 from proxy import TcpProxy

@@ -13,9 +13,8 @@ from datetime import timedelta
 from email import message_from_bytes
 from email.policy import SMTP
 
-import pytest
-
 import mailfactory as mf
+import pytest
 from faultkit import DaemonProcess, by_kind, wait_until
 from harness import CLIENTS, daemon_command, write_config
 from test_daemon_review import START, seed_history

@@ -23,19 +23,31 @@ import ssl
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import imapclient
 from imapclient import exceptions as imap_exceptions
 
 from daemon.adapters.imap.values import (  # noqa: F401 - also re-exported
-    DEFAULT_HEADER_FIELDS, FetchedHeader, FolderInfo, IdleResult, ImapAuthError, ImapConnectionError,
-    ImapConnectionLost, ImapError, ImapFolderError, _LOGOUT_TIMEOUT, _SENT_FLAG,
-    _describe, _reports_change, _says_bye, _section_value, header_fields_item,
+    _LOGOUT_TIMEOUT,
+    _SENT_FLAG,
+    DEFAULT_HEADER_FIELDS,
+    FetchedHeader,
+    FolderInfo,
+    IdleResult,
+    ImapAuthError,
+    ImapConnectionError,
+    ImapConnectionLost,
+    ImapError,
+    ImapFolderError,
+    _describe,
+    _reports_change,
+    _says_bye,
+    _section_value,
+    header_fields_item,
 )
 from daemon.core.hosts import is_loopback
 from daemon.core.model import ImapSettings
-
 
 MAX_MESSAGE_BYTES = 10_000_000  # a longer message is read up to here (its last whole line)
 # Whole messages fetched in one command stay under this many bytes, so a batch of large mail
@@ -482,11 +494,11 @@ class ImapConnection:
                               "the header" if header is None else "INTERNALDATE")
             return None
         if internaldate.tzinfo is None:
-            internaldate = internaldate.replace(tzinfo=timezone.utc)
+            internaldate = internaldate.replace(tzinfo=UTC)
         return FetchedHeader(
             uid=uid,
             header=header,
-            internaldate=internaldate.astimezone(timezone.utc),
+            internaldate=internaldate.astimezone(UTC),
             size=int(data.get(b"RFC822.SIZE") or len(header)),
         )
 

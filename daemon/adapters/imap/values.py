@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from daemon.core.mail import HEADER_FIELDS
 from daemon.core.errors import PartingError
+from daemon.core.mail import HEADER_FIELDS
 
 # What the core reads out of a message's header: the core says, the adapter fetches.
 DEFAULT_HEADER_FIELDS: tuple[str, ...] = HEADER_FIELDS

@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 from daemon.adapters.imap.connection import (
@@ -140,7 +140,7 @@ class FolderWatcher:
         self._on_progress = on_progress
         self._backoff = backoff or Backoff()
         self._sleep = sleep
-        self._today = today or (lambda: datetime.now(timezone.utc).date())
+        self._today = today or (lambda: datetime.now(UTC).date())
         # Catch up now and then even without news: a server may miss telling us.
         self._resync_every = settings.idle_renew.as_timedelta().total_seconds()
         self.connected = asyncio.Event()  # set after the first successful EXAMINE

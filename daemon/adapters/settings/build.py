@@ -10,15 +10,27 @@ Rules of this module:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
-from typing import Mapping
 
-from daemon.core.model import (
-    WEEKDAYS, Client, FollowupSettings, HolidayCalendar, ImapSettings, LadderStep, MailboxSettings,
-    Person, Policy, ReviewSettings, Settings, SmtpSettings, Unresponsive, WorkingHours,
-)
 from daemon.adapters.settings.rules import merge_policy
+from daemon.core.model import (
+    WEEKDAYS,
+    Client,
+    FollowupSettings,
+    HolidayCalendar,
+    ImapSettings,
+    LadderStep,
+    MailboxSettings,
+    Person,
+    Policy,
+    ReviewSettings,
+    Settings,
+    SmtpSettings,
+    Unresponsive,
+    WorkingHours,
+)
 
 _PORTS = {"imap": {"tls": 993, "starttls": 143, "none": 143}, "smtp": {"tls": 465, "starttls": 587, "none": 25}}
 

@@ -24,9 +24,10 @@ import copy
 import os
 import re
 import weakref
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -127,7 +128,8 @@ def load_policy_override(path: str | Path, base: Settings) -> Settings:
     clients, so the same clients are compared) or a policy-only file holding just `policy:`
     and/or `policies:`, read with the same schema and rules as the main config and written over
     base's file: a key it leaves out (at any depth; a ladder is replaced whole) keeps base's value,
-    and named policies are merged over the resulting top-level policy as usual. Raises SettingsError listing every problem with its line.
+    and named policies are merged over the resulting top-level policy as usual.
+    Raises SettingsError listing every problem with its line.
     """
     file = str(path)
     if not Path(file).exists():

@@ -12,8 +12,8 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 
-from daemon.core.model import Settings
 from daemon.core.errors import PartingError
+from daemon.core.model import Settings
 
 
 @dataclass(frozen=True)

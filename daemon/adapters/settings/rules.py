@@ -10,14 +10,13 @@ Rules of this module:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import holidays
 
-from daemon.core.outgoing import HeaderInjection, check_header_value
 from daemon.adapters.settings.kinds import did_you_mean, shown, subdivision_spelling
 from daemon.core.hosts import is_loopback
-
+from daemon.core.outgoing import HeaderInjection, check_header_value
 
 BAD = object()  # a value that failed its own check; its problem is already reported
 Report = Callable[..., None]  # report(key_path, message, at=key_path_for_the_line)

@@ -13,19 +13,42 @@ Rules of this module:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Iterator, Literal, Union
+from typing import Literal
 
 from daemon.adapters.settings.kinds import (
-    BOOL, COUNTRY, DOMAIN, DURATION, EMAIL, ENV_NAME, HOLIDAY_DATE, HOST, IDENT, PATH, PORT, TEXT,
-    TIME_OF_DAY, TIMEOUT, TIMEZONE, Kind, choice, duration, whole_number,
+    BOOL,
+    COUNTRY,
+    DOMAIN,
+    DURATION,
+    EMAIL,
+    ENV_NAME,
+    HOLIDAY_DATE,
+    HOST,
+    IDENT,
+    PATH,
+    PORT,
+    TEXT,
+    TIME_OF_DAY,
+    TIMEOUT,
+    TIMEZONE,
+    Kind,
+    choice,
+    duration,
+    whole_number,
 )
 from daemon.core.model import (
-    ACTIONS, WEEKDAYS, FollowupSettings, ImapSettings, Policy, ReviewSettings, SmtpSettings,
+    ACTIONS,
+    WEEKDAYS,
+    FollowupSettings,
+    ImapSettings,
+    Policy,
+    ReviewSettings,
+    SmtpSettings,
     WorkingHours,
 )
-
 
 # --------------------------------------------------------------------------------------------
 # The shape of the table.
@@ -44,7 +67,7 @@ class Leaf:
 
 @dataclass(frozen=True)
 class Section:
-    keys: dict[str, "Spec"]
+    keys: dict[str, Spec]
     doc: str
     required: bool = False
 
@@ -66,7 +89,7 @@ class Named:
     same_keys_as: str
 
 
-Spec = Union[Leaf, Section, Items, Named]
+Spec = Leaf | Section | Items | Named
 
 _IMAP = ImapSettings(host="")
 _SMTP = SmtpSettings(host="")

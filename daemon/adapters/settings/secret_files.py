@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from daemon.adapters.settings.problems import Problem, SettingsError, problem_at
 from daemon.core.model import Settings

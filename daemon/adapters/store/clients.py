@@ -8,9 +8,10 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from .base import StoreBase, from_json, from_utc_text, to_json, to_utc_text
 

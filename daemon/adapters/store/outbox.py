@@ -20,7 +20,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 from .base import (
-    StoreBase, StoreError, from_utc_text, json_tuple, maybe_utc_text, to_json, to_utc_text,
+    StoreBase,
+    StoreError,
+    from_utc_text,
+    json_tuple,
+    maybe_utc_text,
+    to_json,
+    to_utc_text,
 )
 
 OutboxState = Literal["queued", "sending", "sent", "failed", "uncertain", "cancelled"]

@@ -16,7 +16,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 from .base import (
-    StoreBase, StoreError, from_json, from_utc_text, maybe_utc_text, to_json, to_utc_text,
+    StoreBase,
+    StoreError,
+    from_json,
+    from_utc_text,
+    maybe_utc_text,
+    to_json,
+    to_utc_text,
 )
 from .clients import Episode
 

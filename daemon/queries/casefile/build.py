@@ -23,18 +23,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from daemon.queries.casefile import sections
-
-from daemon.queries import reports
 from daemon.adapters.files import write_atomically
 from daemon.adapters.store import OutboxRow, Store
 from daemon.adapters.templates import TemplateProblem, Templates
-from daemon.queries.casefile.picture import picture
+from daemon.core.errors import PartingError
 from daemon.core.model import Client, Envelope, Policy, Settings
 from daemon.core.policy import evaluate, explain
 from daemon.core.rules import format_time, is_real_reply, is_request
 from daemon.core.workhours import Calendar
-from daemon.core.errors import PartingError
+from daemon.queries import reports
+from daemon.queries.casefile import sections
+from daemon.queries.casefile.picture import picture
 
 if TYPE_CHECKING:  # the flows call the hook; the case file never needs them at run time
     from daemon.flows.context import Context

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.queries import reports
-
-from daemon.cli import render as views
 from daemon.adapters.store import Deadline, Event, MessageRow, Note, OutboxRow, Store
+from daemon.cli import render as views
 from daemon.core.model import Settings
+from daemon.queries import reports
 
 Data = dict[str, Any]
 _iso = reports._iso

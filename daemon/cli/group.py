@@ -1,0 +1,113 @@
+"""The `parting` group and what its commands share: options, error display, JSON output, the clock.
+
+Every command module registers its commands on `cli` here; nothing here imports a command module,
+so the commands can import this without a cycle."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from daemon import __version__
+
+DEFAULT_CONFIG = "/etc/parting/config.yaml"
+
+
+class UserError(click.ClickException):
+    """A problem the user can fix: printed as lines, exit 2, no traceback."""
+
+    exit_code = 2
+
+    def __init__(self, lines: str | list[str]) -> None:
+        self.lines = [lines] if isinstance(lines, str) else list(lines)
+        super().__init__("\n".join(self.lines))
+
+    def show(self, file=None) -> None:  # noqa: D401 - click API
+        for line in self.lines:
+            click.echo(f"error: {line}", err=True)
+
+
+def config_option(func: Callable) -> Callable:
+    return click.option(
+        "--config", "-c", "config_path", metavar="FILE", envvar="PARTING_CONFIG", default=DEFAULT_CONFIG,
+        show_default=True, help="The YAML configuration (or $PARTING_CONFIG).",
+    )(func)
+
+
+def json_option(func: Callable) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")(func)
+
+
+def friendly_errors(func: Callable) -> Callable:
+    """Turn the library's user-facing errors into `error:` lines and exit 2 (tracebacks with --debug)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from daemon.core.errors import PartingError
+
+        try:
+            return func(*args, **kwargs)
+        except PartingError as exc:
+            if os.environ.get("PARTING_DEBUG"):
+                raise
+            raise UserError(exc.lines()) from None
+
+    return wrapper
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="parting")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def cli(debug: bool) -> None:
+    """parting: notice clients who keep ignoring you, and part with them politely.
+
+    It watches the company mailbox, applies your YAML policy, drafts a calm release email,
+    has the client's owner and a colleague approve it by replying to a review email, sends it
+    exactly once, and keeps the follow-up call and the case file.
+
+    Start with `parting demo`, then `parting check-config /etc/parting/config.yaml`.
+    """
+    if debug:
+        os.environ["PARTING_DEBUG"] = "1"
+
+
+# ---- shared by the commands that read the store ------------------------------------------------
+
+
+def _now():
+    from daemon.runtime.clock import clock_from_environment
+
+    return clock_from_environment().now()
+
+
+def _who() -> str:
+    return os.environ.get("USER") or "command line"
+
+
+def _inherited(config_path: str, as_json: bool = False) -> tuple[str, bool]:
+    """A subcommand's --config and --json, or its group's when only the group was given them."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    parent = ctx.parent
+    if parent is None or parent.command is cli:
+        return config_path, as_json
+    if ctx.get_parameter_source("config_path") is ParameterSource.DEFAULT:
+        config_path = parent.params.get("config_path", config_path)
+    return config_path, as_json or bool(parent.params.get("as_json"))
+
+
+def _show(data: Any, as_json: bool, view: Callable[[Any], None]) -> None:
+    if as_json:
+        emit_json(data)
+    else:
+        view(data)
