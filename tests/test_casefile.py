@@ -31,9 +31,10 @@ from daemon.adapters.settings.load import Secrets, load_settings
 from daemon.adapters.store import MessageRow, Store
 from daemon.adapters.templates import Templates
 from daemon.cli import cli
+from daemon.flows.casefiles import casefile_after_release
 from daemon.flows.context import Context
-from daemon.queries.casefile.build import build_casefile, casefile_after_release, render_html, render_markdown
-from daemon.queries.reports import close_deadline
+from daemon.flows.operator_actions import close_deadline
+from daemon.queries.casefile.build import build_casefile, render_html, render_markdown
 from daemon.runtime.clock import write_clock_file
 
 pytestmark = pytest.mark.integration

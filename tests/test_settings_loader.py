@@ -16,7 +16,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from daemon.adapters.settings import load as settings_module
 from daemon.adapters.settings.load import load_policy_override, load_settings
 from daemon.adapters.store import Store
-from daemon.queries import reports
+from daemon.queries import simulate as simulate_query
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = Path(__file__).resolve().parent / "data" / "configs"
@@ -101,7 +101,7 @@ def test_simulate_reads_each_file_once_and_leaves_the_collector_as_it_was(tmp_pa
     for other, collecting in ((policy_only, True), (whole, False)):
         (gc.enable if collecting else gc.disable)()
         try:
-            data = reports.simulate(config, other, now=now)
+            data = simulate_query.simulate(config, other, now=now)
             assert gc.isenabled() is collecting
         finally:
             gc.enable()

@@ -1,7 +1,7 @@
 """The read-side commands: status, explain, simulate, drafts, outbox, deadlines, pause/resume.
 
-Registered on the `parting` group of daemon/cli.py; each is one call into daemon/reports.py,
-rendered by daemon/views.py (or printed as JSON with --json).
+Registered on the `parting` group (daemon/cli/group.py); each is one call into a module of daemon/queries
+(or daemon/flows/operator_actions.py for a decision), rendered by daemon/cli/render.py (or printed as JSON with --json).
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ def status(config_path: str, as_json: bool) -> None:
       drafts_in_review, outbox_attention, deadlines_due, quarantined,
       triage: [{id, message_id, client, reason, at}]    (times ISO 8601 UTC, null if none)
     """
-    from daemon.cli import render as views
-    from daemon.queries import reports
+    from daemon.cli import render
+    from daemon.queries import status
 
-    _show(reports.status(config_path, now=_now()), as_json, views.status)
+    _show(status.status(config_path, now=_now()), as_json, render.status)
 
 
 @cli.command()
@@ -54,10 +54,10 @@ def explain(client: str, config_path: str, as_json: bool) -> None:
       client_name, owner, owner_name, timezone, config, explain [lines], next,
       messages [{id, at, direction, subject}]
     """
-    from daemon.cli import render as views
-    from daemon.queries import reports
+    from daemon.cli import render
+    from daemon.queries import explain
 
-    _show(reports.explain(config_path, client, now=_now()), as_json, views.explain)
+    _show(explain.explain(config_path, client, now=_now()), as_json, render.explain)
 
 
 @cli.command()
@@ -82,10 +82,10 @@ def simulate(policy_path: str, at: str | None, config_path: str, as_json: bool) 
       changes: [{client, name, before, after, ladder_before, ladder_after, ignored_before,
                  ignored_after, why, rules_fired, rules_cleared}], unchanged
     """
-    from daemon.cli import render as views
-    from daemon.queries import reports
+    from daemon.cli import render
+    from daemon.queries import simulate
 
-    _show(reports.simulate(config_path, policy_path, now=_now(), at=at), as_json, views.simulate)
+    _show(simulate.simulate(config_path, policy_path, now=_now(), at=at), as_json, render.simulate)
 
 
 @cli.group(invoke_without_command=True)
@@ -107,10 +107,10 @@ def drafts(ctx: click.Context, config_path: str, as_json: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from daemon.cli import render as views
-    from daemon.queries import reports
+    from daemon.cli import render
+    from daemon.queries import listings
 
-    _show(reports.drafts(config_path, now=_now()), as_json, views.drafts)
+    _show(listings.drafts(config_path, now=_now()), as_json, render.drafts)
 
 
 @drafts.command("show")
@@ -128,11 +128,11 @@ def drafts_show(draft_id: int, config_path: str, as_json: bool) -> None:
       versions [{version, writer, writer_name, created_at, text_sha256, text, endorsements}],
       diffs [{from, to, diff}], history [{id, at, kind, who, message_ids, data}], outbox [rows]
     """
-    from daemon.cli import render as views
-    from daemon.queries import reports
+    from daemon.cli import render
+    from daemon.queries import listings
 
     config_path, as_json = _inherited(config_path, as_json)
-    _show(reports.draft(config_path, draft_id, now=_now()), as_json, views.draft)
+    _show(listings.draft(config_path, draft_id, now=_now()), as_json, render.draft)
 
 
 @cli.group(invoke_without_command=True)
@@ -158,10 +158,11 @@ def outbox(ctx: click.Context, config_path: str, as_json: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from daemon.cli import render as views
-    from daemon.queries import reports
+    from daemon.cli import render
+    from daemon.queries import listings
 
-    _show(reports.outbox(config_path, now=_now()), as_json, views.outbox)
+
+    _show(listings.outbox(config_path, now=_now()), as_json, render.outbox)
 
 
 @outbox.command("resend")
@@ -175,11 +176,11 @@ def outbox_resend(row_id: int, config_path: str, as_json: bool) -> None:
     \b
     Example: parting outbox resend 12
     """
-    from daemon.cli import render as views
-    from daemon.queries import reports
+    from daemon.cli import render
+    from daemon.flows import operator_actions
 
     config_path, as_json = _inherited(config_path, as_json)
-    _show(reports.resend_outbox(config_path, row_id, who=_who(), now=_now()), as_json, views.outbox_decision)
+    _show(operator_actions.resend_outbox(config_path, row_id, who=_who(), now=_now()), as_json, render.outbox_decision)
 
 
 @outbox.command("confirm")
@@ -196,11 +197,11 @@ def outbox_confirm(row_id: int, config_path: str, as_json: bool) -> None:
     \b
     Example: parting outbox confirm 12
     """
-    from daemon.cli import render as views
-    from daemon.queries import reports
+    from daemon.cli import render
+    from daemon.flows import operator_actions
 
     config_path, as_json = _inherited(config_path, as_json)
-    _show(reports.confirm_outbox(config_path, row_id, who=_who(), now=_now()), as_json, views.outbox_decision)
+    _show(operator_actions.confirm_outbox(config_path, row_id, who=_who(), now=_now()), as_json, render.outbox_decision)
 
 
 @outbox.command("cancel")
@@ -214,11 +215,11 @@ def outbox_cancel(row_id: int, config_path: str, as_json: bool) -> None:
     \b
     Example: parting outbox cancel 12
     """
-    from daemon.cli import render as views
-    from daemon.queries import reports
+    from daemon.cli import render
+    from daemon.flows import operator_actions
 
     config_path, as_json = _inherited(config_path, as_json)
-    _show(reports.cancel_outbox(config_path, row_id, who=_who(), now=_now()), as_json, views.outbox_decision)
+    _show(operator_actions.cancel_outbox(config_path, row_id, who=_who(), now=_now()), as_json, render.outbox_decision)
 
 
 @cli.group(invoke_without_command=True)
@@ -239,10 +240,11 @@ def deadlines(ctx: click.Context, config_path: str, as_json: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from daemon.cli import render as views
-    from daemon.queries import reports
+    from daemon.cli import render
+    from daemon.queries import listings
 
-    _show(reports.deadlines(config_path, now=_now()), as_json, views.deadlines)
+
+    _show(listings.deadlines(config_path, now=_now()), as_json, render.deadlines)
 
 
 @deadlines.command("done")
@@ -257,12 +259,12 @@ def deadlines_done(deadline_id: int, note: str, config_path: str, as_json: bool)
     \b
     Example: parting deadlines done 4 --note "called, left a message"
     """
-    from daemon.cli import render as views
-    from daemon.queries import reports
+    from daemon.cli import render
+    from daemon.flows import operator_actions
 
     config_path, as_json = _inherited(config_path, as_json)
-    _show(reports.close_deadline(config_path, deadline_id, note, who=_who(), now=_now()), as_json,
-          views.deadline_closed)
+    _show(operator_actions.close_deadline(config_path, deadline_id, note, who=_who(), now=_now()), as_json,
+          render.deadline_closed)
 
 
 @cli.command()
@@ -276,10 +278,10 @@ def pause(client: str, config_path: str, as_json: bool) -> None:
     \b
     Example: parting pause acme
     """
-    from daemon.cli import render as views
-    from daemon.queries import reports
+    from daemon.cli import render
+    from daemon.flows import operator_actions
 
-    _show(reports.set_paused(config_path, client, True, who=_who(), now=_now()), as_json, views.paused)
+    _show(operator_actions.set_paused(config_path, client, True, who=_who(), now=_now()), as_json, render.paused)
 
 
 @cli.command()
@@ -293,7 +295,7 @@ def resume(client: str, config_path: str, as_json: bool) -> None:
     \b
     Example: parting resume acme
     """
-    from daemon.cli import render as views
-    from daemon.queries import reports
+    from daemon.cli import render
+    from daemon.flows import operator_actions
 
-    _show(reports.set_paused(config_path, client, False, who=_who(), now=_now()), as_json, views.paused)
+    _show(operator_actions.set_paused(config_path, client, False, who=_who(), now=_now()), as_json, render.paused)

@@ -175,7 +175,8 @@ def casefile(ctx: click.Context, config_path: str) -> None:
 def casefile_show(client: str, fmt: str, output: str | None, config_path: str, as_json: bool) -> None:
     """CLIENT's case file: `parting casefile CLIENT` is short for `parting casefile show CLIENT`.
     --json is short for --format json."""
-    from daemon.queries.casefile.build import casefile_text, write_text_atomically
+    from daemon.flows.casefiles import write_text_atomically
+    from daemon.queries.casefile.build import casefile_text
 
     config_path, _ = _inherited(config_path)
     fmt = "json" if as_json else fmt
@@ -204,7 +205,7 @@ def casefile_note(client: str, text: str, config_path: str, as_json: bool) -> No
     Example: parting casefile note acme "They never had a contact person after March."
     --json keys: id, client, name, author, text, at
     """
-    from daemon.queries.casefile.build import add_note
+    from daemon.flows.casefiles import add_note
 
     config_path, as_json = _inherited(config_path, as_json)
     note = add_note(config_path, client, text, who=_who(), now=_now())

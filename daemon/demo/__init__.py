@@ -49,7 +49,7 @@ from daemon.demo.company import (
 )
 from daemon.demo.narration import Narrator
 from daemon.demo.servers import ImapServer, ReceivedMail, SmtpSink
-from daemon.queries import reports
+from daemon.queries import status as status_query
 from daemon.runtime import app
 from daemon.runtime.clock import ManualClock
 from daemon.runtime.logs import setup_logging
@@ -282,7 +282,7 @@ class Demo:
     def case_file(self) -> Path | None:
         self.tell.step("The case file, for the retrospective")
         try:
-            from daemon.queries.casefile.build import write_casefile
+            from daemon.flows.casefiles import write_casefile
         except ImportError:
             self.tell.say("daemon/casefile.py is not there yet: here is the audit trail it is written from "
                           "(the events table):")
@@ -304,7 +304,7 @@ class Demo:
 
     def final_status(self, casefile: Path | None) -> None:
         self.tell.step("parting status", self.clock.now())
-        views.status(reports.status(self.config, now=self.clock.now()), self.console)
+        views.status(status_query.status(self.config, now=self.clock.now()), self.console)
         self.console.print()
         self.tell.say(f"Workdir:      {self.workdir}")
         self.tell.say(f"Database:     {self.workdir / 'parting.db'}")

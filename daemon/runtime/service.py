@@ -26,6 +26,7 @@ from daemon.adapters.store import OutboxRow, Store
 from daemon.adapters.templates import Templates
 from daemon.core.mail import HEADER_FIELDS
 from daemon.core.model import Settings
+from daemon.flows.casefiles import write_missing_casefiles
 from daemon.flows.context import Context
 from daemon.flows.evaluate import Agenda, evaluate_all
 from daemon.flows.followup import remind_due, resume_held
@@ -33,7 +34,6 @@ from daemon.flows.ingest import Ingestor
 from daemon.flows.reminders import remind_reviews
 from daemon.flows.review import handle_reply
 from daemon.flows.sending import recover_in_flight, send_due
-from daemon.queries.casefile.build import write_missing_casefiles
 from daemon.runtime import shutdown
 from daemon.runtime.clock import Clock, SystemClock
 from daemon.runtime.faults import crash_point

@@ -9,34 +9,30 @@ Rules of this module:
   parting decided from it, and parting's own mail after the decision that caused it.
 - Bodies of client mail are not stored, so messages appear with their SHA-256 content hash:
   the hash of the bytes parting read from the mailbox, to match against an archived copy.
-- Writing is atomic (temp file, fsync, rename); a case file that cannot be written is logged
-  and never stops the daemon.
+- Writing the files and notes is daemon/flows/casefiles.py's; this module only reads.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from daemon.adapters.files import write_atomically
-from daemon.adapters.store import OutboxRow, Store
+from daemon.adapters.store import Store
 from daemon.adapters.templates import TemplateProblem, Templates
-from daemon.core.errors import PartingError
-from daemon.core.model import Client, Envelope, Policy, Settings
+from daemon.core.model import Envelope, Policy, Settings
 from daemon.core.policy import evaluate, explain
 from daemon.core.rules import format_time, is_real_reply, is_request
 from daemon.core.workhours import Calendar
-from daemon.queries import reports
 from daemon.queries.casefile import sections
 from daemon.queries.casefile.picture import picture
+from daemon.queries.common import ReportError, find_client, iso, opened
 
 if TYPE_CHECKING:  # the flows call the hook; the case file never needs them at run time
-    from daemon.flows.context import Context
+    pass
 
 Data = dict[str, Any]
 FORMAT = "parting-casefile"
@@ -52,7 +48,7 @@ QUESTIONS = (
     "Should anything change in the policy or in the templates?",
 )
 
-_iso = reports._iso  # one way to write a time in every report
+_iso = iso  # one way to write a time in every report
 
 
 # ---- building the data ----------------------------------------------------------------------------
@@ -60,7 +56,7 @@ _iso = reports._iso  # one way to write a time in every report
 
 def build_casefile(store: Store, settings: Settings, client_id: str, *, now: datetime) -> Data:
     """Everything known about one client, as the JSON form of the case file."""
-    client = reports._client(settings, client_id)
+    client = find_client(settings, client_id)
     zone = client.timezone or settings.working_hours.timezone
     header = {"now": _iso(now), "timezone": zone}
     policy = settings.policy_for(client)
@@ -187,74 +183,14 @@ def fence(text: str, info: str = "text") -> str:
     return f"{ticks}{info}\n{text.rstrip()}\n{ticks}"
 
 
-# ---- writing ----------------------------------------------------------------------------------------
-
-
-def write_text_atomically(path: str | os.PathLike[str], text: str) -> Path:
-    """Write `text` to `path` by temp file, fsync and rename: readers see the old file or the new one."""
-    return write_atomically(Path(path), text)
-
-
-def write_casefile(store: Store, settings: Settings, templates: Templates, client_id: str,
-                   folder: str | os.PathLike[str], *, now: datetime) -> Path:
-    """Write <client>-<date>.md and .html side by side in `folder`; returns the HTML file's path.
-
-    Both are rendered before either is written, so a template problem leaves no half case file."""
-    data = build_casefile(store, settings, client_id, now=now)
-    markdown, html = render_markdown(data, templates), render_html(data, templates)
-    directory = Path(folder)
-    directory.mkdir(parents=True, exist_ok=True)
-    day = now.astimezone(ZoneInfo(data["timezone"])).date().isoformat()
-    stem = f"{re.sub(r'[^A-Za-z0-9._-]', '_', client_id).lstrip('.') or 'client'}-{day}"
-    write_text_atomically(directory / f"{stem}.md", markdown)
-    return write_text_atomically(directory / f"{stem}.html", html)
-
-
-def write_missing_casefiles(ctx: Context, now: datetime) -> list[Path]:
-    """Every sent release has a case file: a cycle step, so a release marked sent by any path
-    (the sender, crash recovery from the Sent folder, `parting outbox confirm`, or a crash between
-    `sent` and the write) gets one exactly once; `casefile_written` events say which have one."""
-    written = {e.draft_id for e in ctx.store.events(kinds=["casefile_written"])}
-    paths = []
-    for row in ctx.store.rows(["sent"]):
-        if row.kind == "release" and row.draft_id not in written:
-            path = casefile_after_release(ctx, row, now)
-            if path is not None:
-                paths.append(path)
-                written.add(row.draft_id)
-    return paths
-
-
-def casefile_after_release(ctx: Context, row: OutboxRow, now: datetime) -> Path | None:
-    """After a release email was sent: write the case file beside the database, in casefiles/,
-    and record a `casefile_written` event. A failure is logged; the daemon carries on."""
-    if row.kind != "release" or row.client_id is None:
-        return None
-    if str(ctx.settings.database) == ":memory:":
-        ctx.log.warning("no case file: the database is in memory", extra={"client": row.client_id})
-        return None
-    folder = Path(ctx.settings.database).parent / "casefiles"
-    try:
-        path = write_casefile(ctx.store, ctx.settings, ctx.templates, row.client_id, folder, now=now)
-    except Exception as problem:  # noqa: BLE001 - the release left; its case file is bookkeeping, never a crash
-        ctx.log.error("case file not written: %s", problem, extra={"client": row.client_id},
-                      exc_info=not isinstance(problem, (OSError, TemplateProblem, PartingError)))
-        return None
-    ctx.store.append_event("casefile_written", at=now, client_id=row.client_id, draft_id=row.draft_id,
-                           message_ids=[row.message_id],
-                           data={"path": str(path), "markdown": str(path.with_suffix(".md"))})
-    ctx.log.info("case file written to %s", path, extra={"client": row.client_id})
-    return path
-
-
 # ---- the command line's library: `parting casefile` ----------------------------------------------
 
 
 def casefile_text(config_path: str | Path, client_id: str, fmt: str, *, now: datetime) -> str:
     """The case file of one client in `fmt` (md, html or json), read from a read-only store."""
     if fmt not in FORMATS:
-        raise reports.ReportError(f"unknown case file format {fmt!r}: use one of {', '.join(FORMATS)}")
-    with reports._opened(config_path) as (settings, store):
+        raise ReportError(f"unknown case file format {fmt!r}: use one of {', '.join(FORMATS)}")
+    with opened(config_path) as (settings, store):
         data = build_casefile(store, settings, client_id, now=now)
     if fmt == "json":
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
@@ -262,15 +198,6 @@ def casefile_text(config_path: str | Path, client_id: str, fmt: str, *, now: dat
         templates = Templates(settings.templates_dir)
         return (render_html if fmt == "html" else render_markdown)(data, templates)
     except TemplateProblem as problem:
-        raise reports.ReportError(str(problem)) from None
+        raise ReportError(str(problem)) from None
 
 
-def add_note(config_path: str | Path, client_id: str, text: str, *, who: str, now: datetime) -> Data:
-    """Keep a note (a retrospective answer, what a call brought) in the client's case file."""
-    if not text.strip():
-        raise reports.ReportError("the note is empty: write what you want to keep, in quotes")
-    with reports._opened(config_path, write=True) as (settings, store):
-        client: Client = reports._client(settings, client_id)
-        note_id = store.add_note(client.id, who, text.strip(), now)
-        return {"id": note_id, "client": client.id, "name": client.name, "author": who, "text": text.strip(),
-                "at": _iso(now)}

@@ -2,7 +2,7 @@
 
 Rules of this module:
 - Only reads: every function takes rows (or the store) and returns dicts of str, int, bool,
-  None, lists and dicts, with times as ISO 8601 UTC (reports._iso).
+  None, lists and dicts, with times as ISO 8601 UTC (iso).
 - Events are described in plain words once, here; the draft and sending kinds in the words of
   `parting drafts show` (views.describe_event), so the two never tell a story differently.
 """
@@ -14,10 +14,11 @@ from typing import Any
 from daemon.adapters.store import Deadline, Event, MessageRow, Note, OutboxRow, Store
 from daemon.cli import render as views
 from daemon.core.model import Settings
-from daemon.queries import reports
+from daemon.queries.common import iso, person_name
+from daemon.queries.listings import endorsement_row, subject_of, version_diff
 
 Data = dict[str, Any]
-_iso = reports._iso
+_iso = iso
 
 
 def message_entry(row: MessageRow) -> Data:
@@ -30,7 +31,7 @@ def message_entry(row: MessageRow) -> Data:
 
 
 def _who(settings: Settings, payload: Data) -> str | None:
-    return reports._name(settings, payload.get("person") or payload.get("by"))
+    return person_name(settings, payload.get("person") or payload.get("by"))
 
 
 def event_entry(settings: Settings, row: Event, header: Data) -> Data:
@@ -131,10 +132,10 @@ def draft_entry(settings: Settings, store: Store, draft_id: int) -> Data:
         "created_at": _iso(draft.created_at), "updated_at": _iso(draft.updated_at),
         "hold_until": _iso(draft.hold_until),
         "versions": [{
-            "version": v.version, "writer": v.writer, "writer_name": reports._name(settings, v.writer),
+            "version": v.version, "writer": v.writer, "writer_name": person_name(settings, v.writer),
             "created_at": _iso(v.created_at), "text_sha256": v.text_sha256, "text": v.text,
-            "diff": reports._diff(before.text, v.text, before.version, v.version) if before else None,
-            "endorsements": [reports._endorsement(settings, e) for e in store.endorsements(draft_id, v.version)],
+            "diff": version_diff(before.text, v.text, before.version, v.version) if before else None,
+            "endorsements": [endorsement_row(settings, e) for e in store.endorsements(draft_id, v.version)],
         } for before, v in zip([None, *versions], versions)],
     }
 
@@ -146,7 +147,7 @@ def review_entry(settings: Settings, store: Store, event: Event) -> Data:
     reply = store.message(via) if via else None
     return {
         "event_id": event.id, "at": _iso(event.at), "draft_id": event.draft_id, "person": payload.get("person"),
-        "name": reports._name(settings, payload.get("person")), "role": payload.get("role"),
+        "name": person_name(settings, payload.get("person")), "role": payload.get("role"),
         "command": payload.get("command"), "reason": payload.get("reason") or "", "version": payload.get("version"),
         "new_version": payload.get("new_version"), "state": payload.get("state"),
         "via_message_id": via, "via_content_hash": reply.content_hash if reply else None,
@@ -170,7 +171,7 @@ def send_entry(row: OutboxRow, events: list[Data]) -> Data:
     sending = ("sent", "send_failed", "send_uncertain", "outbox_resend", "outbox_cancel")
     return {
         "outbox_id": row.id, "kind": row.kind, "message_id": row.message_id, "draft_id": row.draft_id,
-        "to": list(row.recipients), "subject": reports._subject(row.raw), "state": row.state,
+        "to": list(row.recipients), "subject": subject_of(row.raw), "state": row.state,
         "attempts": row.attempts, "created_at": _iso(row.created_at), "not_before": _iso(row.not_before),
         "sent_at": _iso(row.sent_at), "server_reply": row.server_reply, "last_error": row.last_error,
         "events": [{"event_id": e["id"], "at": e["at"], "kind": e["kind"], "detail": e["summary"]} for e in events

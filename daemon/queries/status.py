@@ -1,0 +1,53 @@
+"""`parting status`: every client's state at `now`, and what waits for a person."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from daemon.core.model import Client, Envelope, Settings
+from daemon.core.policy import Verdict
+from daemon.core.rules import is_real_reply
+from daemon.queries.common import (
+    ATTENTION_STATES,
+    REVIEW_STATES,
+    Data,
+    header,
+    iso,
+    opened,
+    person_name,
+    stored_histories,
+    verdicts_at,
+)
+
+
+def status(config_path: str | Path, *, now: datetime) -> Data:
+    """Every client's state evaluated at `now`, and what waits for a person."""
+    with opened(config_path) as (settings, store):
+        histories = stored_histories(store)
+        verdicts = verdicts_at(settings, histories, store.paused_clients(), now)
+        clients = [_status_row(settings, client, verdicts[client.id], histories.get(client.id, []), now)
+                   for client in settings.clients]
+        return {
+            **header(settings, now),
+            "clients": clients,
+            "drafts_in_review": len(store.drafts(list(REVIEW_STATES))),
+            "outbox_attention": len(store.rows(ATTENTION_STATES)),
+            "deadlines_due": sum(1 for d in store.deadlines(["open"]) if d.due_at <= now),
+            "quarantined": store.quarantine_count(),
+            "triage": [{"id": t.id, "message_id": t.message_id, "client": t.client_id, "reason": t.reason,
+                        "at": iso(t.at)} for t in store.triage()],
+        }
+
+
+def _status_row(settings: Settings, client: Client, verdict: Verdict, history: list[Envelope],
+                now: datetime) -> Data:
+    happened = [env for env in history if env.at <= now]
+    last_in = max((env.at for env in happened if is_real_reply(env)), default=None)
+    last_out = max((env.at for env in happened if env.direction == "out" and not env.auto_reply), default=None)
+    return {
+        "id": client.id, "name": client.name, "owner": client.owner, "owner_name": person_name(settings, client.owner),
+        "state": verdict.state, "policy": verdict.policy_name, "ignored": verdict.ignored_count,
+        "open_requests": len(verdict.open_requests), "ladder": list(verdict.ladder),
+        "last_in": iso(last_in), "last_out": iso(last_out), "next_due": iso(verdict.next_due),
+    }
