@@ -14,7 +14,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from daemon.adapters.publicsuffix import organizational_domain
@@ -244,6 +244,7 @@ def test_the_whole_reply_path_never_raises_and_never_approves_what_it_should_not
     except MalformedMessage:
         return  # ingest quarantines such a message before any judgement: the one allowed outcome
     assert judgement.code == "accepted" or judgement.code in review.REFUSALS
+    event(judgement.code)  # --hypothesis-show-statistics: accepted replies are among the examples
     if judgement.accepted:
         parsed = parse_message(header_block(raw))
         assert all(count == 1 for name, count in parsed.header_counts), parsed.header_counts
