@@ -4,6 +4,11 @@ Rules of this module:
 - A reply counts only when every check of `judge_reply` passes, in its order; each refusal has
   a named code (REFUSALS). Answering a refused sender is `safe_to_answer` only when the sender
   is authenticated, is the person the valid token names, and did not send an auto-reply.
+- A reply with more than one of any SINGLE_FIELDS (From, Sender, To, Cc, Subject, Date,
+  Message-ID, In-Reply-To, References; RFC 5322 section 3.6) is refused as repeated_header, and
+  one dated more than DATE_SKEW before its token was issued (or undated) as older_than_token:
+  a DKIM signature covers only the bottom copy of a field, so stacked copies and old dates are
+  how a genuine mail of an insider is replayed with a stolen token.
 - The command is read from the new text only, by core/replytext.py (re-exported here).
 - A token is token_id + "-" + 26 base32 characters of HMAC-SHA256 over the canonical claims;
   the MAC is recomputed from the stored claims and compared with hmac.compare_digest.
@@ -300,14 +305,17 @@ def judge_reply(
 
     if not reply.token:
         return refuse("no_token", "the reply carries no review token", token_valid=False)
+    # Checked before the token, since a stacked To may be where the token came from; answered
+    # only when the token is genuine (it names the person the answer would go to).
+    genuine = token is not None and verify_token(key, reply.token, token.claims, now).code != "forged_token"
     if reply.header_counts is None:
         return refuse("repeated_header", "the reply's header fields were not counted when it arrived;"
-                      " please send it again")
+                      " please send it again", token_valid=genuine)
     repeated = [f"{count} {name}" for name, count in reply.header_counts
                 if count > 1 and name.lower() in _SINGLE_LOWER]
     if repeated:
         return refuse("repeated_header", f"the reply has {', '.join(repeated)} header fields; RFC 5322 allows"
-                      " one of each, and stacked copies are how a genuine mail is replayed")
+                      " one of each, and stacked copies are how a genuine mail is replayed", token_valid=genuine)
     if token is None:
         return refuse("unknown_token", "the review token is not known", token_valid=False)
     check = verify_token(key, reply.token, token.claims, now, used_at=token.used_at)

@@ -250,3 +250,14 @@ def test_the_whole_reply_path_never_raises_and_never_approves_what_it_should_not
         assert all(count == 1 for name, count in parsed.header_counts), parsed.header_counts
         assert parsed.date is not None and parsed.date >= ISSUED - review.DATE_SKEW
         assert judgement.authentication is not None and judgement.authentication.ok
+
+
+def test_a_stacked_reply_is_answered_only_when_its_token_is_genuine() -> None:
+    stacked = b"Subject: Re: x\r\n"
+    genuine = judge_raw(staff_reply(b"Approve\r\n", above=stacked))
+    assert (genuine.code, genuine.safe_to_answer) == ("repeated_header", True)
+    token = issue_token(KEY, CLAIMS)
+    forged = staff_reply(b"Approve\r\n", above=stacked).replace(token.encode(), token[:-1].encode() + b"a")
+    assert token[-1] != "a"
+    judgement = judge_raw(forged)
+    assert (judgement.code, judgement.safe_to_answer) == ("repeated_header", False)
