@@ -40,6 +40,9 @@ async def test_a_reply_that_opens_with_a_greeting_releases_once(config, dovecot,
         owner = await review_for(daemon, smtp_sink, "alice@example.com")
         await reply_to_review(daemon, dovecot, owner, "alice@example.com", "Hello,\n\nApproved.\n\nAlice", "hi-alice")
         colleague = await review_for(daemon, smtp_sink, "bob@example.com")
+        for review in (owner, colleague):  # the review emails say how to answer
+            body = " ".join(review.message.get_body(("plain",)).get_content().split())
+            assert "(a greeting line before it is fine; APPROVE stands alone on its line" in body
         # Bob's server signs for a subdomain and says nothing of DMARC: relaxed alignment by the
         # Public Suffix List (mail.example.com belongs to example.com) authenticates him.
         aligned_by_psl = f"{mf.AUTHSERV}; dkim=pass header.d=mail.example.com header.s=sel; spf=none"

@@ -21,9 +21,11 @@ from html.parser import HTMLParser
 
 __all__ = ["html_to_text"]
 
-# A complete tag: a name, then attribute text in which quotes are balanced and "<" never appears
-# (each attempt to match stops at the next "<", which keeps the pass linear).
-_TAG = re.compile(r"</?[a-zA-Z][^\s/<>\"'=]*(?:[^<>\"']|\"[^<\"]*\"|'[^<']*')*>")
+# A complete tag: a name, then attribute text in which quotes are balanced and "<" never appears.
+# Each attempt to match stops at the next "<", and the possessive quantifiers (*+) never give
+# back what they took: the name and attribute classes overlap, and backtracking between them
+# made an unclosed "<aaaa..." quadratic.
+_TAG = re.compile(r"</?[a-zA-Z][^\s/<>\"'=]*+(?:[^<>\"']|\"[^<\"]*+\"|'[^<']*+')*+>")
 _DECLARATION = re.compile(r"<[!?][^<>]*>")
 MAX_QUOTE_MARKS = 8
 _SKIPPED = {"style", "script", "head", "title", "template"}

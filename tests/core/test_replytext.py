@@ -148,6 +148,12 @@ def test_more_than_a_greeting_is_not_skipped(text: str) -> None:
     assert parse_command(text, role="owner").kind == "unknown"
 
 
+def test_a_salutation_followed_by_much_white_space_is_read_in_linear_time() -> None:
+    # An ambiguous greeting pattern backtracked quadratically here (minutes for this line).
+    assert parse_command("Hi" + " " * 100_000 + "!!\nApprove", role="owner").kind == "unknown"
+    assert parse_command("Hi   Alice ,\nApprove", role="owner") == Command("approve")
+
+
 NOT_APPROVALS = [
     "Approve - NOT. We should call them first.",
     "Approved by whom? I never saw this.",
