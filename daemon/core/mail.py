@@ -39,7 +39,7 @@ from daemon.core.model import ParsedMessage
 __all__ = [
     "AUTO_REPLY_SUBJECTS", "DELIVERY_FAILURE_SUBJECTS", "HEADER_FIELDS", "QUESTION_PHRASES", "MalformedMessage",
     "asks_something", "bounce_recipients", "detect_auto_reply", "is_hard_bounce", "message_text", "parse_message",
-    "request_header",
+    "request_header", "SINGLE_FIELDS",
 ]
 
 MAX_HEADER_SECTION = 256 * 1024
@@ -54,6 +54,12 @@ HEADER_FIELDS: tuple[str, ...] = (
     "Auto-Submitted", "X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress", "Precedence",
     "List-Id", "List-Unsubscribe", "Return-Path", "Content-Type", "X-Failed-Recipients",
     "Authentication-Results", "X-Parting-Kind", "X-Parting-Request",
+)
+
+# RFC 5322 section 3.6 allows each of these at most once. A DKIM signature covers only the
+# bottom copy of a repeated field, so a copy stacked above is how a genuine mail is replayed.
+SINGLE_FIELDS: tuple[str, ...] = (
+    "From", "Sender", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
 )
 
 
@@ -402,6 +408,7 @@ def parse_message(raw: bytes, *, internaldate: datetime | None = None, size: int
         content_hash=digest,
         size=len(raw) if size is None else size,
         text=first_text(raw) if body is not None else None,
+        header_counts=tuple((name, len(fields.all(name))) for name in SINGLE_FIELDS if fields.all(name)),
     )
 
 

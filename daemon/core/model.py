@@ -289,6 +289,9 @@ class ParsedMessage:
     size: int
     text: str | None = None  # first text/plain part (or text of the first text/html), when fetched
     new_text: str | None = None  # text without quoted reply and signature, when fetched
+    # How often each field RFC 5322 section 3.6 allows at most once appears (mail.SINGLE_FIELDS,
+    # present ones only): a staff reply with any of them repeated is refused (core/review.py).
+    header_counts: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -263,6 +263,8 @@ class Ingestor:
             ingested_at=now,
             body_text=text if item.is_staff_reply else None,
             auth_results=parsed.authentication_results if item.is_staff_reply else (),
+            header_counts=parsed.header_counts if item.is_staff_reply else None,
+            date_header=parsed.date if item.is_staff_reply else None,
         )
         return row, assignment.triage_reason
 

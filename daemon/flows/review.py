@@ -14,13 +14,13 @@ import secrets
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
+from daemon.adapters.publicsuffix import organizational_domain
 from daemon.adapters.store import Draft, TokenRow
 from daemon.adapters.templates import TemplateProblem
 from daemon.core import review as core
 from daemon.core.model import Client, Person
 from daemon.core.outgoing import HeaderInjection, InvalidAddress, build_message, make_message_id, thread_headers
 from daemon.core.policy import Verdict, explain
-from daemon.core.replytext import split_reply
 from daemon.flows.context import Context, common_context, describe_time, queue_mail
 from daemon.runtime.faults import crash_point
 
@@ -101,22 +101,21 @@ def handle_reply(ctx: Context, message_id: str, now: datetime) -> core.Judgement
         return None
     row = store.message(message_id)
     our = ctx.settings.mailbox.address
-    token = core.token_from_addresses((*row.to_addrs, *row.cc_addrs), our)
-    parts = core.split_token(token) if token else None
-    token_row = store.token(parts[0]) if parts else None
-    facts = core.ReplyFacts(
-        from_addr=row.from_addr, to_addrs=(*row.to_addrs, *row.cc_addrs), in_reply_to=row.in_reply_to,
+    facts = core.reply_facts(
+        from_addr=row.from_addr, to_addrs=row.to_addrs, cc_addrs=row.cc_addrs, in_reply_to=row.in_reply_to,
         references=row.references, subject=row.subject, auto_reply=row.auto_reply,
-        authentication_results=row.auth_results,
-        new_text=split_reply(row.body_text or "")[0], token=token,
+        authentication_results=row.auth_results, text=row.body_text, our_address=our,
+        header_counts=row.header_counts, date=row.date_header,
     )
+    parts = core.split_token(facts.token) if facts.token else None
+    token_row = store.token(parts[0]) if parts else None
     record, draft, deadline = None, None, None
     if token_row is not None:
         person = _person(ctx, token_row.person)
         record = core.TokenRecord(
             core.TokenClaims(token_row.token_id, token_row.subject_kind, token_row.subject_id, token_row.version,
                              token_row.text_sha256, token_row.person, token_row.role, token_row.expires_at),
-            person.email if person else "", token_row.review_message_id, token_row.used_at)
+            person.email if person else "", token_row.review_message_id, token_row.used_at, token_row.issued_at)
         if token_row.subject_kind == "draft":
             draft = store.draft(token_row.subject_id)
         else:
@@ -126,6 +125,7 @@ def handle_reply(ctx: Context, message_id: str, now: datetime) -> core.Judgement
         require_authentication=ctx.settings.review.require_authentication,
         current_version=draft.current_version if draft else None,
         draft_state=draft.state if draft else (deadline.state if deadline else "unknown"),
+        organizational_domain=organizational_domain,
     )
     client_id = draft.client_id if draft else (deadline.client_id if deadline else None)
     auth = asdict(judgement.authentication) if judgement.authentication else None

@@ -25,7 +25,6 @@ from daemon.core.mail import (
     parse_message,
     request_header,
 )
-from daemon.core.mailbody import html_to_text
 from daemon.core.model import ParsedMessage
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
@@ -258,34 +257,6 @@ def test_attached_messages_are_not_read_as_our_text() -> None:
     body = "--B\r\nContent-Type: message/rfc822\r\n\r\nFrom: x@y.example\r\n\r\nsomeone else's words\r\n--B--\r\n"
     parsed = parse_message(msg(*BASE, "Content-Type: multipart/mixed; boundary=B", body=body))
     assert parsed.text is None
-
-
-@pytest.mark.parametrize(
-    ("markup", "expected"),
-    [
-        ("a<br>b<br/>c", "a\nb\nc"),
-        ("<div>one</div><div>two</div>", "one\ntwo"),
-        ("<p>one</p><p>two</p>", "one\n\ntwo"),
-        ("<style>.x{}</style>shown<script>alert(1)</script> too", "shown too"),
-        ("<STYLE type='text/css'>.x{}</STYLE >ok", "ok"),
-        ("Tom &amp; Jerry&nbsp;&lt;3", "Tom & Jerry <3"),
-        ("new<blockquote>old<br>older</blockquote>after", "new\n> old\n> older\nafter"),
-        ("<blockquote>a<blockquote>b</blockquote></blockquote>", "> a\n> > b"),
-        ("kept <!-- hidden --> text", "kept text"),
-        ("unclosed <!-- everything after", "unclosed"),
-        ("a < b and c > d", "a < b and c > d"),
-        ("<b>bold</b>   and\n\n  spaced", "bold and spaced"),
-    ],
-)
-def test_html_to_text(markup: str, expected: str) -> None:
-    assert html_to_text(markup) == expected
-
-
-def test_html_to_text_is_linear_on_unclosed_markup() -> None:
-    # html.parser takes minutes on this; the converter must finish in the blink of an eye.
-    started = time.monotonic()
-    text = html_to_text("<p>hi</p>" + "<a " * 200_000 + '<a b="' * 50_000)
-    assert text.startswith("hi\n") and time.monotonic() - started < 2
 
 
 # ------------------------------------------------------------------------------------------

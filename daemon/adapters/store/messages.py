@@ -9,6 +9,7 @@ Rules:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass
@@ -49,6 +50,10 @@ class MessageRow:
     body_text: str | None = None
     # Authentication-Results headers, topmost first: kept, like bodies, for staff replies only.
     auth_results: tuple[str, ...] = ()
+    # Staff replies only: (field, count) of the fields RFC 5322 allows once (None: not counted,
+    # as for rows stored before schema v3), and the Date header as written.
+    header_counts: tuple[tuple[str, int], ...] | None = None
+    date_header: datetime | None = None
 
     def envelope(self) -> Envelope:
         return Envelope(
@@ -65,7 +70,7 @@ _COLUMNS = (
     "message_id", "client_id", "thread_id", "direction", "at", "subject", "from_addr",
     "to_addrs", "cc_addrs", "in_reply_to", '"references"', "thread_index_root", "norm_subject",
     "auto_reply", "bounce", "question", "tagged", "parting_kind", "content_hash", "size",
-    "from_staff", "ingested_at", "body_text", "auth_results",
+    "from_staff", "ingested_at", "body_text", "auth_results", "header_counts", "date_header",
 )
 _INSERT_MESSAGE = (
     f"INSERT OR IGNORE INTO messages ({', '.join(_COLUMNS)})"
@@ -93,6 +98,8 @@ def _message_values(row: MessageRow) -> tuple[Any, ...]:
         row.parting_kind, row.content_hash, row.size, int(row.from_staff),
         maybe_utc_text(row.ingested_at), row.body_text,
         to_json(list(row.auth_results)) if row.auth_results else None,
+        to_json(dict(row.header_counts)) if row.header_counts is not None else None,
+        maybe_utc_text(row.date_header),
     )
 
 
@@ -115,7 +122,12 @@ def _message(row: dict[str, Any]) -> MessageRow:
         parting_kind=row["parting_kind"], content_hash=row["content_hash"], size=row["size"],
         from_staff=bool(row["from_staff"]), ingested_at=from_utc_text(row["ingested_at"]),
         body_text=row["body_text"], auth_results=json_tuple(row["auth_results"]),
+        header_counts=_counts(row.get("header_counts")), date_header=from_utc_text(row.get("date_header")),
     )
+
+
+def _counts(text: str | None) -> tuple[tuple[str, int], ...] | None:
+    return None if text is None else tuple((str(k), int(v)) for k, v in json.loads(text).items())
 
 
 def _envelopes(cursor: Iterable[tuple]) -> Iterable[Envelope]:

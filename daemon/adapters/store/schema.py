@@ -238,9 +238,23 @@ def _v2_address_index(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+# A staff reply is judged on what its header section held when it arrived: how often each field
+# that RFC 5322 allows once appeared, and its own Date (the row's `at` prefers the server's
+# time). Kept, like bodies, for staff replies only.
+_V3 = [
+    "ALTER TABLE messages ADD COLUMN header_counts TEXT",
+    "ALTER TABLE messages ADD COLUMN date_header TEXT",
+]
+
+
+def _v3_reply_headers(db: sqlite_utils.Database) -> None:
+    for statement in _V3:
+        db.execute(statement)
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index]
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index, _v3_reply_headers]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
