@@ -1,8 +1,9 @@
 """How the demo tells its story: numbered steps, short lines, what happened and why.
 
 Rules of this module:
-- The narrator only reports what the daemon recorded (its events) and what reached the SMTP
-  server; it decides nothing. So the transcript is evidence, not a script that could drift from
+- The narrator only reports what the daemon recorded (its events, in the words core/events.py
+  declares, with a newcomer's "why" on the main steps) and what reached the SMTP server; it
+  decides nothing. So the transcript is evidence, not a script that could drift from
   what the daemon really did.
 - Text from mail (subjects, drafts) is printed as written: no rich markup is interpreted in it.
 """
@@ -19,6 +20,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from daemon.adapters.store import Event, Store
+from daemon.core.events import Wording, describe
 from daemon.demo.servers import ReceivedMail
 
 LADDER_WORDS = {
@@ -96,7 +98,13 @@ class Narrator:
         if handler is not None:
             handler(event, data, client, store)
         elif event.kind not in QUIET_EVENTS:
-            self.say(f"• {event.kind} ({client or 'no client'})")
+            self.say(f"• {self.words(event)} ({client or 'no client'})")
+
+    def words(self, event: Event) -> str:
+        """The event in the words core/events.py declares for it, with people by name."""
+        data = event.data or {}
+        who = data.get("person") or data.get("by")
+        return describe(event.kind, data, self.names.get(who, who) if who else None, Wording(self.zone))
 
     def _on_verdict(self, event: Event, data: dict, client: str, store: Store) -> None:
         """A change of state or count, with the evidence not told before (a new episode's
@@ -161,10 +169,10 @@ class Narrator:
             self.say(f"• deadline: {data['kind']} due by {due}")
 
     def _on_casefile_written(self, event: Event, data: dict, client: str, store: Store) -> None:
-        self.say(f"• case file for {client} written: {data.get('path')}")
+        self.say(f"• {self.words(event)} (for {client})")
 
     def _on_reply_refused(self, event: Event, data: dict, client: str, store: Store) -> None:
-        self.say(f"• reply refused ({data.get('code')}): {data.get('reason')}", style="bold red")
+        self.say(f"• {self.words(event)} ({data.get('code')})", style="bold red")
 
     def _on_sent(self, event: Event, data: dict, client: str, store: Store) -> None:
         if data.get("kind") == "release":
@@ -182,9 +190,6 @@ class Narrator:
 
     # ---- the audit trail, when there is no case file writer ------------------------------------
 
-    def trail(self, events: list[Event]) -> None:
-        for event in events:
-            data = event.data or {}
-            detail = ", ".join(f"{key}={data[key]}" for key in ("state", "action", "person", "command", "kind")
-                               if data.get(key) is not None)
-            self.lines([f"{self.when(event.at)}  {event.kind:<18} {detail}"], style="")
+    def trail(self, trail: list[Event]) -> None:
+        for event in trail:
+            self.lines([f"{self.when(event.at)}  {self.words(event)}"], style="")
