@@ -106,7 +106,7 @@ class Narrator:
         who = data.get("person") or data.get("by")
         return describe(event.kind, data, self.names.get(who, who) if who else None, Wording(self.zone))
 
-    def _on_verdict(self, event: Event, data: dict, client: str, store: Store) -> None:
+    def _on_verdict(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
         """A change of state or count, with the evidence not told before (a new episode's
         evidence is all new), and the verdict's summary line."""
         client_id = event.client_id or ""
@@ -128,23 +128,23 @@ class Narrator:
         self.lines([line for line in facts if line not in told] + summary)
         told.update(facts)
 
-    def _on_ladder_step(self, event: Event, data: dict, client: str, store: Store) -> None:
+    def _on_ladder_step(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
         self.say(f"• ladder step '{data['action']}' for {client}: {LADDER_WORDS.get(data['action'], '')}")
 
-    def _on_draft_created(self, event: Event, data: dict, client: str, store: Store) -> None:
-        draft = store.draft(event.draft_id)
+    def _on_draft_created(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
+        draft = store.draft(event.draft_id or 0)  # draft_created always names its draft
         text = store.versions(draft.id)[-1].text
         self.say(f"• draft #{draft.id} ({data['kind']}, version {data['version']}) written from the template, "
                  f"for {client}:")
         self.block(f"Subject: {draft.subject}", text)
 
-    def _on_review_requested(self, event: Event, data: dict, client: str, store: Store) -> None:
+    def _on_review_requested(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
         person = self.names.get(data["person"], data["person"])
         expires = self.when(datetime.fromisoformat(data["expires_at"]))
         self.say(f"• review email queued for {person} ({data['role']}), version {data['version']}; "
                  f"single-use token {data['token_id']}, valid until {expires}")
 
-    def _on_review_decision(self, event: Event, data: dict, client: str, store: Store) -> None:
+    def _on_review_decision(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
         person = self.names.get(data["person"], data["person"])
         auth = data.get("authentication") or {}
         decided = f"{person} ({data['role']}): {data['command'].upper()}"
@@ -153,13 +153,13 @@ class Narrator:
         self.why("a reply counts only with a valid single-use token, from the person it was issued to, "
                  "authenticated by our own server, and with the command in its new text (never the quote)")
 
-    def _on_release_queued(self, event: Event, data: dict, client: str, store: Store) -> None:
+    def _on_release_queued(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
         not_before = datetime.fromisoformat(data["not_before"])
         minutes = round((not_before - event.at).total_seconds() / 60)
         self.say(f"• release for {client} queued (outbox #{data['outbox_id']}), not before {self.when(not_before)}")
         self.why(f"send_delay: for {minutes} minutes a REJECT still stops it")
 
-    def _on_deadline_set(self, event: Event, data: dict, client: str, store: Store) -> None:
+    def _on_deadline_set(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
         due = self.when(datetime.fromisoformat(data["due_at"]))
         if data["kind"] == "phone_call":
             self.console.print(Text.assemble("  • ", ("deadline: phone call", "bold"),
@@ -168,13 +168,13 @@ class Narrator:
         else:
             self.say(f"• deadline: {data['kind']} due by {due}")
 
-    def _on_casefile_written(self, event: Event, data: dict, client: str, store: Store) -> None:
+    def _on_casefile_written(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
         self.say(f"• {self.words(event)} (for {client})")
 
-    def _on_reply_refused(self, event: Event, data: dict, client: str, store: Store) -> None:
+    def _on_reply_refused(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
         self.say(f"• {self.words(event)} ({data.get('code')})", style="bold red")
 
-    def _on_sent(self, event: Event, data: dict, client: str, store: Store) -> None:
+    def _on_sent(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
         if data.get("kind") == "release":
             self.say(f"• release sent: the SMTP server answered {data.get('server_reply')}")
 

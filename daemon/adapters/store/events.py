@@ -60,13 +60,12 @@ class EventsMixin(StoreBase):
         otherwise): events are kept forever, so a key a writer renames on its own would
         silently blank what every old case file shows."""
         check_event(kind, data)
-        cursor = self._write(
+        return self._insert(
             "INSERT INTO events (at, kind, client_id, draft_id, message_ids, data, policy_hash)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             [to_utc_text(at), kind, client_id, draft_id, to_json(list(message_ids)),
              to_json(data), policy_hash],
         )
-        return int(cursor.lastrowid)
 
     def events(
         self,
@@ -77,7 +76,8 @@ class EventsMixin(StoreBase):
         limit: int | None = None,
     ) -> list[Event]:
         """Events in the order they were written, optionally filtered."""
-        where, params = ["1"], []
+        where: list[str] = ["1"]
+        params: list[object] = []
         if client_id is not None:
             where.append("client_id = ?")
             params.append(client_id)
