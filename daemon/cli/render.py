@@ -1,7 +1,7 @@
 """How the reports look to a person: rich tables and plain words, readable at 100 columns.
 
 Rules of this module:
-- Views only lay out what daemon/reports.py returned; nothing is computed here that a `--json`
+- Views only lay out what daemon/queries returned; nothing is computed here that a `--json`
   reader would miss.
 - Times are shown in the report's zone as "Mon 2 Nov 10:00" (with the year when it is not the
   year of `now`), the same in every locale.
