@@ -207,7 +207,7 @@ async def _login(
         else f"check the password in ${settings.password_env}"
     )
     try:
-        await smtp.login(settings.username, password, timeout=command_timeout)
+        await smtp.login(settings.username or "", password, timeout=command_timeout)
     except SMTPAuthenticationError as exc:
         reason = f"SMTP login as {settings.username} failed ({exc.code} {exc.message}): {where_secret}"
         raise _by_code(exc.code, reason) from exc

@@ -15,13 +15,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import policy as email_policy
 from email.header import decode_header, make_header
-from email.headerregistry import BaseHeader
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
+from typing import Any
 
 from daemon.core.mailbody import (
     QUESTION_PHRASES,
@@ -108,8 +108,9 @@ class _Fields:
         return True
 
 
-def _structured(name: str, value: str) -> BaseHeader | None:
-    """`value` parsed by email.policy.default (call after `_Fields.reserve`), or None when broken."""
+def _structured(name: str, value: str) -> Any:
+    """`value` parsed by email.policy.default (call after `_Fields.reserve`), or None when broken.
+    Any: the header class is made at run time from the field's name (addresses, params...)."""
     try:
         return _DEFAULT.header_fetch_parse(name, value)
     except Exception:  # why: the default policy raises IndexError, HeaderParseError, ValueError...
@@ -255,7 +256,7 @@ def _date(fields: _Fields) -> datetime | None:
 def _content_type(fields: _Fields) -> tuple[str, dict[str, str]]:
     if fields.content_type is None:
         value = (fields.first("Content-Type") or "")[:MAX_STRUCTURED_VALUE]
-        header = None
+        header: Any = None
         if fields.reserve(value):
             fields.content_type = _plain_content_type(value)
             if fields.content_type is not None:
@@ -368,6 +369,28 @@ def _read_fields(raw: bytes) -> tuple[_Fields, bytes | None]:
     if any(len(v) > MAX_HEADER_LINE for values in fields.by_name.values() for v in values):
         raise MalformedMessage("header field longer than 64 KiB")
     return fields, body
+
+
+# A Date header this far from the server's INTERNALDATE is not believed: the server's clock wins.
+DATE_TRUST_BEFORE = timedelta(days=7)
+DATE_TRUST_AFTER = timedelta(days=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def message_time(date: datetime | None, internaldate: datetime | None, direction: str) -> datetime:
+    """When a message was written or received, from its Date header and the server's INTERNALDATE.
+
+    Our own mail ("out") carries our Date header, which we trust unless it lies in the future of
+    the server's INTERNALDATE. For inbound mail the server's INTERNALDATE wins unless the sender's
+    Date agrees with it (a forged or skewed Date cannot move a reply in time).
+    """
+    if internaldate is None:
+        return date or _EPOCH
+    if date is None or date > internaldate + DATE_TRUST_AFTER:
+        return internaldate
+    if direction == "out" or internaldate - DATE_TRUST_BEFORE <= date:
+        return date
+    return internaldate
 
 
 def parse_message(raw: bytes, *, internaldate: datetime | None = None, size: int | None = None) -> ParsedMessage:

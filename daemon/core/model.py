@@ -17,7 +17,8 @@ from typing import Literal
 # --------------------------------------------------------------------------------------------
 # Durations, written as people write them: "24 hours", "3 business days", "10 minutes", "0".
 
-_UNITS = {
+TimeUnit = Literal["seconds", "minutes", "hours", "days", "weeks"]
+_UNITS: dict[str, TimeUnit] = {
     "second": "seconds", "seconds": "seconds", "sec": "seconds", "secs": "seconds", "s": "seconds",
     "minute": "minutes", "minutes": "minutes", "min": "minutes", "mins": "minutes", "m": "minutes",
     "hour": "hours", "hours": "hours", "h": "hours", "hr": "hours", "hrs": "hours",

@@ -29,20 +29,21 @@ def check_config(path: str | Path) -> list[str]:
 
 
 def run_service(config_path: str | Path, *, once: bool = False, tick: float = 60.0, grace: float = 20.0,
-                log_format: str = "text", log_level: str = "info") -> int:
-    """Run the daemon until SIGTERM (or one cycle with `once`); returns the exit status."""
+                log_format: str = "text", log_level: str = "info", clock_file: str | Path | None = None) -> int:
+    """Run the daemon until SIGTERM (or one cycle with `once`); returns the exit status.
+    `clock_file` (tests and benchmarks only) makes it read `now` from that file, with a warning."""
     import asyncio
     import sys
 
-    from daemon.runtime.clock import FileClock, clock_from_environment
+    from daemon.runtime.clock import FileClock, clock_for
     from daemon.runtime.logs import get_logger, setup_logging
     from daemon.runtime.progress import progress_reporter
     from daemon.runtime.service import Service
 
     setup_logging(log_format, log_level)
-    clock = clock_from_environment()
+    clock = clock_for(clock_file)
     if isinstance(clock, FileClock):
-        get_logger("service").warning("TEST CLOCK: time is read from %s (PARTING_TEST_CLOCK_FILE)", clock.path)
+        get_logger("service").warning("TEST CLOCK: time is read from %s (--clock-file)", clock.path)
     service = Service(config_path, clock=clock, tick=tick, grace=grace,
                       on_progress=progress_reporter(sys.stderr.isatty()))
     return asyncio.run(service.run(once=once))

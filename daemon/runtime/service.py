@@ -18,12 +18,14 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from daemon.adapters import smtp as mailer
 from daemon.adapters.imap import watcher as mailbox
 from daemon.adapters.settings.load import SettingsError, check_runtime, load_secrets, load_settings
 from daemon.adapters.store import OutboxRow, Store
 from daemon.adapters.templates import Templates
+from daemon.core.hosts import appends_to_sent
 from daemon.core.mail import HEADER_FIELDS
 from daemon.core.model import Settings
 from daemon.flows.casefiles import write_missing_casefiles
@@ -42,7 +44,6 @@ from daemon.runtime.notify import Notifier, watchdog_interval
 
 SHUTDOWN_GRACE = 20.0  # default seconds a send in flight may take to finish after SIGTERM
 DEFAULT_TICK = 60.0  # seconds between cycles when no mail arrives
-PROVIDERS_FILING_SENT = ("gmail.com", "googlemail.com", "office365.com", "outlook.com")
 
 
 def open_context(config_path: str | Path, environ: dict[str, str] | None = None) -> Context:
@@ -73,12 +74,27 @@ class Service:
         self.stop = asyncio.Event()
         self.reload = asyncio.Event()
         self.wake = asyncio.Event()
-        self.ctx: Context | None = None
+        self._ctx: Context | None = None
         self.watchers: list[mailbox.FolderWatcher] = []
-        self._watcher_tasks: list[asyncio.Task] = []
+        self._watcher_tasks: list[asyncio.Task[None]] = []
         self._staff_replies: list[str] = []
         self.agenda = Agenda()
         self.cycles = 0
+
+    @property
+    def ctx(self) -> Context:
+        """The running context: settings, secrets, store, templates (from `run` on)."""
+        if self._ctx is None:
+            raise RuntimeError("the service has not opened its configuration yet (call run first)")
+        return self._ctx
+
+    @ctx.setter
+    def ctx(self, value: Context) -> None:
+        self._ctx = value
+
+    @property
+    def opened(self) -> bool:
+        return self._ctx is not None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -127,7 +143,8 @@ class Service:
     async def _wait_until_connected(self) -> None:
         connected = [asyncio.ensure_future(w.connected.wait()) for w in self.watchers]
         stopped = asyncio.ensure_future(self.stop.wait())
-        await asyncio.wait([asyncio.gather(*connected), stopped], return_when=asyncio.FIRST_COMPLETED)
+        waiting: list[asyncio.Future[Any]] = [asyncio.gather(*connected), stopped]
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
         for task in connected:
             task.cancel()
@@ -159,8 +176,8 @@ class Service:
         for task in self._watcher_tasks:
             task.cancel()
         await asyncio.gather(*self._watcher_tasks, return_exceptions=True)
-        if self.ctx is not None:
-            self.ctx.store.close()
+        if self._ctx is not None:
+            self._ctx.store.close()
         self.log.info("stopped")
 
     # ------------------------------------------------------------------ one cycle
@@ -210,14 +227,14 @@ class Service:
                                  " checked against the Sent folder at the next start")
                 await asyncio.gather(task, return_exceptions=True)
                 return
-        if task.done() and not task.cancelled() and task.exception():
-            raise task.exception()
+        if task.done() and not task.cancelled() and (problem := task.exception()) is not None:
+            raise problem
 
     async def _send(self, row: OutboxRow) -> mailer.SendResult:
         settings = self.ctx.settings
         if settings.mode == "dry_run":
             try:
-                path = await asyncio.to_thread(mailer.write_eml, row.raw, settings.dry_run_dir, row.message_id)
+                path = await asyncio.to_thread(mailer.write_eml, row.raw, _dry_run_folder(settings), row.message_id)
             except OSError as exc:
                 raise mailer.TemporaryFailure(f"dry run: could not write to {settings.dry_run_dir}: {exc}") from exc
             return mailer.SendResult(250, f"dry run: written to {path}")
@@ -227,19 +244,11 @@ class Service:
     async def _file_in_sent(self, row: OutboxRow) -> None:
         """File the copy the server accepted in Sent, unless the provider does or nothing was sent."""
         ctx = self.ctx
-        if ctx.settings.mode == "dry_run" or not self._appends_to_sent(ctx.settings):
+        box = ctx.settings.mailbox
+        if ctx.settings.mode == "dry_run" or not appends_to_sent(box.append_to_sent, box.smtp.host):
             return
         await mailbox.append_message(ctx.settings.mailbox.imap, ctx.secrets.imap_password,
                                      ctx.settings.mailbox.imap.sent, row.raw)
-
-    @staticmethod
-    def _appends_to_sent(settings: Settings) -> bool:
-        choice = settings.mailbox.append_to_sent
-        if choice != "auto":
-            return choice == "true"
-        # By domain, not by substring: a self-hosted "outlook.example.com" files nothing itself.
-        host = settings.mailbox.smtp.host.strip().lower().rstrip(".")
-        return not any(host == domain or host.endswith("." + domain) for domain in PROVIDERS_FILING_SENT)
 
     # ------------------------------------------------------------------ mailbox
 
@@ -270,10 +279,11 @@ class Service:
         await asyncio.gather(*self._watcher_tasks, return_exceptions=True)
         self._watcher_tasks = []
 
-    async def _get_state(self, folder: str):
+    async def _get_state(self, folder: str) -> mailbox.KnownFolder | None:
         return self.ctx.store.folder_state(folder)
 
-    async def _on_batch(self, folder: str, info, headers, read_bodies: mailbox.ReadBodies) -> None:
+    async def _on_batch(self, folder: str, info: mailbox.FolderInfo, headers: list[mailbox.FetchedHeader],
+                        read_bodies: mailbox.ReadBodies) -> None:
         batch = self.ingestor.parse(folder, info.uidvalidity, headers)
         bodies = await read_bodies(batch.body_uids) if batch.body_uids else {}
         report = self.ingestor.commit(batch, bodies, self.clock.now())
@@ -302,7 +312,7 @@ class Service:
 
         async def found_in_sent(message_id: str) -> bool | None:
             if ctx.settings.mode == "dry_run":
-                return (Path(ctx.settings.dry_run_dir) / mailer.eml_filename(message_id)).exists()
+                return (Path(_dry_run_folder(ctx.settings)) / mailer.eml_filename(message_id)).exists()
             try:
                 return await mailbox.find_in_folder(ctx.settings.mailbox.imap, ctx.secrets.imap_password,
                                                     ctx.settings.mailbox.imap.sent, message_id)
@@ -369,3 +379,9 @@ class Service:
         if settings.mode == "dry_run":
             self.log.warning("dry run: nothing is sent; messages are written to %s", settings.dry_run_dir)
 
+
+def _dry_run_folder(settings: Settings) -> str:
+    """Where dry_run mode writes outgoing mail (the settings give a default folder)."""
+    if not settings.dry_run_dir:
+        raise mailer.TemporaryFailure("dry run: no dry_run.folder is configured")
+    return settings.dry_run_dir

@@ -255,17 +255,6 @@ class ImapConnection:
                 headers.append(header)
         return headers
 
-    def iter_new(self, last_uid: int, *, since: date | None = None, batch: int = 1000,
-                 fields: Sequence[str] = DEFAULT_HEADER_FIELDS) -> Iterator[list[FetchedHeader]]:
-        """Headers of the messages above last_uid, `batch` at a time, fetched lazily."""
-        if batch < 1:
-            raise ValueError("batch must be at least 1")
-        uids = self.new_uids(last_uid, since=since)
-        for start in range(0, len(uids), batch):
-            headers = self.fetch_headers(uids[start:start + batch], fields)
-            if headers:
-                yield headers
-
     def fetch_full(self, uid: int, *, max_bytes: int = MAX_MESSAGE_BYTES) -> bytes | None:
         """The whole message (None if it is gone). A message over max_bytes is cut after its
         last complete line within the limit, and a warning is logged."""
@@ -295,7 +284,7 @@ class ImapConnection:
 
     def _whole_message(self, uid: int, data: dict | None, max_bytes: int) -> bytes | None:
         body = _section_value(data, b"BODY[]") if data else None
-        if body is None:
+        if body is None or data is None:
             return None
         size = data.get(b"RFC822.SIZE")
         if (size is not None and size > max_bytes) or len(body) > max_bytes:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from daemon.adapters.imap.connection import (
     DEFAULT_HEADER_FIELDS,
@@ -40,7 +40,7 @@ from daemon.adapters.imap.connection import (
 from daemon.core.model import ImapSettings
 
 __all__ = [
-    "DEFAULT_HEADER_FIELDS", "Backoff", "FetchedHeader", "FolderInfo", "FolderState",
+    "DEFAULT_HEADER_FIELDS", "Backoff", "FetchedHeader", "FolderInfo", "FolderState", "KnownFolder",
     "FolderWatcher", "IdleResult", "ReadBodies", "ImapAuthError", "ImapConnection", "ImapConnectionError",
     "ImapConnectionLost", "ImapError", "ImapFolderError", "append_message",
     "find_in_folder", "header_fields_item", "is_loopback",
@@ -50,10 +50,19 @@ FolderRole = Literal["inbox", "sent"]
 AFTER_NEWS_ROUND = 1.0  # seconds of the first IDLE round after a sync
 ReadBodies = Callable[[Sequence[int]], Awaitable[dict[int, bytes]]]
 OnBatch = Callable[[str, FolderInfo, list[FetchedHeader], ReadBodies], Awaitable[None]]
-GetState = Callable[[str], Awaitable["FolderState | None"]]
+GetState = Callable[[str], Awaitable["KnownFolder | None"]]
 OnUidvalidityChange = Callable[[str, int, int], Awaitable[None]]
 OnProgress = Callable[[str, int, int], None]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class KnownFolder(Protocol):
+    """What a watcher needs of the store's record of a folder (the store's FolderState has it)."""
+
+    @property
+    def uidvalidity(self) -> int: ...
+    @property
+    def last_uid(self) -> int: ...
 
 
 @dataclass(frozen=True)

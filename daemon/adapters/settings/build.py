@@ -83,7 +83,7 @@ def build_settings(tree: dict, file: str, config_dir: Path, environ: Mapping[str
             ),
             append_to_sent=mailbox["append_to_sent"],
         ),
-        database=path(tree["state"]["database"]),
+        database=path(tree["state"]["database"]) or "",  # required: the schema reported it if missing
         people=tuple(Person(p["id"], p["name"], p["email"]) for p in tree["people"]),
         clients=tuple(_client(c) for c in tree["clients"]),
         working_hours=WorkingHours(

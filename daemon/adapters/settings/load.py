@@ -144,7 +144,7 @@ def load_policy_override(path: str | Path, base: Settings) -> Settings:
         if missing:
             names = sorted(other.policies)
             raise SettingsError([problem_at(other, "policies", f"client {c.id} uses policy {c.policy!r}, which "
-                                            f"this file does not define{did_you_mean(c.policy, names)}")
+                                            f"this file does not define{did_you_mean(c.policy or '', names)}")
                                  for c in missing])
         return replace(other, people=base.people, clients=base.clients)
 
@@ -282,7 +282,7 @@ class _Reader:
         seen: dict[str, int] = {}
         if node is not None:
             try:
-                self._constructor.flatten_mapping(node)
+                self._constructor.flatten_mapping(node)  # type: ignore[arg-type]  # a mapping, checked by the caller
             except yaml.YAMLError as error:
                 self.report(path, f"cannot merge keys: {getattr(error, 'problem', error)}", _line(node))
             for key_node, value_node in node.value:
@@ -326,7 +326,8 @@ class _Reader:
             return None
         if spec.many == "one":
             return spec.kind.convert(Scalar(spec.default, str(spec.default)))
-        return [spec.kind.convert(Scalar(item, str(item))) for item in spec.default]
+        defaults = spec.default if isinstance(spec.default, list | tuple) else (spec.default,)
+        return [spec.kind.convert(Scalar(item, str(item))) for item in defaults]
 
     def value(self, node: Node, spec: Spec, path: str, partial: bool) -> Any:
         if isinstance(spec, Section):

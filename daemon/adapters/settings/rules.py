@@ -149,7 +149,7 @@ def _check_working_hours(hours: dict, report: Report) -> None:
 def _check_policy(policy: dict, path: str, written: dict | None, report: Report) -> None:
     """Sanity of one policy; for a named policy only rules touching keys it writes itself."""
     if written is None or "ladder" in written:
-        previous, actions = 0, {}
+        previous, actions = 0, dict[str, int]()
         for index, step in enumerate(_listed(policy["ladder"])):
             if step is BAD:
                 continue
@@ -165,7 +165,7 @@ def _check_policy(policy: dict, path: str, written: dict | None, report: Report)
             actions.setdefault(action, index)
     window_written = written is None or "within" in written.get("unresponsive", {})
     ignored_after, within = policy["ignored_after"], policy["unresponsive"]["within"]
-    if (window_written or "ignored_after" in written) and ok(ignored_after, within) \
+    if (window_written or (written is not None and "ignored_after" in written)) and ok(ignored_after, within) \
             and within.as_timedelta() < ignored_after.as_timedelta():
         report(f"{path}.unresponsive.within" if window_written else f"{path}.ignored_after",
                f"this policy can never fire: a request counts as ignored only after {ignored_after}, so "

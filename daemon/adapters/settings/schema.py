@@ -368,7 +368,8 @@ def reference_rows() -> list[tuple[str, str, str, str]]:
     for path, spec in iter_specs():
         if path.endswith(".<name>"):
             named = SCHEMA.keys[path.removesuffix(".<name>")]
-            rows.append((path, "mapping", "", f"One named policy: any keys of `{named.same_keys_as}`, "
+            same = named.same_keys_as if isinstance(named, Named) else ""
+            rows.append((path, "mapping", "", f"One named policy: any keys of `{same}`, "
                          "each replacing the top-level value; the others are inherited."))
         else:
             rows.append((path, _type_shown(spec), _default_shown(spec), spec.doc))

@@ -18,7 +18,7 @@ from typing import Any
 
 from daemon.core.model import Direction, Envelope
 
-from .base import StoreBase, StoreError, from_utc_text, json_tuple, maybe_utc_text, to_json, to_utc_text
+from .base import StoreBase, from_utc_text, json_tuple, maybe_utc_text, to_json, to_utc_text
 
 
 @dataclass(frozen=True)
@@ -176,13 +176,6 @@ class MessagesMixin(StoreBase):
             )
         return set(ids) - known
 
-    def relink(self, folder: str, uidvalidity: int, uid: int, message_id: str) -> None:
-        """Point folder/uidvalidity/uid at an already stored message."""
-        with self.transaction():
-            if self._scalar("SELECT 1 FROM messages WHERE message_id = ?", [message_id]) is None:
-                raise StoreError(f"cannot link {folder} UID {uid}: no stored message {message_id}")
-            self.conn.execute(_LINK_UID, (folder, uidvalidity, uid, message_id))
-
     # -- reading -------------------------------------------------------------------------------
 
     def known_uids(self, folder: str, uidvalidity: int, uids: Iterable[int]) -> set[int]:
@@ -199,14 +192,6 @@ class MessagesMixin(StoreBase):
         row = self._one("SELECT * FROM messages WHERE message_id = ?", [message_id])
         return None if row is None else _message(row)
 
-    def message_locations(self, message_id: str) -> list[tuple[str, int, int]]:
-        """Every (folder, uidvalidity, uid) where this message was seen."""
-        return [
-            (r["folder"], r["uidvalidity"], r["uid"]) for r in self._rows(
-                "SELECT folder, uidvalidity, uid FROM message_uids WHERE message_id = ?"
-                " ORDER BY folder, uidvalidity, uid", [message_id])
-        ]
-
     def envelopes(self, client_id: str) -> list[Envelope]:
         """The client's messages as the policy sees them, oldest first."""
         with closing(self.conn.execute(
@@ -221,9 +206,10 @@ class MessagesMixin(StoreBase):
                 f"SELECT {_ENVELOPE_COLUMNS} FROM messages WHERE client_id IS NOT NULL"
                 " ORDER BY client_id, at, message_id")) as cursor:
             for envelope in _envelopes(cursor):
-                history = grouped.get(envelope.client_id)
+                client_id = envelope.client_id or ""  # never empty: the query asks for assigned ones
+                history = grouped.get(client_id)
                 if history is None:
-                    history = grouped[envelope.client_id] = []
+                    history = grouped[client_id] = []
                 history.append(envelope)
         return grouped
 
