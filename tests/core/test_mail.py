@@ -6,7 +6,6 @@ import email
 import email.policy
 import hashlib
 import importlib.util
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
