@@ -22,6 +22,12 @@ def check_config(path: str | Path) -> list[str]:
         f" ignored after {settings.policy.ignored_after}",
         "  secret files and the database folder are checked when `parting run` starts",
     ]
+    mailbox = settings.mailbox
+    if mailbox.provider != "generic" or mailbox.auth != "password":
+        lines.append(f"  provider {mailbox.provider}, sign-in {mailbox.auth}"
+                     + (f" (token file {mailbox.oauth.token_file}; `parting login` writes it)" if mailbox.oauth else ""))
+    for key, value in mailbox.preset_filled:
+        lines.append(f"  filled by provider {mailbox.provider}: {key} = {value}")
     if not settings.review.require_authentication:
         lines.append("  WARNING: review.require_authentication is false: replies are trusted without"
                      " Authentication-Results (test setups only)")
