@@ -37,6 +37,7 @@ from daemon.adapters.imap.connection import (
     header_fields_item,
     is_loopback,
 )
+from daemon.adapters.oauth import Login
 from daemon.core.model import ImapSettings
 
 __all__ = [
@@ -105,7 +106,7 @@ class FolderWatcher:
     def __init__(
         self,
         settings: ImapSettings,
-        password: str | None,
+        password: Login,
         folder_role: FolderRole,
         *,
         on_batch: OnBatch,
@@ -313,7 +314,7 @@ def _resolved(connection: ImapConnection, folder: str) -> str:
     return found
 
 
-async def find_in_folder(settings: ImapSettings, password: str | None, folder: str,
+async def find_in_folder(settings: ImapSettings, password: Login, folder: str,
                          message_id: str) -> bool:
     """Whether a message with this Message-ID is in the folder ("auto": the \\Sent folder)."""
     def work() -> bool:
@@ -322,7 +323,7 @@ async def find_in_folder(settings: ImapSettings, password: str | None, folder: s
     return await asyncio.to_thread(work)
 
 
-async def append_message(settings: ImapSettings, password: str | None, folder: str, raw: bytes,
+async def append_message(settings: ImapSettings, password: Login, folder: str, raw: bytes,
                          *, flags: Sequence[bytes] = (b"\\Seen",),
                          msg_time: datetime | None = None) -> None:
     """File a message in the folder ("auto": the \\Sent folder)."""

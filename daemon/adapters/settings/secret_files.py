@@ -13,15 +13,19 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from daemon.adapters.settings.problems import Problem, SettingsError, problem_at
 from daemon.core.model import Settings
 
+if TYPE_CHECKING:
+    from daemon.adapters.oauth import Login
+
 
 @dataclass(frozen=True)
 class Secrets:
-    imap_password: str | None
-    smtp_password: str | None
+    imap_password: Login  # an OAuthCredential once the runtime sets up mailbox.auth: oauth2
+    smtp_password: Login
     token_key: bytes
     warnings: tuple[str, ...] = ()
     oauth_client_secret: str | None = None  # mailbox.oauth.client_secret_file / _env
