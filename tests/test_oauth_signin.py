@@ -4,14 +4,12 @@ SMTP sink, both asking the fake identity provider in fake_idp.py whether a token
 from __future__ import annotations
 
 import json
-import shutil
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fake_idp import FakeIdp, OAuthBearerSmtpSink, OAuthSmtpSink
-from servers import DovecotServer, scratch_dir
+from servers import DovecotServer
 
 from daemon.adapters import smtp as mailer
 from daemon.adapters.imap.connection import ImapConnection, ImapSignInNeeded
@@ -20,24 +18,6 @@ from daemon.core.model import ImapSettings, OAuthSettings, SmtpSettings
 from daemon.runtime.logs import _mask
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def idp() -> Iterator[FakeIdp]:
-    server = FakeIdp().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def dovecot_oauth(idp: FakeIdp) -> Iterator[DovecotServer]:
-    workdir = scratch_dir("parting-oauth-")
-    server = DovecotServer(workdir, oauth_introspection_url=f"{idp.url}/introspect")
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def oauth_settings(idp: FakeIdp, folder: Path, **overrides: object) -> OAuthSettings:

@@ -23,15 +23,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import requests
-from authlib.integrations.base_client.errors import OAuthError
-from authlib.integrations.requests_client import OAuth2Session
+from typing import TYPE_CHECKING, Any
 
 from daemon.adapters.files import write_atomically
 from daemon.core.model import OAuthSettings
 from daemon.runtime.logs import register_secret
+
+if TYPE_CHECKING:  # Authlib and requests are imported where used: `parting status` must start fast
+    from authlib.integrations.requests_client import OAuth2Session
 
 RENEW_BEFORE = 300.0  # seconds: renew this long before the access token's expiry
 HTTP_TIMEOUT = 20.0
@@ -78,7 +77,7 @@ _AADSTS = {
 }
 
 
-def explain(error: OAuthError, what: str) -> OAuthProblem:
+def explain(error: Exception, what: str) -> OAuthProblem:
     """The identity provider's error as a SignInNeeded / OAuthProblem with words a person can act on."""
     code = getattr(error, "error", "") or "error"
     description = getattr(error, "description", "") or ""
@@ -101,6 +100,8 @@ def unreachable(error: BaseException, url: str) -> IdpUnreachable:
 
 def session(oauth: OAuthSettings, client_secret: str | None, **kwargs: Any) -> OAuth2Session:
     """An Authlib session for this app registration (public client without a secret)."""
+    from authlib.integrations.requests_client import OAuth2Session
+
     return OAuth2Session(
         client_id=oauth.client_id, client_secret=client_secret, scope=" ".join(oauth.scopes),
         token_endpoint_auth_method="client_secret_post" if client_secret else "none", **kwargs)
@@ -224,6 +225,9 @@ class OAuthCredential:
             write_atomically(marker, problem + "\n")
 
     def _renew(self, token: dict[str, Any] | None) -> dict[str, Any]:
+        import requests
+        from authlib.integrations.base_client.errors import OAuthError
+
         oauth = self.oauth
         client = session(oauth, self._client_secret)
         try:

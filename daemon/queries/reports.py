@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from daemon.adapters.oauth import sign_in_problem
 from daemon.adapters.settings.kinds import did_you_mean
 from daemon.adapters.settings.load import Secrets, load_policy_override, load_settings
 from daemon.adapters.store import Deadline, Draft, Endorsement, OutboxRow, Store, StoreError
 from daemon.core import review as core_review
 from daemon.core.errors import PartingError
-from daemon.core.model import Client, Envelope, Settings
+from daemon.core.model import Client, Envelope, OAuthSettings, Settings
 from daemon.core.policy import Verdict, compare, evaluate, policy_hash
 from daemon.core.policy import explain as explain_lines
 from daemon.core.rules import format_time, is_real_reply
@@ -126,6 +127,12 @@ def _zone(settings: Settings, client: Client | None = None) -> str:
     return (client.timezone if client else None) or settings.working_hours.timezone
 
 
+def sign_in_status(oauth: OAuthSettings | None) -> str | None:
+    """"sign-in needed: run parting login (why)" while the daemon cannot sign in with OAuth2."""
+    problem = sign_in_problem(oauth)
+    return f"sign-in needed: run parting login ({problem})" if problem else None
+
+
 def _header(settings: Settings, now: datetime) -> Data:
     return {"now": _iso(now), "timezone": settings.working_hours.timezone, "config": settings.source}
 
@@ -168,6 +175,7 @@ def status(config_path: str | Path, *, now: datetime) -> Data:
             "quarantined": store.quarantine_count(),
             "triage": [{"id": t.id, "message_id": t.message_id, "client": t.client_id, "reason": t.reason,
                         "at": _iso(t.at)} for t in store.triage()],
+            "sign_in": sign_in_status(settings.mailbox.oauth),
         }
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from daemon.adapters import smtp as mailer
 from daemon.adapters.imap import watcher as mailbox
+from daemon.adapters.oauth import OAuthCredential, TokenFile, sign_in_problem
 from daemon.adapters.settings.load import SettingsError, check_runtime, load_secrets, load_settings
 from daemon.adapters.store import OutboxRow, Store
 from daemon.adapters.templates import Templates
@@ -45,6 +46,9 @@ DEFAULT_TICK = 60.0  # seconds between cycles when no mail arrives
 PROVIDERS_FILING_SENT = ("gmail.com", "googlemail.com", "office365.com", "outlook.com")
 
 
+TOKEN_FILE_POLL = 0.5  # seconds: how often a waiting watcher looks for a new token file
+
+
 def open_context(config_path: str | Path, environ: dict[str, str] | None = None) -> Context:
     """Everything `run` needs, validated before any connection; raises PartingError subclasses."""
     settings = load_settings(config_path, environ=environ)
@@ -52,8 +56,12 @@ def open_context(config_path: str | Path, environ: dict[str, str] | None = None)
     if problems:
         raise SettingsError(problems)
     secrets = load_secrets(settings, environ=environ)
-    for value in (secrets.imap_password, secrets.smtp_password, secrets.token_key):
-        register_secret(value)
+    for value in (secrets.imap_password, secrets.smtp_password, secrets.token_key, secrets.oauth_client_secret):
+        if not isinstance(value, OAuthCredential):  # its tokens are registered as they are read
+            register_secret(value)
+    if settings.mailbox.oauth is not None:  # IMAP and SMTP sign in with tokens instead of passwords
+        credential = OAuthCredential(settings.mailbox.oauth, secrets.oauth_client_secret)
+        secrets = replace(secrets, imap_password=credential, smtp_password=credential)
     store = Store.open(settings.database)
     return Context(settings, secrets, store, Templates(settings.templates_dir))
 
@@ -250,10 +258,25 @@ class Service:
             mailbox.FolderWatcher(imap, ctx.secrets.imap_password, role, on_batch=self._on_batch,
                                   get_state=self._get_state, on_uidvalidity_change=self._on_uidvalidity_change,
                                   stop=self.stop, log=get_logger(f"imap.{role}"), fetch_fields=HEADER_FIELDS,
-                                  on_progress=self.on_progress, today=lambda: self.clock.now().date())
+                                  on_progress=self.on_progress, today=lambda: self.clock.now().date(),
+                                  sleep=self._backoff_sleep)
             for role in ("inbox", "sent")
         ]
         return self.watchers
+
+    async def _backoff_sleep(self, delay: float) -> None:
+        """A watcher's wait before trying again; with OAuth2 cut short when the token file changes
+        (`parting login` wrote a new one), so the mail that arrived meanwhile is read at once."""
+        assert self.ctx is not None
+        oauth = self.ctx.settings.mailbox.oauth
+        if oauth is None:
+            await asyncio.sleep(delay)
+            return
+        loop = asyncio.get_running_loop()
+        token_file = TokenFile(oauth.token_file)
+        end, before = loop.time() + delay, token_file.identity()
+        while (left := end - loop.time()) > 0 and token_file.identity() == before:
+            await asyncio.sleep(min(left, TOKEN_FILE_POLL))
 
     def _start_watchers(self) -> None:
         self._watcher_tasks = [asyncio.create_task(w.run(), name=f"watch-{w.role}") for w in self._make_watchers()]
@@ -357,6 +380,8 @@ class Service:
         line = (f"watching {len(self.ctx.settings.clients)} clients; {in_review} drafts in review; "
                 f"{due} deadlines due; outbox {queued} queued")
         line += f", {attention} need a person" if attention else ""
+        if sign_in_problem(self.ctx.settings.mailbox.oauth):  # written by the IMAP or SMTP sign-in
+            line = "sign-in needed: run parting login; " + line
         # Say why no verdict appears yet (a missing Sent folder keeps it so: see the log).
         if unread := self._unread_folders():
             line += f"; clients not judged until {' and '.join(unread)} {'is' if len(unread) == 1 else 'are'} read"
