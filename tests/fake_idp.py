@@ -49,6 +49,8 @@ class FakeIdp:
     access_ttl: float = 3600.0
     rotate: bool = True  # every refresh returns a new refresh token and revokes the old one
     unreachable: bool = False  # answer every request with a 503
+    approve_after_polls: int | None = None  # the person approves a device code after this many polls
+    deny_consent: bool = False  # the person (or the tenant's admin) declines
     access: dict[str, _Grant] = field(default_factory=dict)
     refresh: dict[str, _Grant] = field(default_factory=dict)
     devices: dict[str, _Device] = field(default_factory=dict)
@@ -183,6 +185,13 @@ class FakeIdp:
                     return 400, {"error": "expired_token"}
                 if device.denied:
                     return 400, {"error": "access_denied", "error_description": "the user declined consent"}
+                if self.deny_consent:
+                    device.denied = True
+                    return 400, {"error": "access_denied", "error_description": "the user declined consent"}
+                if device.user is None and self.approve_after_polls is not None:
+                    self.approve_after_polls -= 1
+                    if self.approve_after_polls < 0:
+                        device.user = self.user
                 if device.user is None:
                     return 400, {"error": "authorization_pending"}
                 del self.devices[form["device_code"]]

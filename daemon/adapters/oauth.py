@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon.adapters.files import write_atomically
+from daemon.core.errors import PartingError
 from daemon.core.model import OAuthSettings
 from daemon.runtime.logs import register_secret
 
@@ -37,7 +38,7 @@ HTTP_TIMEOUT = 20.0
 LOGIN_HINT = "run `parting login`"
 
 
-class OAuthProblem(Exception):
+class OAuthProblem(PartingError):
     """A sign-in problem; the message says what happened and what to do."""
 
 

@@ -15,7 +15,7 @@ from datetime import time
 from pathlib import Path
 from typing import Any
 
-from daemon.adapters.settings.providers import expand_tenant
+from daemon.adapters.settings.providers import MS_CLIENT_CREDENTIALS_SCOPES, expand_tenant
 from daemon.adapters.settings.rules import merge_policy
 from daemon.core.model import (
     WEEKDAYS,
@@ -60,7 +60,8 @@ def build_settings(tree: dict, file: str, config_dir: Path, environ: Mapping[str
     calendar = hours["holidays"]
     review = tree["review"]
     database = path(tree["state"]["database"])
-    oauth = _oauth(mailbox, Path(database or config_dir).parent, secret_path) if mailbox["auth"] == "oauth2" else None
+    oauth = (_oauth(mailbox, Path(database or config_dir).parent, secret_path, preset_filled)
+             if mailbox["auth"] == "oauth2" else None)
     return Settings(
         source=file,
         company=tree["company"]["name"],
@@ -119,9 +120,14 @@ def build_settings(tree: dict, file: str, config_dir: Path, environ: Mapping[str
     )
 
 
-def _oauth(mailbox: dict[str, Any], state_dir: Path, secret_path: Callable[[str | None], str | None]) -> OAuthSettings:
+def _oauth(mailbox: dict[str, Any], state_dir: Path, secret_path: Callable[[str | None], str | None],
+           preset_filled: tuple[tuple[str, str], ...]) -> OAuthSettings:
     written = mailbox["oauth"]
     tenant = written["tenant"]
+    # Microsoft's app-only access asks for the app's permissions (<resource>/.default), not the
+    # delegated scopes the preset fills for a person's sign-in.
+    app_only = (mailbox["provider"] == "microsoft365" and written["flow"] == "client_credentials"
+                and ("mailbox.oauth.scopes", ", ".join(written["scopes"] or ())) in preset_filled)
     token_file = Path(written["token_file"]).expanduser()
     return OAuthSettings(
         client_id=written["client_id"], tenant=tenant, flow=written["flow"] or "device",
@@ -129,7 +135,7 @@ def _oauth(mailbox: dict[str, Any], state_dir: Path, secret_path: Callable[[str 
         authorize_url=expand_tenant(written["authorize_url"], tenant),
         device_url=expand_tenant(written["device_url"], tenant),
         revoke_url=expand_tenant(written["revoke_url"], tenant),
-        scopes=tuple(written["scopes"] or ()),
+        scopes=tuple(written["scopes"] or ()) if not app_only else MS_CLIENT_CREDENTIALS_SCOPES,
         token_file=str(token_file if token_file.is_absolute() else state_dir / token_file),
         client_secret_file=secret_path(written["client_secret_file"]),
         client_secret_env=written["client_secret_env"],
