@@ -23,6 +23,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
 
+from daemon.core.evidence import EVIDENCE_HEADER_FIELDS
 from daemon.core.mailbody import (
     QUESTION_PHRASES,
     as_unicode,
@@ -54,6 +55,7 @@ HEADER_FIELDS: tuple[str, ...] = (
     "Auto-Submitted", "X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress", "Precedence",
     "List-Id", "List-Unsubscribe", "Return-Path", "Content-Type", "X-Failed-Recipients",
     "Authentication-Results", "X-Parting-Kind", "X-Parting-Request",
+    *EVIDENCE_HEADER_FIELDS,
 )
 
 
@@ -402,6 +404,8 @@ def parse_message(raw: bytes, *, internaldate: datetime | None = None, size: int
         content_hash=digest,
         size=len(raw) if size is None else size,
         text=first_text(raw) if body is not None else None,
+        evidence_headers=tuple((name, " ".join(value.split())) for name in EVIDENCE_HEADER_FIELDS
+                               for value in fields.all(name)),
     )
 
 

@@ -316,6 +316,8 @@ class ParsedMessage:
     size: int
     text: str | None = None  # first text/plain part (or text of the first text/html), when fetched
     new_text: str | None = None  # text without quoted reply and signature, when fetched
+    # The provider's stamps core/evidence.py reads (X-MS-Exchange-Organization-AuthAs, ...), topmost first
+    evidence_headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

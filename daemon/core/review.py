@@ -248,16 +248,18 @@ def judge_reply(
     current_version: int | None,
     draft_state: str,
     current_text_sha256: str | None = None,
+    authentication: AuthVerdict | None = None,
 ) -> Judgement:
     """Accept the reply's command, or refuse it with the first failing check's code and reason.
 
     The caller finds the token with token_from_addresses, looks its claims up by token id and
     passes them as `token` (None when the id is unknown). For a deadline token, pass None as
-    `current_version` and the deadline's state as `draft_state`.
+    `current_version` and the deadline's state as `draft_state`. `authentication`: the verdict
+    of core/evidence.py (the provider's evidence); None: the configured authserv-id's only.
     """
     sender = normalise_address(reply.from_addr)
-    auth = check_authentication(reply.authentication_results, authserv_id=authserv_id,
-                                from_domain=sender.rpartition("@")[2])
+    auth = authentication or check_authentication(reply.authentication_results, authserv_id=authserv_id,
+                                                  from_domain=sender.rpartition("@")[2])
     named = token is not None and "@" in sender and sender == normalise_address(token.person_email)
 
     def refuse(

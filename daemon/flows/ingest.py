@@ -263,6 +263,7 @@ class Ingestor:
             ingested_at=now,
             body_text=text if item.is_staff_reply else None,
             auth_results=parsed.authentication_results if item.is_staff_reply else (),
+            evidence_headers=parsed.evidence_headers if item.is_staff_reply else (),
         )
         return row, assignment.triage_reason
 

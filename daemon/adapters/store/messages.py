@@ -9,6 +9,7 @@ Rules:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ class MessageRow:
     body_text: str | None = None
     # Authentication-Results headers, topmost first: kept, like bodies, for staff replies only.
     auth_results: tuple[str, ...] = ()
+    # The provider's stamps (name, value), topmost first: the same, for core/evidence.py.
+    evidence_headers: tuple[tuple[str, str], ...] = ()
 
     def envelope(self) -> Envelope:
         return Envelope(
@@ -65,7 +68,7 @@ _COLUMNS = (
     "message_id", "client_id", "thread_id", "direction", "at", "subject", "from_addr",
     "to_addrs", "cc_addrs", "in_reply_to", '"references"', "thread_index_root", "norm_subject",
     "auto_reply", "bounce", "question", "tagged", "parting_kind", "content_hash", "size",
-    "from_staff", "ingested_at", "body_text", "auth_results",
+    "from_staff", "ingested_at", "body_text", "auth_results", "evidence_headers",
 )
 _INSERT_MESSAGE = (
     f"INSERT OR IGNORE INTO messages ({', '.join(_COLUMNS)})"
@@ -93,6 +96,7 @@ def _message_values(row: MessageRow) -> tuple[Any, ...]:
         row.parting_kind, row.content_hash, row.size, int(row.from_staff),
         maybe_utc_text(row.ingested_at), row.body_text,
         to_json(list(row.auth_results)) if row.auth_results else None,
+        to_json([list(pair) for pair in row.evidence_headers]) if row.evidence_headers else None,
     )
 
 
@@ -115,6 +119,7 @@ def _message(row: dict[str, Any]) -> MessageRow:
         parting_kind=row["parting_kind"], content_hash=row["content_hash"], size=row["size"],
         from_staff=bool(row["from_staff"]), ingested_at=from_utc_text(row["ingested_at"]),
         body_text=row["body_text"], auth_results=json_tuple(row["auth_results"]),
+        evidence_headers=tuple((str(pair[0]), str(pair[1])) for pair in json.loads(row.get("evidence_headers") or "[]")),
     )
 
 
