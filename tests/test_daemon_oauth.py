@@ -91,3 +91,18 @@ async def test_a_revoked_sign_in_shows_in_status_and_recovers_after_a_new_login(
                               what="the mail that arrived meanwhile")
         await daemon.settle()
         assert "sign-in needed" not in daemon.service.status_line()
+
+
+def test_doctor_checks_the_oauth_sign_in_and_logs_in_with_it(config, idp, dovecot_oauth):
+    from click.testing import CliRunner
+
+    from daemon.cli import cli
+
+    before = CliRunner().invoke(cli, ["doctor", "--config", str(config)])
+    assert before.exit_code == 1
+    assert "✗ OAuth sign-in" in before.stdout and f"fix: run `parting login --config {config}`" in before.stdout
+    assert "- IMAP login" in before.stdout and "skipped: needs OAuth sign-in" in before.stdout
+    sign_in(idp, config)
+    after = CliRunner().invoke(cli, ["doctor", "--config", str(config)])
+    assert "✓ OAuth sign-in" in after.stdout, after.stdout
+    assert "✓ IMAP login" in after.stdout and "✓ SMTP login" in after.stdout

@@ -311,6 +311,12 @@ class ImapConnection:
                               uid, self.where, size, len(body))
         return body
 
+    def search_from(self, folder: str, address: str, since: date) -> list[int]:
+        """UIDs in the folder of messages from this address that arrived since this day, oldest first."""
+        self.select(folder)
+        with self._guard("UID SEARCH FROM") as client:
+            return sorted(client.search(["FROM", address, "SINCE", since]))
+
     def search_message_id(self, folder: str, message_id: str) -> list[int]:
         """UIDs in the folder whose Message-ID is this one (with or without angle brackets)."""
         bare = message_id.strip().removeprefix("<").removesuffix(">").strip()
