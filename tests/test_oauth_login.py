@@ -157,3 +157,20 @@ def test_provider_errors_become_advice(error, description, words):
     refusal = Refusal()
     refusal.error, refusal.description = error, description
     assert words in str(explain(refusal, "signing in"))
+
+
+def test_login_no_browser_with_flow_browser_asks_for_the_address_at_once(idp, tmp_path):
+    from daemon.runtime.app import login as app_login
+
+    shown: list[str] = []
+
+    def person_pastes(prompt: str) -> str:
+        url = next(line for line in "\n".join(shown).splitlines() if line.startswith(f"{idp.url}/authorize"))
+        parts = urllib.parse.urlsplit(url)
+        query = dict(urllib.parse.parse_qsl(parts.query))
+        return f"{query['redirect_uri']}?code={idp.authorize(parts.query)}&state={query['state']}"
+
+    config = write_config(tmp_path, idp)  # flow device in the file: --flow browser overrides it
+    lines = app_login(config, flow="browser", browser=False, say=shown.append, ask=person_pastes)
+    assert lines[0] == "signed in through the browser (PKCE) for office@example.com"
+    assert json.loads((tmp_path / "oauth-token.json").read_text())["flow"] == "browser"

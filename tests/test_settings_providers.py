@@ -120,3 +120,12 @@ def test_the_client_secret_is_read_from_its_file_and_never_shown(tmp_path):
     secrets = load_secrets(load_settings(path, environ={}), environ={})
     assert secrets.oauth_client_secret == "the-app-secret"
     assert "the-app-secret" not in repr(secrets)
+
+
+def test_a_provider_brings_its_own_evidence_so_authserv_id_is_optional(tmp_path):
+    without = MINIMAL.replace("  authserv_id: mx.example.com\n", "")
+    path = tmp_path / "config.yaml"
+    path.write_text(without.replace(SERVERS, "  provider: microsoft365\n  auth: oauth2\n  oauth: {client_id: c}\n"))
+    assert load_settings(path, environ={}).review.authserv_id == ""
+    path.write_text(without)
+    assert "review.authserv_id" in [key for key, _ in problems(path)]

@@ -52,8 +52,10 @@ def login(config_path: str | Path, *, flow: str | None = None, browser: bool = T
                            "mailbox.auth: oauth2 and mailbox.oauth.client_id first (README: Microsoft 365)")
     secrets = load_secrets(settings)
     result = sign_in(oauth, secrets.oauth_client_secret, flow=flow,
-                     io=Interaction(say=say, ask=ask, open_browser=webbrowser.open if browser else None))
-    how = {"device": "with a device code", "browser": "in the browser (PKCE)",
+                     # Without a browser here the redirect cannot reach this machine: ask for the address at once.
+                     io=Interaction(say=say, ask=ask, open_browser=webbrowser.open if browser else None,
+                                    loopback_wait=300.0 if browser else 0.0))
+    how = {"device": "with a device code", "browser": "through the browser (PKCE)",
            "client_credentials": "as the app itself (client credentials)"}[result.flow]
     kept = "a refresh token" if result.has_refresh_token else "an access token (renewed from the app's secret)"
     return [f"signed in {how} for {settings.mailbox.address}",
