@@ -68,7 +68,12 @@ async def test_an_access_token_expiring_mid_idle_is_renewed_without_missing_mail
         assert "sign-in needed" not in daemon.service.status_line()
 
 
-async def test_a_revoked_sign_in_shows_in_status_and_recovers_after_a_new_login(config, idp, dovecot_oauth):
+WAITING = (b"From: office@example.com\r\nTo: jane@acme.example\r\nSubject: Hello\r\n"
+           b"Message-ID: <waiting@example.com>\r\n\r\nHello\r\n")
+
+
+async def test_a_revoked_sign_in_shows_in_status_and_recovers_after_a_new_login(config, idp, dovecot_oauth, sink,
+                                                                                  caplog):
     from click.testing import CliRunner
 
     from daemon.cli import cli
@@ -85,12 +90,19 @@ async def test_a_revoked_sign_in_shows_in_status_and_recovers_after_a_new_login(
                               timeout=30, what="the sign-in problem in the STATUS line")
         status = CliRunner().invoke(cli, ["status", "--config", str(config), "--json"])
         assert '"sign_in": "sign-in needed: run parting login' in status.output
+        assert any(r.getMessage().endswith("(sign-in needed: run parting login)") for r in caplog.records)
         assert not any(daemon.store.message(mid) for mid in meanwhile)  # nothing read, nothing lost
+        row_id = daemon.store.enqueue("<waiting@example.com>", "nudge", "office@example.com", ["jane@acme.example"],
+                                      WAITING, daemon.clock.now())
+        await daemon.settle()
+        assert daemon.store.row(row_id).attempts == 0 and daemon.store.row(row_id).state == "queued"
         sign_in(idp, config)  # a person runs `parting login`
         await daemon.wait_for(lambda: all(daemon.store.message(mid) for mid in meanwhile), timeout=30,
                               what="the mail that arrived meanwhile")
         await daemon.settle()
         assert "sign-in needed" not in daemon.service.status_line()
+        await daemon.wait_for(lambda: daemon.store.row(row_id).state == "sent", timeout=20, what="the send")
+        assert [m.login for m in sink.messages] == ["office@example.com"]
 
 
 def test_doctor_checks_the_oauth_sign_in_and_logs_in_with_it(config, idp, dovecot_oauth):

@@ -4,12 +4,13 @@ SMTP sink, both asking the fake identity provider in fake_idp.py whether a token
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 from pathlib import Path
 
 import pytest
 from fake_idp import FakeIdp, OAuthBearerSmtpSink, OAuthSmtpSink
-from servers import DovecotServer
+from servers import DovecotServer, scratch_dir
 
 from daemon.adapters import smtp as mailer
 from daemon.adapters.imap.connection import ImapConnection, ImapSignInNeeded
@@ -44,6 +45,7 @@ def test_imap_signs_in_with_a_refreshed_token_and_rotation_is_written_0600(idp, 
     first_refresh = idp.active_refresh_tokens()[0]
     with ImapConnection(imap_settings(dovecot_oauth), credential) as connection:
         assert connection.select("INBOX").exists == 0
+        assert connection.auth_mechanism == "OAUTHBEARER"  # offered too, and preferred (RFC 7628)
     saved = json.loads(Path(credential.oauth.token_file).read_text())
     assert saved["refresh_token"] != first_refresh  # rotated ...
     assert idp.active_refresh_tokens() == [saved["refresh_token"]]  # ... and the new one is the live one
@@ -59,6 +61,23 @@ def test_a_token_the_server_refuses_is_renewed_once_before_its_expiry(idp, dovec
     with ImapConnection(imap_settings(dovecot_oauth), credential) as connection:
         assert connection.connected
     assert credential.renewals == 2 and idp.refreshes == 2
+
+
+def test_a_server_offering_only_xoauth2_gets_xoauth2_and_the_retry_works(idp, tmp_path):
+    workdir = scratch_dir("parting-xoauth2-")
+    server = DovecotServer(workdir, oauth_introspection_url=f"{idp.url}/introspect", oauth_mechanisms="xoauth2")
+    try:
+        server.start()
+        credential = enrolled(idp, tmp_path)
+        with ImapConnection(imap_settings(server), credential):
+            pass
+        idp.expire_access_tokens()
+        with ImapConnection(imap_settings(server), credential) as connection:
+            assert connection.auth_mechanism == "XOAUTH2"
+        assert credential.renewals == 2
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_the_rotated_refresh_token_survives_a_restart(idp, dovecot_oauth, tmp_path):

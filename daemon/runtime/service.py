@@ -190,7 +190,8 @@ class Service:
         resume_held(ctx, now())
         remind_reviews(ctx, now())
         remind_due(ctx, now())
-        await self._send_with_grace()
+        if self._can_send():
+            await self._send_with_grace()
         write_missing_casefiles(ctx, now())
         self.cycles += 1
         self.notifier.status(self.status_line())
@@ -202,6 +203,12 @@ class Service:
 
     def _unread_folders(self) -> list[str]:
         return [watcher.role for watcher in self.watchers if not watcher.caught_up.is_set()]
+
+    def _can_send(self) -> bool:
+        """Not while OAuth sign-in is needed: every attempt would fail and count towards
+        smtp.max_attempts; the outbox waits as it is until someone runs `parting login`."""
+        settings = self.ctx.settings
+        return settings.mode == "dry_run" or sign_in_problem(settings.mailbox.oauth) is None
 
     async def _send_with_grace(self) -> None:
         """Send what is due; after a stop request, a send in flight gets `grace` seconds to finish."""

@@ -102,6 +102,7 @@ class ImapConnection:
         self._capabilities: frozenset[bytes] = frozenset()
         self._quiet_after_noop = False  # the last command was a NOOP that reported nothing
         self.where = f"{settings.host}:{settings.port}"
+        self.auth_mechanism = "LOGIN"  # or the SASL mechanism an OAuth sign-in used
 
     # ---------------------------------------------------------------- session
 
@@ -456,6 +457,7 @@ class ImapConnection:
         """OAUTHBEARER (RFC 7628) where offered, else XOAUTH2; a refused token is renewed once."""
         user = self._settings.username
         mechanism = "OAUTHBEARER" if client.has_capability("AUTH=OAUTHBEARER") else "XOAUTH2"
+        self.auth_mechanism = mechanism
         refused = ""
         for _attempt in range(2):
             try:

@@ -34,6 +34,7 @@ from daemon.adapters.imap.connection import (
     ImapConnectionLost,
     ImapError,
     ImapFolderError,
+    ImapSignInNeeded,
     header_fields_item,
     is_loopback,
 )
@@ -163,8 +164,9 @@ class FolderWatcher:
                 raise
             except ImapAuthError as exc:
                 delay = self._backoff.cap
-                self._log.error("%s: %s; trying again in %.0f s (check the IMAP password "
-                                "and username)", self.role, exc, delay)
+                hint = ("sign-in needed: run parting login" if isinstance(exc, ImapSignInNeeded)
+                        else "check the IMAP password and username")
+                self._log.error("%s: %s; trying again in %.0f s (%s)", self.role, exc, delay, hint)
             except ImapFolderError as exc:
                 delay = self._backoff.next_delay()
                 self._log.error("%s: %s; trying again in %.2f s", self.role, exc, delay)
