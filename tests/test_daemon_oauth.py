@@ -118,3 +118,9 @@ def test_doctor_checks_the_oauth_sign_in_and_logs_in_with_it(config, idp, doveco
     after = CliRunner().invoke(cli, ["doctor", "--config", str(config)])
     assert "✓ OAuth sign-in" in after.stdout, after.stdout
     assert "✓ IMAP login" in after.stdout and "✓ SMTP login" in after.stdout
+    idp.expire_access_tokens()
+    sign_in(idp, config)
+    idp.stop()  # the identity provider cannot be reached: said so, with what to do
+    down = CliRunner().invoke(cli, ["doctor", "--config", str(config)])
+    assert "✗ OAuth sign-in" in down.stdout and "cannot be reached" in down.stdout
+    assert "fix: check the network or proxy to the identity provider" in down.stdout

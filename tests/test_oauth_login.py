@@ -174,3 +174,14 @@ def test_login_no_browser_with_flow_browser_asks_for_the_address_at_once(idp, tm
     lines = app_login(config, flow="browser", browser=False, say=shown.append, ask=person_pastes)
     assert lines[0] == "signed in through the browser (PKCE) for office@example.com"
     assert json.loads((tmp_path / "oauth-token.json").read_text())["flow"] == "browser"
+
+
+def test_login_revoke_signs_out_at_the_provider_and_deletes_the_token_file(idp, tmp_path):
+    idp.approve_after_polls = 0
+    config = write_config(tmp_path, idp, revoke_url=f"{idp.url}/revoke")
+    assert CliRunner().invoke(cli, ["login", "--config", str(config)]).exit_code == 0
+    assert len(idp.active_refresh_tokens()) == 1
+    result = CliRunner().invoke(cli, ["login", "--revoke", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "refresh token revoked at the identity provider; token file" in result.output
+    assert idp.active_refresh_tokens() == [] and not (tmp_path / "oauth-token.json").exists()

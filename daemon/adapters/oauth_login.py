@@ -106,6 +106,32 @@ def _grant(oauth: OAuthSettings, client_secret: str | None, what: str, **kwargs:
         client.close()
 
 
+def sign_out(oauth: OAuthSettings, client_secret: str | None) -> str:
+    """Revoke the refresh token at the provider (RFC 7009, where it has an endpoint) and delete the
+    token file; returns what was done. The daemon then shows "sign-in needed"."""
+    import requests
+
+    tokens = TokenFile(oauth.token_file)
+    token = _quietly(tokens.load) or {}
+    revoked = ""
+    if oauth.revoke_url and token.get("refresh_token"):
+        client = session(oauth, client_secret, revocation_endpoint_auth_method="client_secret_post"
+                         if client_secret else "none")
+        try:
+            answer = client.revoke_token(oauth.revoke_url, token=token["refresh_token"],
+                                         token_type_hint="refresh_token", timeout=HTTP_TIMEOUT)
+        except requests.RequestException as error:
+            raise unreachable(error, oauth.revoke_url) from None
+        finally:
+            client.close()
+        if answer.status_code != 200:
+            raise OAuthProblem(f"the identity provider refused to revoke the token ({answer.status_code}); the "
+                               f"token file {tokens.path} is kept")
+        revoked = "refresh token revoked at the identity provider; "
+    tokens.path.unlink(missing_ok=True)
+    return f"{revoked}token file {tokens.path} deleted"
+
+
 # --------------------------------------------------------------------------------------------
 # The device authorization grant (RFC 8628).
 

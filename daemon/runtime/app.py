@@ -35,13 +35,14 @@ def check_config(path: str | Path) -> list[str]:
     return lines
 
 
-def login(config_path: str | Path, *, flow: str | None = None, browser: bool = True,
+def login(config_path: str | Path, *, flow: str | None = None, browser: bool = True, revoke: bool = False,
           say: Callable[[str], None] = print, ask: Callable[[str], str] = input) -> list[str]:
-    """Sign the mailbox in with OAuth2 (mailbox.auth: oauth2) and write the token file; what was done."""
+    """Sign the mailbox in with OAuth2 (mailbox.auth: oauth2) and write the token file (or, with
+    `revoke`, revoke the refresh token and delete the file); what was done."""
     import webbrowser
 
     from daemon.adapters.oauth import OAuthProblem
-    from daemon.adapters.oauth_login import Interaction
+    from daemon.adapters.oauth_login import Interaction, sign_out
     from daemon.adapters.oauth_login import login as sign_in
     from daemon.adapters.settings.load import load_secrets
 
@@ -51,6 +52,8 @@ def login(config_path: str | Path, *, flow: str | None = None, browser: bool = T
         raise OAuthProblem(f"{config_path}: mailbox.auth is password, so there is nothing to sign in: set "
                            "mailbox.auth: oauth2 and mailbox.oauth.client_id first (README: Microsoft 365)")
     secrets = load_secrets(settings)
+    if revoke:
+        return [f"signed out {settings.mailbox.address}: {sign_out(oauth, secrets.oauth_client_secret)}"]
     result = sign_in(oauth, secrets.oauth_client_secret, flow=flow,
                      # Without a browser here the redirect cannot reach this machine: ask for the address at once.
                      io=Interaction(say=say, ask=ask, open_browser=webbrowser.open if browser else None,
