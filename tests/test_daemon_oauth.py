@@ -96,13 +96,28 @@ async def test_a_revoked_sign_in_shows_in_status_and_recovers_after_a_new_login(
                                       WAITING, daemon.clock.now())
         await daemon.settle()
         assert daemon.store.row(row_id).attempts == 0 and daemon.store.row(row_id).state == "queued"
-        sign_in(idp, config)  # a person runs `parting login`
+        idp.approve_after_polls = 0  # a person runs `parting login` and enters the code at once
+        login = CliRunner().invoke(cli, ["login", "--config", str(config)])
+        assert login.exit_code == 0 and "signed in with a device code" in login.output, login.output
         await daemon.wait_for(lambda: all(daemon.store.message(mid) for mid in meanwhile), timeout=30,
                               what="the mail that arrived meanwhile")
         await daemon.settle()
         assert "sign-in needed" not in daemon.service.status_line()
         await daemon.wait_for(lambda: daemon.store.row(row_id).state == "sent", timeout=20, what="the send")
         assert [m.login for m in sink.messages] == ["office@example.com"]
+
+
+async def test_the_rotated_refresh_token_is_used_after_a_restart(config, idp, dovecot_oauth):
+    sign_in(idp, config)
+    first = deliver(dovecot_oauth, "before", 9)
+    async with RunningDaemon(config, START) as daemon:
+        await daemon.wait_for(lambda: daemon.store.message(first), timeout=20, what="mail before the restart")
+    assert idp.refreshes >= 1 and len(idp.active_refresh_tokens()) == 1  # the enrolled token was rotated away
+    idp.expire_access_tokens()  # the next start needs a refresh, which only the rotated token can do
+    second = deliver(dovecot_oauth, "after", 10)
+    async with RunningDaemon(config, START) as daemon:
+        await daemon.wait_for(lambda: daemon.store.message(second), timeout=20, what="mail after the restart")
+        assert "sign-in needed" not in daemon.service.status_line()
 
 
 def test_doctor_checks_the_oauth_sign_in_and_logs_in_with_it(config, idp, dovecot_oauth):

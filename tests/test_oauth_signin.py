@@ -14,7 +14,7 @@ from servers import DovecotServer, scratch_dir
 
 from daemon.adapters import smtp as mailer
 from daemon.adapters.imap.connection import ImapConnection, ImapSignInNeeded
-from daemon.adapters.oauth import OAuthCredential, SignInNeeded, TokenFile, sign_in_problem
+from daemon.adapters.oauth import RENEW_BEFORE, OAuthCredential, SignInNeeded, TokenFile, sign_in_problem
 from daemon.core.model import ImapSettings, OAuthSettings, SmtpSettings
 from daemon.runtime.logs import _mask
 
@@ -133,3 +133,14 @@ async def test_smtp_sends_with_xoauth2_or_oauthbearer(idp, tmp_path, mechanism):
                                   settings=settings, password=credential)
         assert [m.login for m in sink.wait_for(1)] == ["office@example.com"]
         assert sink.mechanisms_used[-1] == mechanism
+
+
+def test_an_access_token_is_renewed_shortly_before_it_expires(idp, tmp_path):
+    clock = [1_000_000.0]
+    oauth = oauth_settings(idp, tmp_path)
+    TokenFile(oauth.token_file).save({"refresh_token": idp.issue_refresh_token(), "access_token": "at-old",
+                                      "expires_at": clock[0] + 3600})
+    credential = OAuthCredential(oauth, None, now=lambda: clock[0])
+    assert credential.access_token() == "at-old" and credential.renewals == 0
+    clock[0] += 3600 - RENEW_BEFORE + 1  # within RENEW_BEFORE of the expiry: renewed before any refusal
+    assert credential.access_token() != "at-old" and credential.renewals == 1
