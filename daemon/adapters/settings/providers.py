@@ -23,6 +23,7 @@ Sources for the values (checked when written; the providers change them rarely):
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 _MS = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0"
 
@@ -63,11 +64,7 @@ PRESETS: dict[str, dict[str, object]] = {
 # Microsoft's client-credentials grant asks for the app's own permissions, not delegated scopes.
 MS_CLIENT_CREDENTIALS_SCOPES = ("https://outlook.office365.com/.default",)
 
-# Keys a preset may fill, so a file for that provider need not write them.
-FILLABLE = frozenset(key for preset in PRESETS.values() for key in preset)
-
-
-def apply_preset(tree: dict, written: set[str], convert: Callable[[str, object], object]) -> list[tuple[str, str]]:
+def apply_preset(tree: dict[str, Any], written: set[str], convert: Callable[[str, object], object]) -> list[tuple[str, str]]:
     """Fill the unwritten keys of `tree` from the chosen provider's preset, in place.
 
     `convert(key_path, value)` turns a preset value into what the schema's kind makes of it.
