@@ -144,3 +144,12 @@ def test_an_access_token_is_renewed_shortly_before_it_expires(idp, tmp_path):
     assert credential.access_token() == "at-old" and credential.renewals == 0
     clock[0] += 3600 - RENEW_BEFORE + 1  # within RENEW_BEFORE of the expiry: renewed before any refusal
     assert credential.access_token() != "at-old" and credential.renewals == 1
+
+
+def test_before_the_first_login_status_already_says_sign_in_needed(idp, tmp_path):
+    from daemon.queries.reports import sign_in_status
+
+    oauth = oauth_settings(idp, tmp_path)
+    assert sign_in_status(oauth) == f"sign-in needed: run parting login (no OAuth token yet ({oauth.token_file}))"
+    TokenFile(oauth.token_file).save({"refresh_token": idp.issue_refresh_token(), "expires_at": 0})
+    assert sign_in_status(oauth) is None

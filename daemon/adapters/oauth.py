@@ -144,11 +144,8 @@ class TokenFile:
         for key in ("access_token", "refresh_token"):
             register_secret(token.get(key))
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        old_umask = os.umask(0o077)  # mkstemp makes 0600 anyway; this keeps it so on every platform
-        try:
-            write_atomically(self.path, json.dumps(token, indent=1, sort_keys=True) + "\n")
-        finally:
-            os.umask(old_umask)
+        # mkstemp creates the temporary file 0600 before anything is written into it.
+        write_atomically(self.path, json.dumps(token, indent=1, sort_keys=True) + "\n")
         os.chmod(self.path, 0o600)
 
 
@@ -261,6 +258,8 @@ def sign_in_problem(oauth: OAuthSettings | None) -> str | None:
     """Why the daemon could not sign in lately (None: it could, or it uses a password)."""
     if oauth is None:
         return None
+    if oauth.flow != "client_credentials" and not Path(oauth.token_file).exists():
+        return f"no OAuth token yet ({oauth.token_file})"
     try:
         return problem_file(oauth).read_text().strip() or None
     except OSError:
