@@ -12,7 +12,6 @@ A fresh connection per message avoids reused connections that hang (cole/aiosmtp
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import re
 import ssl
@@ -31,7 +30,7 @@ from aiosmtplib import (
 )
 
 from daemon.adapters.files import write_atomically
-from daemon.adapters.oauth import Login, OAuthCredential, OAuthProblem, SignInNeeded
+from daemon.adapters.oauth import Login, OAuthCredential
 from daemon.core.hosts import is_loopback
 from daemon.core.model import SmtpSettings
 from daemon.core.outgoing import InvalidAddress, check_address
@@ -189,7 +188,9 @@ async def _open(
         if settings.username:
             phase = "login"
             if isinstance(password, OAuthCredential):
-                await _oauth_login(smtp, settings, password, command_timeout)
+                from daemon.adapters.oauth_smtp import oauth_login  # it builds on this module's errors
+
+                await oauth_login(smtp, settings, password, command_timeout)
             else:
                 await _login(smtp, settings, password or "", command_timeout)
     except DeliveryProblem:
@@ -224,53 +225,6 @@ async def _login(
             f"SMTP login as {settings.username} is not possible at {_endpoint(settings)} "
             f"({exc}): check smtp.security, or remove smtp.username if no login is needed",
         ) from exc
-
-
-def _oauthbearer(user: str, token: str) -> str:
-    """The RFC 7628 initial client response: GS2 header, host-less key/values, ^A separators."""
-    identity = user.replace("=", "=3D").replace(",", "=2C")
-    return base64.b64encode(f"n,a={identity},\x01auth=Bearer {token}\x01\x01".encode()).decode("ascii")
-
-
-async def _oauth_login(
-    smtp: aiosmtplib.SMTP, settings: SmtpSettings, credential: OAuthCredential, command_timeout: float
-) -> None:
-    """AUTH OAUTHBEARER where offered (aiosmtplib has no helper: the command is sent here), else
-    aiosmtplib's XOAUTH2; a refused token is renewed once. A sign-in problem is temporary: the
-    message waits until someone signs in again."""
-    user = settings.username or ""
-    methods = smtp.server_auth_methods
-    mechanism = "OAUTHBEARER" if "oauthbearer" in methods else "XOAUTH2"
-    if mechanism.lower() not in methods:
-        raise PermanentFailure(None, f"SMTP {_endpoint(settings)} offers no OAuth login (AUTH {' '.join(methods)}): "
-                               "check smtp.host, or use mailbox.auth: password")
-    refused = ""
-    for _attempt in range(2):
-        try:
-            token = await asyncio.to_thread(credential.access_token)
-        except SignInNeeded as exc:
-            await asyncio.to_thread(credential.record_problem, str(exc))
-            raise TemporaryFailure(f"SMTP sign-in needed for {user}: {exc}") from None
-        except OAuthProblem as exc:
-            raise TemporaryFailure(f"SMTP: no access token for {user}: {exc}") from None
-        try:
-            if mechanism == "XOAUTH2":
-                await smtp.auth_xoauth2(user, token, timeout=command_timeout)
-                return
-            response = await smtp.execute_command(b"AUTH", b"OAUTHBEARER", _oauthbearer(user, token).encode(),
-                                                  timeout=command_timeout)
-            if response.code == 334:  # the error challenge (RFC 7628 3.2.3): answer ^A for the final reply
-                response = await smtp.execute_command(b"AQ==", timeout=command_timeout)
-            if response.code == 235:
-                return
-            refused = f"{response.code} {response.message}"
-        except SMTPAuthenticationError as exc:
-            refused = f"{exc.code} {exc.message}"
-        await asyncio.to_thread(credential.invalidate, token)
-    problem = (f"SMTP {_endpoint(settings)} refused the {mechanism} login of {user} twice, with a fresh access "
-               f"token the second time ({refused}): run `parting login` (or check the app's SMTP.Send permission)")
-    await asyncio.to_thread(credential.record_problem, problem)
-    raise TemporaryFailure(problem)
 
 
 async def _close(smtp: aiosmtplib.SMTP) -> None:
