@@ -90,6 +90,8 @@ async def test_a_revoked_sign_in_shows_in_status_and_recovers_after_a_new_login(
                               timeout=30, what="the sign-in problem in the STATUS line")
         status = CliRunner().invoke(cli, ["status", "--config", str(config), "--json"])
         assert '"sign_in": "sign-in needed: run parting login' in status.output
+        shown = CliRunner().invoke(cli, ["status", "--config", str(config)], terminal_width=200)
+        assert shown.output.startswith("sign-in needed: run parting login"), shown.output
         assert any(r.getMessage().endswith("(sign-in needed: run parting login)") for r in caplog.records)
         assert not any(daemon.store.message(mid) for mid in meanwhile)  # nothing read, nothing lost
         row_id = daemon.store.enqueue("<waiting@example.com>", "nudge", "office@example.com", ["jane@acme.example"],
