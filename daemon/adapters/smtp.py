@@ -30,6 +30,7 @@ from aiosmtplib import (
 )
 
 from daemon.adapters.files import write_atomically
+from daemon.adapters.oauth import Login, OAuthCredential
 from daemon.core.hosts import is_loopback
 from daemon.core.model import SmtpSettings
 from daemon.core.outgoing import InvalidAddress, check_address
@@ -147,7 +148,7 @@ async def _greet(smtp: aiosmtplib.SMTP, command_timeout: float) -> None:
 
 
 async def _open(
-    settings: SmtpSettings, password: str | None, command_timeout: float
+    settings: SmtpSettings, password: Login, command_timeout: float
 ) -> aiosmtplib.SMTP:
     """Connect, greet, secure and log in; on failure the connection is closed and classified."""
     if settings.security == "none" and not is_loopback(settings.host):
@@ -186,7 +187,12 @@ async def _open(
             await _greet(smtp, command_timeout)
         if settings.username:
             phase = "login"
-            await _login(smtp, settings, password or "", command_timeout)
+            if isinstance(password, OAuthCredential):
+                from daemon.adapters.oauth_smtp import oauth_login  # it builds on this module's errors
+
+                await oauth_login(smtp, settings, password, command_timeout)
+            else:
+                await _login(smtp, settings, password or "", command_timeout)
     except DeliveryProblem:
         smtp.close()
         raise
@@ -348,7 +354,7 @@ async def send_message(
     sender: str,
     recipients: Sequence[str],
     settings: SmtpSettings,
-    password: str | None,
+    password: Login,
     command_timeout: float = COMMAND_TIMEOUT,
 ) -> SendResult:
     """Send `raw` to `recipients` on a fresh connection; the server's final reply on success.
@@ -374,7 +380,7 @@ async def send_message(
 
 
 async def check_login(
-    settings: SmtpSettings, password: str | None, *, command_timeout: float = COMMAND_TIMEOUT
+    settings: SmtpSettings, password: Login, *, command_timeout: float = COMMAND_TIMEOUT
 ) -> None:
     """Connect, EHLO, STARTTLS and AUTH as configured, then QUIT; no mail is sent.
 

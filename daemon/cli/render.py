@@ -84,6 +84,8 @@ def _count(label: str, number: int, alarming: bool = True) -> Text:
 
 def status(data: Data, console: Console | None = None) -> None:
     console = console or make_console()
+    if data.get("sign_in"):
+        console.print(Text(data["sign_in"], style="bold red"))
     table = _table(f"{len(data['clients'])} clients, as of {when(data['now'], data)} ({data['timezone']})")
     # Owners by id: at 100 columns the client's name needs the room more.
     _columns(table, "Client", "Owner", "State", "Ign.", "Open", "Last in", "Last out", "Next due",

@@ -23,6 +23,7 @@ from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
+from daemon.core.evidence import EVIDENCE_HEADER_FIELDS
 from daemon.core.mailbody import (
     QUESTION_PHRASES,
     as_unicode,
@@ -54,6 +55,7 @@ HEADER_FIELDS: tuple[str, ...] = (
     "Auto-Submitted", "X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress", "Precedence",
     "List-Id", "List-Unsubscribe", "Return-Path", "Content-Type", "X-Failed-Recipients",
     "Authentication-Results", "X-Parting-Kind", "X-Parting-Request",
+    *EVIDENCE_HEADER_FIELDS,
 )
 
 # RFC 5322 section 3.6 allows each of these at most once. A DKIM signature covers only the
@@ -432,6 +434,8 @@ def parse_message(raw: bytes, *, internaldate: datetime | None = None, size: int
         size=len(raw) if size is None else size,
         text=first_text(raw) if body is not None else None,
         header_counts=tuple((name, len(fields.all(name))) for name in SINGLE_FIELDS if fields.all(name)),
+        evidence_headers=tuple((name, " ".join(value.split())) for name in EVIDENCE_HEADER_FIELDS
+                               for value in fields.all(name)),
     )
 
 

@@ -282,6 +282,7 @@ def judge_reply(
     draft_state: str,
     current_text_sha256: str | None = None,
     organizational_domain: OrganizationalDomain | None = None,
+    authentication: AuthVerdict | None = None,
 ) -> Judgement:
     """Accept the reply's command, or refuse it with the first failing check's code and reason.
 
@@ -289,12 +290,14 @@ def judge_reply(
     passes them as `token` (None when the id is unknown). For a deadline token, pass None as
     `current_version` and the deadline's state as `draft_state`. `organizational_domain` (from
     the Public Suffix List, adapters/publicsuffix.py) makes DKIM/SPF alignment relaxed; without
-    it the signing domain must equal the From domain.
+    it the signing domain must equal the From domain. `authentication`: the verdict of
+    core/evidence.py (the provider's evidence, which applies the same alignment); None: the
+    configured authserv-id's Authentication-Results only.
     """
     sender = normalise_address(reply.from_addr)
-    auth = check_authentication(reply.authentication_results, authserv_id=authserv_id,
-                                from_domain=sender.rpartition("@")[2],
-                                organizational_domain=organizational_domain)
+    auth = authentication or check_authentication(reply.authentication_results, authserv_id=authserv_id,
+                                                  from_domain=sender.rpartition("@")[2],
+                                                  organizational_domain=organizational_domain)
     named = token is not None and "@" in sender and sender == normalise_address(token.person_email)
 
     def refuse(

@@ -264,6 +264,7 @@ class Ingestor:
             auth_results=parsed.authentication_results if item.is_staff_reply else (),
             header_counts=parsed.header_counts if item.is_staff_reply else None,
             date_header=parsed.date if item.is_staff_reply else None,
+            evidence_headers=parsed.evidence_headers if item.is_staff_reply else (),
         )
         return row, assignment.triage_reason
 

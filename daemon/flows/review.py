@@ -18,6 +18,7 @@ from daemon.adapters.publicsuffix import organizational_domain
 from daemon.adapters.store import Draft, TokenRow
 from daemon.adapters.templates import TemplateProblem
 from daemon.core import review as core
+from daemon.core.evidence import evidence_policy, judge_evidence
 from daemon.core.model import Client, Person
 from daemon.core.outgoing import HeaderInjection, InvalidAddress, build_message, make_message_id, thread_headers
 from daemon.core.policy import Verdict, explain
@@ -126,6 +127,9 @@ def handle_reply(ctx: Context, message_id: str, now: datetime) -> core.Judgement
         current_version=draft.current_version if draft else None,
         draft_state=draft.state if draft else (deadline.state if deadline else "unknown"),
         organizational_domain=organizational_domain,
+        authentication=judge_evidence(evidence_policy(ctx.settings), facts.from_addr, facts.authentication_results,
+                                      row.evidence_headers,  # type: ignore[union-attr]  # as row.to_addrs above
+                                      organizational_domain=organizational_domain),
     )
     client_id = draft.client_id if draft else (deadline.client_id if deadline else None)
     auth = asdict(judgement.authentication) if judgement.authentication else None
@@ -164,6 +168,7 @@ def _record(ctx: Context, judgement: core.Judgement, row, token_row, draft, dead
                 _answer_refusal(ctx, row, judgement, client_id, now)
             ctx.log.warning("reply refused: %s", judgement.reason, extra={"message_id": message_id, "client": client_id})
             return judgement
+        ctx.log.info("reply accepted: %s", judgement.reason, extra={"message_id": message_id, "client": client_id})
         if judgement.authentication_skipped:
             ctx.log.warning("reply accepted WITHOUT authentication (review.require_authentication is false)",
                             extra={"message_id": message_id, "client": client_id})

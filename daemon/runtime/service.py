@@ -22,6 +22,7 @@ from typing import Any
 
 from daemon.adapters import smtp as mailer
 from daemon.adapters.imap import watcher as mailbox
+from daemon.adapters.oauth import OAuthCredential, TokenFile, sign_in_problem
 from daemon.adapters.settings.load import SettingsError, check_runtime, load_secrets, load_settings
 from daemon.adapters.store import OutboxRow, Store
 from daemon.adapters.templates import Templates
@@ -46,6 +47,9 @@ SHUTDOWN_GRACE = 20.0  # default seconds a send in flight may take to finish aft
 DEFAULT_TICK = 60.0  # seconds between cycles when no mail arrives
 
 
+TOKEN_FILE_POLL = 0.5  # seconds: how often a waiting watcher looks for a new token file
+
+
 def open_context(config_path: str | Path, environ: dict[str, str] | None = None) -> Context:
     """Everything `run` needs, validated before any connection; raises PartingError subclasses."""
     settings = load_settings(config_path, environ=environ)
@@ -53,8 +57,12 @@ def open_context(config_path: str | Path, environ: dict[str, str] | None = None)
     if problems:
         raise SettingsError(problems)
     secrets = load_secrets(settings, environ=environ)
-    for value in (secrets.imap_password, secrets.smtp_password, secrets.token_key):
-        register_secret(value)
+    for value in (secrets.imap_password, secrets.smtp_password, secrets.token_key, secrets.oauth_client_secret):
+        if not isinstance(value, OAuthCredential):  # its tokens are registered as they are read
+            register_secret(value)
+    if settings.mailbox.oauth is not None:  # IMAP and SMTP sign in with tokens instead of passwords
+        credential = OAuthCredential(settings.mailbox.oauth, secrets.oauth_client_secret)
+        secrets = replace(secrets, imap_password=credential, smtp_password=credential)
     store = Store.open(settings.database)
     return Context(settings, secrets, store, Templates(settings.templates_dir))
 
@@ -199,7 +207,8 @@ class Service:
         resume_held(ctx, now())
         remind_reviews(ctx, now())
         remind_due(ctx, now())
-        await self._send_with_grace()
+        if self._can_send():
+            await self._send_with_grace()
         write_missing_casefiles(ctx, now())
         self.cycles += 1
         self.notifier.status(self.status_line())
@@ -211,6 +220,12 @@ class Service:
 
     def _unread_folders(self) -> list[str]:
         return [watcher.role for watcher in self.watchers if not watcher.caught_up.is_set()]
+
+    def _can_send(self) -> bool:
+        """Not while OAuth sign-in is needed: every attempt would fail and count towards
+        smtp.max_attempts; the outbox waits as it is until someone runs `parting login`."""
+        settings = self.ctx.settings
+        return settings.mode == "dry_run" or sign_in_problem(settings.mailbox.oauth) is None
 
     async def _send_with_grace(self) -> None:
         """Send what is due; after a stop request, a send in flight gets `grace` seconds to finish."""
@@ -259,10 +274,25 @@ class Service:
             mailbox.FolderWatcher(imap, ctx.secrets.imap_password, role, on_batch=self._on_batch,
                                   get_state=self._get_state, on_uidvalidity_change=self._on_uidvalidity_change,
                                   stop=self.stop, log=get_logger(f"imap.{role}"), fetch_fields=HEADER_FIELDS,
-                                  on_progress=self.on_progress, today=lambda: self.clock.now().date())
+                                  on_progress=self.on_progress, today=lambda: self.clock.now().date(),
+                                  sleep=self._backoff_sleep)
             for role in ("inbox", "sent")
         ]
         return self.watchers
+
+    async def _backoff_sleep(self, delay: float) -> None:
+        """A watcher's wait before trying again; with OAuth2 cut short when the token file changes
+        (`parting login` wrote a new one), so the mail that arrived meanwhile is read at once."""
+        assert self.ctx is not None
+        oauth = self.ctx.settings.mailbox.oauth
+        if oauth is None:
+            await asyncio.sleep(delay)
+            return
+        loop = asyncio.get_running_loop()
+        token_file = TokenFile(oauth.token_file)
+        end, before = loop.time() + delay, token_file.identity()
+        while (left := end - loop.time()) > 0 and token_file.identity() == before:
+            await asyncio.sleep(min(left, TOKEN_FILE_POLL))
 
     def _start_watchers(self) -> None:
         self._watcher_tasks = [asyncio.create_task(w.run(), name=f"watch-{w.role}") for w in self._make_watchers()]
@@ -367,6 +397,8 @@ class Service:
         line = (f"watching {len(self.ctx.settings.clients)} clients; {in_review} drafts in review; "
                 f"{due} deadlines due; outbox {queued} queued")
         line += f", {attention} need a person" if attention else ""
+        if sign_in_problem(self.ctx.settings.mailbox.oauth):  # written by the IMAP or SMTP sign-in
+            line = "sign-in needed: run parting login; " + line
         # Say why no verdict appears yet (a missing Sent folder keeps it so: see the log).
         if unread := self._unread_folders():
             line += f"; clients not judged until {' and '.join(unread)} {'is' if len(unread) == 1 else 'are'} read"

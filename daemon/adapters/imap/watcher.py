@@ -34,9 +34,11 @@ from daemon.adapters.imap.connection import (
     ImapConnectionLost,
     ImapError,
     ImapFolderError,
+    ImapSignInNeeded,
     header_fields_item,
     is_loopback,
 )
+from daemon.adapters.oauth import Login
 from daemon.core.model import ImapSettings
 
 __all__ = [
@@ -114,7 +116,7 @@ class FolderWatcher:
     def __init__(
         self,
         settings: ImapSettings,
-        password: str | None,
+        password: Login,
         folder_role: FolderRole,
         *,
         on_batch: OnBatch,
@@ -171,8 +173,9 @@ class FolderWatcher:
                 raise
             except ImapAuthError as exc:
                 delay = self._backoff.cap
-                self._log.error("%s: %s; trying again in %.0f s (check the IMAP password "
-                                "and username)", self.role, exc, delay)
+                hint = ("sign-in needed: run parting login" if isinstance(exc, ImapSignInNeeded)
+                        else "check the IMAP password and username")
+                self._log.error("%s: %s; trying again in %.0f s (%s)", self.role, exc, delay, hint)
             except ImapFolderError as exc:
                 delay = self._backoff.next_delay()
                 self._log.error("%s: %s; trying again in %.2f s", self.role, exc, delay)
@@ -322,7 +325,7 @@ def _resolved(connection: ImapConnection, folder: str) -> str:
     return found
 
 
-async def find_in_folder(settings: ImapSettings, password: str | None, folder: str,
+async def find_in_folder(settings: ImapSettings, password: Login, folder: str,
                          message_id: str) -> bool:
     """Whether a message with this Message-ID is in the folder ("auto": the \\Sent folder)."""
     def work() -> bool:
@@ -331,7 +334,7 @@ async def find_in_folder(settings: ImapSettings, password: str | None, folder: s
     return await asyncio.to_thread(work)
 
 
-async def append_message(settings: ImapSettings, password: str | None, folder: str, raw: bytes,
+async def append_message(settings: ImapSettings, password: Login, folder: str, raw: bytes,
                          *, flags: Sequence[bytes] = (b"\\Seen",),
                          msg_time: datetime | None = None) -> None:
     """File a message in the folder ("auto": the \\Sent folder)."""

@@ -54,6 +54,8 @@ class MessageRow:
     # as for rows stored before schema v3), and the Date header as written.
     header_counts: tuple[tuple[str, int], ...] | None = None
     date_header: datetime | None = None
+    # The provider's stamps (name, value), topmost first: the same, for core/evidence.py.
+    evidence_headers: tuple[tuple[str, str], ...] = ()
 
     def envelope(self) -> Envelope:
         return Envelope(
@@ -70,7 +72,7 @@ _COLUMNS = (
     "message_id", "client_id", "thread_id", "direction", "at", "subject", "from_addr",
     "to_addrs", "cc_addrs", "in_reply_to", '"references"', "thread_index_root", "norm_subject",
     "auto_reply", "bounce", "question", "tagged", "parting_kind", "content_hash", "size",
-    "from_staff", "ingested_at", "body_text", "auth_results", "header_counts", "date_header",
+    "from_staff", "ingested_at", "body_text", "auth_results", "header_counts", "date_header", "evidence_headers",
 )
 _INSERT_MESSAGE = (
     f"INSERT OR IGNORE INTO messages ({', '.join(_COLUMNS)})"
@@ -100,6 +102,7 @@ def _message_values(row: MessageRow) -> tuple[Any, ...]:
         to_json(list(row.auth_results)) if row.auth_results else None,
         to_json(dict(row.header_counts)) if row.header_counts is not None else None,
         maybe_utc_text(row.date_header),
+        to_json([list(pair) for pair in row.evidence_headers]) if row.evidence_headers else None,
     )
 
 
@@ -123,6 +126,7 @@ def _message(row: dict[str, Any]) -> MessageRow:
         from_staff=bool(row["from_staff"]), ingested_at=from_utc_text(row["ingested_at"]),
         body_text=row["body_text"], auth_results=json_tuple(row["auth_results"]),
         header_counts=_counts(row.get("header_counts")), date_header=from_utc_text(row.get("date_header")),
+        evidence_headers=tuple((str(pair[0]), str(pair[1])) for pair in json.loads(row.get("evidence_headers") or "[]")),
     )
 
 

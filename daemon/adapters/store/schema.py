@@ -252,9 +252,15 @@ def _v3_reply_headers(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+def _v4_evidence_headers(db: sqlite_utils.Database) -> None:
+    # The provider's stamps on a staff reply (X-MS-Exchange-Organization-AuthAs, ...): the
+    # evidence core/evidence.py judges, kept like auth_results for staff replies only.
+    db.execute("ALTER TABLE messages ADD COLUMN evidence_headers TEXT")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index, _v3_reply_headers]
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index, _v3_reply_headers, _v4_evidence_headers]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
