@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon.adapters.files import write_atomically
+from daemon.adapters.redaction import register_secret
 from daemon.core.errors import PartingError
 from daemon.core.model import OAuthSettings
-from daemon.runtime.logs import register_secret
 
 if TYPE_CHECKING:  # Authlib and requests are imported where used: `parting status` must start fast
     from authlib.integrations.requests_client import OAuth2Session

@@ -16,7 +16,8 @@ import aiosmtplib
 from aiosmtplib import SMTPAuthenticationError
 
 from daemon.adapters.oauth import OAuthCredential, OAuthProblem, SignInNeeded
-from daemon.adapters.smtp import PermanentFailure, TemporaryFailure, _endpoint
+from daemon.adapters.smtp_outcomes import PermanentFailure, TemporaryFailure
+from daemon.adapters.smtp_outcomes import endpoint as _endpoint
 from daemon.core.model import SmtpSettings
 
 

@@ -16,7 +16,6 @@ import os
 import re
 import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiosmtplib
@@ -31,6 +30,15 @@ from aiosmtplib import (
 
 from daemon.adapters.files import write_atomically
 from daemon.adapters.oauth import Login, OAuthCredential
+from daemon.adapters.oauth_smtp import oauth_login
+from daemon.adapters.smtp_outcomes import (
+    DeliveryProblem,
+    PermanentFailure,
+    SendResult,
+    TemporaryFailure,
+    UncertainDelivery,
+)
+from daemon.adapters.smtp_outcomes import endpoint as _endpoint
 from daemon.core.hosts import is_loopback
 from daemon.core.model import SmtpSettings
 from daemon.core.outgoing import InvalidAddress, check_address
@@ -57,42 +65,6 @@ QUIT_TIMEOUT = 10.0
 _LINE_ENDS = re.compile(rb"\r\n|\n|\r(?!\n)")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._@+-]")
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """The server's reply to the end of DATA: it accepted the message."""
-
-    code: int
-    reply: str
-
-
-class DeliveryProblem(Exception):
-    """Base of the outcomes the outbox acts on; `reason` is written for a person to read."""
-
-    def __init__(self, reason: str, code: int | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.code = code
-
-
-class TemporaryFailure(DeliveryProblem):
-    """Not sent, and trying again later may work (4xx, network, TLS)."""
-
-
-class PermanentFailure(DeliveryProblem):
-    """Not sent, and trying again will not help until someone changes something (5xx, config)."""
-
-    def __init__(self, code: int | None, reason: str) -> None:
-        super().__init__(reason, code)
-
-
-class UncertainDelivery(DeliveryProblem):
-    """The whole message may have reached the server: never retried automatically."""
-
-
-def _endpoint(settings: SmtpSettings) -> str:
-    return f"{settings.host}:{settings.port}"
 
 
 def _by_code(code: int, reason: str) -> DeliveryProblem:
@@ -188,8 +160,6 @@ async def _open(
         if settings.username:
             phase = "login"
             if isinstance(password, OAuthCredential):
-                from daemon.adapters.oauth_smtp import oauth_login  # it builds on this module's errors
-
                 await oauth_login(smtp, settings, password, command_timeout)
             else:
                 await _login(smtp, settings, password or "", command_timeout)
