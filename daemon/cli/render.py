@@ -270,7 +270,8 @@ def describe_event(event: Data, data: Data) -> str:
     if kind.startswith("deadline_"):
         due = f", due {when(d.get('due_at'), data)}" if d.get("due_at") else ""
         note = f": {d['note']}" if d.get("note") else ""
-        return f"{d.get('kind', '')} deadline {kind.removeprefix('deadline_')}{due}{note}"
+        outcome = f" (outcome: {d['outcome']})" if d.get("outcome") else ""
+        return f"{d.get('kind', '')} deadline {kind.removeprefix('deadline_')}{due}{outcome}{note}"
     if kind == "hold_over":
         return f"hold over; now {d.get('state')}"
     return kind.replace("_", " ")

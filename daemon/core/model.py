@@ -226,6 +226,32 @@ class ReviewSettings:
 class FollowupSettings:
     phone_call_after: Duration = field(default_factory=lambda: parse_duration("24 hours"))
     retrospective_after: Duration = field(default_factory=lambda: parse_duration("7 days"))
+    # The call is counted in business time: "24 hours" is the next working day at the same time
+    # (see in_business_time); false keeps the wall clock.
+    business_time: bool = True
+    phone_reminders: int = 3  # reminders of the call in all, one each working day until DONE
+
+    @property
+    def phone_call_wait(self) -> Duration:
+        """phone_call_after as it is counted (business time unless business_time is false)."""
+        return in_business_time(self.phone_call_after) if self.business_time else self.phone_call_after
+
+
+def in_business_time(wait: Duration) -> Duration:
+    """A wall-clock wait read in business time: whole days (or multiples of 24 hours) become
+    working days, so "24 hours" from Friday 16:00 is Monday 16:00 (the next working day at the
+    same time, as a person means it); weeks are five working days; other spans are working hours
+    and minutes. A business duration is returned unchanged."""
+    if wait.business or wait.is_zero:
+        return wait
+    seconds = wait.as_timedelta().total_seconds()
+    if seconds % 86400 == 0 and wait.unit != "weeks":
+        return Duration(seconds / 86400, "days", True, wait.text)
+    if wait.unit == "weeks":
+        return Duration(wait.amount * 5, "days", True, wait.text)
+    if wait.unit == "seconds":
+        return Duration(seconds / 60, "minutes", True, wait.text)
+    return Duration(wait.amount, wait.unit, True, wait.text)
 
 
 @dataclass(frozen=True)

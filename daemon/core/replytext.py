@@ -206,6 +206,7 @@ def command_help(role: str) -> str:
              " email (commands are English words whatever the language of your mail):"]
     if role == "deadline":
         lines.append("  DONE <note>       the follow-up is done; the note goes into the case file")
+        lines.append("  DONE reached <note> | DONE no answer | DONE left message   the call's outcome")
     else:
         lines += ["  APPROVE           send this version (the owner adopts it as their email)",
                   "  REJECT <reason>   do not send it; the reason is recorded",

@@ -26,6 +26,7 @@ from daemon.adapters.store import OutboxRow, Store
 from daemon.adapters.templates import Templates
 from daemon.core.mail import HEADER_FIELDS
 from daemon.core.model import Settings
+from daemon.flows.calls import repeat_call_reminders
 from daemon.flows.casefiles import write_missing_casefiles
 from daemon.flows.context import Context
 from daemon.flows.evaluate import Agenda, evaluate_all
@@ -182,6 +183,7 @@ class Service:
         resume_held(ctx, now())
         remind_reviews(ctx, now())
         remind_due(ctx, now())
+        repeat_call_reminders(ctx, now())
         await self._send_with_grace()
         write_missing_casefiles(ctx, now())
         self.cycles += 1
