@@ -29,7 +29,7 @@ from daemon.core.rules import format_time
 Data = dict[str, Any]
 
 STATE_STYLES = {
-    "active": "green", "awaiting": "cyan", "overdue": "yellow", "unresponsive": "bold red",
+    "active": "green", "awaiting": "cyan", "overdue": "yellow", "unresponsive": "bold red", "unreachable": "bold magenta",
     "paused": "magenta", "exempt": "dim",
     # drafts
     "owner_review": "cyan", "second_review": "cyan", "held": "magenta", "sendable": "yellow",

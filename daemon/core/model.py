@@ -318,6 +318,16 @@ class ParsedMessage:
 
 
 @dataclass(frozen=True)
+class DeliveryFailure:
+    """What a bounce says: our message `original_message_id` did not reach `recipient`, and why."""
+
+    original_message_id: str
+    recipient: str  # lower-case addr-spec
+    status: str  # the DSN Status ("5.1.1"), "" when the bounce gave none
+    reason: str  # the receiving server's words (Diagnostic-Code), else the status
+
+
+@dataclass(frozen=True)
 class Envelope:
     """A stored message as the policy sees it (one row of the messages table)."""
 
@@ -333,3 +343,5 @@ class Envelope:
     question: bool = False  # our new text asks something (a question mark or a request phrase)
     tagged: bool = False  # marked as a request by subject tag or X-Parting-Request header
     parting_kind: str | None = None
+    # A bounce: the messages of ours it reports as not delivered (core/bounces.py).
+    delivery_failures: tuple[DeliveryFailure, ...] = ()

@@ -26,6 +26,7 @@ from daemon.adapters.store import OutboxRow, Store
 from daemon.adapters.templates import Templates
 from daemon.core.mail import HEADER_FIELDS
 from daemon.core.model import Settings
+from daemon.flows.bounces import tell_owners_of_bounces
 from daemon.flows.calls import repeat_call_reminders
 from daemon.flows.casefiles import write_missing_casefiles
 from daemon.flows.context import Context
@@ -175,6 +176,7 @@ class Service:
         self._staff_replies.clear()
         if self.stop.is_set():
             return
+        tell_owners_of_bounces(ctx, now())
         when = now()
         if self._history_complete():
             only = self.agenda.next(ctx.store, when)

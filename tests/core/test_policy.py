@@ -15,6 +15,7 @@ import pytest
 
 from daemon.core.model import (
     Client,
+    DeliveryFailure,
     Envelope,
     HolidayCalendar,
     LadderStep,
@@ -64,6 +65,15 @@ def bounce(mid: str, day: float, hour: float = 10) -> Envelope:
     return reply(mid, day, hour, bounce=True)
 
 
+def dsn(mid: str, of: str, day: float, hour: float = 10, to: str = "jane@acme.example") -> Envelope:
+    """A bounce that names our message `of` as not delivered to `to`."""
+    return reply(mid, day, hour, bounce=True, auto_reply="delivery status notification",
+                 delivery_failures=(DeliveryFailure(of, to, "5.1.1", "550 5.1.1 user unknown"),))
+
+
+TWO_ADDRESSES = replace(CLIENT, addresses=("jane@acme.example", "accounts@acme.example"))
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -85,6 +95,14 @@ def hits(*pairs: tuple[str, tuple[str, ...]]) -> frozenset[tuple[str, tuple[str,
 
 
 CASES = [
+    Case("a request a bounce reports as not delivered is undeliverable, not ignored",
+         (ask("m1", 0), dsn("b1", "m1", 0, 10.5, to="accounts@acme.example")), at(10), "active",
+         hits(("no-requests", ()), ("undeliverable", ("m1", "b1")), ("bounced", ("b1",))), client=TWO_ADDRESSES),
+    Case("every address of the client bounced: unreachable, the ladder never reached",
+         (ask("m1", 0), ask("m2", 1), ask("m3", 2), dsn("b1", "m1", 0, 11)), at(30), "unreachable",
+         hits(("undeliverable", ("m1", "b1")), ("bounced", ("b1",)), ("unreachable", ("b1",)),
+              ("request-ignored", ("m2",)), ("request-ignored", ("m3",)), ("silent-too-long", ("m2",))),
+         ignored=2),
     Case("no history: active", (), at(0), "active", hits(("no-requests", ()))),
     Case("a question inside its window: awaiting until Thursday 10:00",
          (ask("m1", 0),), at(1), "awaiting", hits(("request-open", ("m1",))), next_due=at(3)),

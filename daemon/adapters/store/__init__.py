@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .base import StoreError
+from .bounces import BouncesMixin, FailureRow
 from .clients import ClientsMixin, Episode, Note
 from .deadlines import Deadline, DeadlinesMixin
 from .events import Event, EventsMixin
@@ -31,7 +32,7 @@ from .review import Draft, DraftVersion, Endorsement, ReviewMixin, TokenRow
 from .schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, set_version, stored_version
 
 __all__ = [
-    "Deadline", "Draft", "DraftVersion", "Endorsement", "Episode", "Event", "FolderState",
+    "Deadline", "Draft", "DraftVersion", "Endorsement", "Episode", "Event", "FailureRow", "FolderState",
     "MessageLocation", "MessageRow", "Note", "OutboxRow", "QuarantineItem", "SCHEMA_VERSION",
     "Store", "StoreError", "TokenRow", "TriageItem",
 ]
@@ -57,7 +58,7 @@ def _waiting_while_busy(step: Callable[[], T]) -> T:
 
 
 class Store(
-    EventsMixin, MessagesMixin, IntakeMixin, ClientsMixin, ReviewMixin, OutboxMixin, DeadlinesMixin,
+    BouncesMixin, EventsMixin, MessagesMixin, IntakeMixin, ClientsMixin, ReviewMixin, OutboxMixin, DeadlinesMixin,
 ):
     """parting's database. The methods live in one module per domain: events, messages
     (with the ThreadLookup protocol), intake (folders, quarantine, triage), clients, review,

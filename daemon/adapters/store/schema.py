@@ -238,9 +238,33 @@ def _v2_address_index(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+# A bounce names the message of ours it returns and the addresses that failed (core/bounces.py):
+# kept beside the bounce's messages row (never updated) so the policy can tell an undeliverable
+# request from an ignored one, and the owner is told once per message and address.
+_DELIVERY_FAILURES = [
+    """CREATE TABLE delivery_failures (
+        bounce_message_id TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        original_message_id TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT '',
+        reason TEXT NOT NULL DEFAULT '',
+        client_id TEXT,
+        at TEXT NOT NULL,
+        told_at TEXT,
+        PRIMARY KEY (bounce_message_id, recipient))""",
+    "CREATE INDEX delivery_failures_client ON delivery_failures(client_id, at)",
+    "CREATE INDEX delivery_failures_original ON delivery_failures(original_message_id, recipient)",
+]
+
+
+def _v3_delivery_failures(db: sqlite_utils.Database) -> None:
+    for statement in _DELIVERY_FAILURES:
+        db.execute(statement)
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index]
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index, _v3_delivery_failures]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
