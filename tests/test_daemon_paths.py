@@ -3,13 +3,19 @@ delivery failures, answers outside email, triage, a new owner."""
 
 from __future__ import annotations
 
+import json
+
 import mailfactory as mf
 import pytest
+from click.testing import CliRunner
 from harness import CLIENTS, RunningDaemon, utc, write_config
-from test_daemon_review import START, by_kind, seed_history
+from test_daemon_review import START, by_kind, reply_to_review, seed_history
 
+from daemon.cli import cli
+from daemon.queries.casefile.build import build_casefile
 from daemon.queries.explain import explain
 from daemon.queries.status import status
+from daemon.runtime.clock import write_clock_file
 
 pytestmark = pytest.mark.integration
 
@@ -66,3 +72,73 @@ async def test_a_client_whose_every_address_bounced_is_unreachable_and_never_esc
 @pytest.fixture
 def config(tmp_path, dovecot, smtp_sink):
     return write_config(tmp_path / "parting", dovecot, smtp_sink)
+
+
+# ---- answers outside email ------------------------------------------------------------------------
+
+
+def seed_two_ignored(dovecot) -> dict[str, str]:
+    """acme ignores two requests: the owner is nudged and notified, no release is drafted."""
+    mids = {}
+    for n, day in enumerate((19, 26), start=1):
+        raw, mids[f"acme{n}"] = mf.request("jane@acme.example", f"Signed form {n}?", utc(2026, 10, day, 10),
+                                           f"acme-two-{n}")
+        mf.deliver(dovecot, "Sent", raw)
+    return mids
+
+
+def acme_verdict(daemon) -> dict:
+    return daemon.store.latest_verdicts().get("acme", {})
+
+
+async def test_answered_by_reply_to_an_owner_notice_is_the_client_s_answer(config, dovecot, smtp_sink):
+    seed_two_ignored(dovecot)
+    async with RunningDaemon(config, START) as daemon:
+        notice = (await daemon.wait_for(lambda: by_kind(smtp_sink, "owner-notify_owner", "alice@example.com"),
+                                        timeout=20, what="the owner notice"))[0]
+        assert "ANSWERED" in text_of(notice) and "+r-" in str(notice.message["Reply-To"])
+        assert acme_verdict(daemon)["state"] == "overdue"
+        await reply_to_review(daemon, dovecot, notice, "bob@example.com", "ANSWERED by phone: all fine", "bob-ans")
+        await daemon.wait_for(lambda: [e for e in daemon.store.events(kinds=["reply_refused"])
+                                       if e.data["code"] == "wrong_sender"], timeout=10, what="bob refused")
+        await reply_to_review(daemon, dovecot, notice, "alice@example.com",
+                              "ANSWERED by phone: Jane will send both forms on Friday.", "alice-ans")
+        await daemon.wait_for(lambda: acme_verdict(daemon).get("state") == "active", timeout=10,
+                              what="acme active again")
+        verdict = acme_verdict(daemon)
+        assert verdict["episode"].startswith("ep-recorded-") and verdict["ignored_count"] == 0
+        recorded = daemon.store.recorded("acme")
+        assert [(r.how, r.note, r.by) for r in recorded] == [("phone", "Jane will send both forms on Friday.",
+                                                              "alice")]
+        assert daemon.store.events(kinds=["answer_recorded"])
+        notices = len([m for m in smtp_sink.messages if m.message.get("X-Parting-Kind", "").startswith("owner-")])
+        await daemon.advance(days=2)
+        assert len([m for m in smtp_sink.messages
+                    if m.message.get("X-Parting-Kind", "").startswith("owner-")]) == notices, "no new notice"
+        casefile = build_casefile(daemon.store, daemon.service.ctx.settings, "acme", now=daemon.clock.now())
+    lines = explain(config, "acme", now=utc(2026, 11, 4, 12))["explain"]
+    assert any("answered by phone" in line and "recorded by alice" in line and "Friday" in line for line in lines)
+    assert any("the client answered by phone" in entry["detail"] for entry in casefile["timeline"])
+
+
+async def test_answered_from_the_command_line_starts_a_new_episode(config, dovecot, smtp_sink, monkeypatch):
+    seed_two_ignored(dovecot)
+    clock_file = config.parent / "clock"
+    monkeypatch.setenv("PARTING_TEST_CLOCK_FILE", str(clock_file))
+    monkeypatch.setenv("USER", "alice")
+    async with RunningDaemon(config, START) as daemon:
+        await daemon.wait_for(lambda: acme_verdict(daemon).get("state") == "overdue", timeout=20)
+        write_clock_file(clock_file, daemon.clock.now())
+        result = CliRunner().invoke(cli, ["answered", "acme", "--by", "meeting", "--note", "Met Jane at the fair",
+                                          "--at", "2026-11-02 09:30", "--json", "--config", str(config)])
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.output)
+        assert (data["how"], data["by"], data["at"]) == ("meeting", "alice", "2026-11-02T09:30:00+00:00")
+        await daemon.advance(minutes=1)
+        await daemon.wait_for(lambda: acme_verdict(daemon).get("state") == "active", timeout=10,
+                              what="acme judged again from the recorded answer")
+        assert acme_verdict(daemon)["episode"] == data["episode"]
+        future = CliRunner().invoke(cli, ["answered", "acme", "--by", "phone", "--note", "x", "--at",
+                                          "2030-01-01 10:00", "--config", str(config)])
+        assert future.exit_code != 0 and "after now" in future.output
+        assert len(daemon.store.recorded("acme")) == 1, "a refused answer records nothing"

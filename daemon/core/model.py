@@ -345,3 +345,7 @@ class Envelope:
     parting_kind: str | None = None
     # A bounce: the messages of ours it reports as not delivered (core/bounces.py).
     delivery_failures: tuple[DeliveryFailure, ...] = ()
+    # Not a message: what a person recorded, standing in the history as the client's real reply
+    # would ("answered:phone", "answered:meeting", "answered:other", "owner_changed"); `subject`
+    # holds the note and `from_addr` the person id who recorded it.
+    recorded: str | None = None

@@ -242,7 +242,7 @@ def _order(env: Envelope) -> tuple:
     # A total order on envelopes, so that nothing downstream depends on the history's order.
     return (env.at, env.message_id, env.direction, env.thread_id, env.subject, env.from_addr,
             env.auto_reply or "", env.bounce, env.question, env.tagged, env.parting_kind or "",
-            env.client_id or "")
+            env.client_id or "", env.recorded or "", repr(env.delivery_failures))
 
 
 def _require_aware(env: Envelope) -> Envelope:
@@ -301,7 +301,11 @@ def _answers(requests: list[Envelope], replies: list[Envelope], any_thread: bool
     """The first real reply after each request: any reply, or the first in the request's thread."""
     group_of = (lambda env: None) if any_thread else attrgetter("thread_id")
     groups: dict[str | None, list[Envelope]] = {}
+    # What a person recorded (an answer by phone) belongs to no thread: it answers every request.
+    everywhere = [] if any_thread else [reply for reply in replies if reply.recorded]
     for reply in replies:
+        if everywhere and reply.recorded:
+            continue
         groups.setdefault(group_of(reply), []).append(reply)
     group_times = {key: [reply.at for reply in group] for key, group in groups.items()}
     answers: list[Envelope | None] = []
@@ -309,7 +313,11 @@ def _answers(requests: list[Envelope], replies: list[Envelope], any_thread: bool
         key = group_of(request)
         group = groups.get(key, [])
         index = bisect_right(group_times.get(key, []), request.at)
-        answers.append(group[index] if index < len(group) else None)
+        answer = group[index] if index < len(group) else None
+        recorded = next((reply for reply in everywhere if reply.at > request.at), None)
+        if recorded is not None and (answer is None or recorded.at < answer.at):
+            answer = recorded
+        answers.append(answer)
     return answers
 
 

@@ -8,7 +8,9 @@ Rules of this module:
   order of the evidence, not a priority list.
 - Requests are our outbound messages that expect a reply under `policy.expects_reply`; our own
   auto-replies and the mail parting generates (review, release...; nudges excepted) never are.
-- A real reply is inbound, written by a person (no auto_reply, no bounce, not parting's mail).
+- A real reply is inbound, written by a person (no auto_reply, no bounce, not parting's mail), or
+  what a person recorded in its place (`Envelope.recorded`: an answer by phone or in a meeting,
+  an owner change), which answers every open request whatever the thread.
 - Every verdict builds these values for each client, so the hot ones fill their fields in one
   step (see RuleHit.__init__) and format_time keeps the words of each day it has written.
 """
@@ -226,6 +228,8 @@ def is_request(env: Envelope, policy: Policy) -> bool:
 
 
 def is_real_reply(env: Envelope) -> bool:
+    """A person's reply, or what a person recorded in its place (an answer outside email, an owner
+    change): either begins a new episode."""
     return env.direction == "in" and not env.auto_reply and not env.bounce and not env.parting_kind
 
 
@@ -289,12 +293,27 @@ def _request_ignored(f: Facts) -> Hits:
 
 def _answered(f: Facts) -> Hits:
     reply = f.closing_reply
-    if reply is None:
+    if reply is None or reply.recorded == "owner_changed":
         return ()
     ids = (reply.message_id, *(r.message_id for r in f.closed_requests))
     what = f"answering {len(f.closed_requests)} request(s) of ours" if f.closed_requests else "unprompted"
+    if reply.recorded:
+        how = reply.recorded.partition(":")[2] or "other"
+        words = "in a meeting" if how == "meeting" else "by phone" if how == "phone" else "outside email"
+        return (f.hit("answered", ids, f"the client answered {words} on {{0}}, recorded by "
+                      f"{_escape(reply.from_addr)}: {quote(reply.subject)} ({what}); a new episode began",
+                      (reply.at,), reply.at),)
     return (f.hit("answered", ids, f"the client replied {quote(reply.subject)} on {{0}} ({what}); "
                   "a new episode began", (reply.at,), reply.at),)
+
+
+def _owner_changed(f: Facts) -> Hits:
+    change = f.closing_reply
+    if change is None or change.recorded != "owner_changed":
+        return ()
+    ids = (change.message_id, *(r.message_id for r in f.closed_requests))
+    return (f.hit("owner-changed", ids, f"{_escape(change.subject)} on {{0}} (settling {len(f.closed_requests)} "
+                  "open request(s)); a new episode began", (change.at,), change.at),)
 
 
 def _auto_reply_ignored(f: Facts) -> Hits:
@@ -405,6 +424,7 @@ RULES: tuple[Rule, ...] = (
     Rule("request-ignored", "a request went unanswered past ignored_after (one hit each)", _request_ignored,
          "overdue"),
     Rule("answered", "the client's real reply that began the current episode", _answered),
+    Rule("owner-changed", "a new owner took the client over: a new episode began", _owner_changed),
     Rule("auto-reply-ignored", "automatic replies seen and disregarded", _auto_reply_ignored),
     Rule("bounced", "delivery failures: evidence, never an answer", _bounced),
     Rule("undeliverable", "a request a bounce reports as not delivered: never counted as ignored", _undeliverable),

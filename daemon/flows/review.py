@@ -21,6 +21,7 @@ from daemon.core.model import Client, Person
 from daemon.core.outgoing import HeaderInjection, InvalidAddress, build_message, make_message_id, thread_headers
 from daemon.core.policy import Verdict, explain
 from daemon.core.replytext import split_reply
+from daemon.flows import owner_replies
 from daemon.flows.context import Context, common_context, describe_time, queue_mail
 from daemon.runtime.faults import crash_point
 
@@ -104,6 +105,8 @@ def handle_reply(ctx: Context, message_id: str, now: datetime) -> core.Judgement
     token = core.token_from_addresses((*row.to_addrs, *row.cc_addrs), our)
     parts = core.split_token(token) if token else None
     token_row = store.token(parts[0]) if parts else None
+    if token and token_row is not None and token_row.subject_kind in owner_replies.SUBJECTS:
+        return owner_replies.handle_owner_reply(ctx, row, token_row, token, now)  # ANSWERED, ASSIGN, DISMISS
     facts = core.ReplyFacts(
         from_addr=row.from_addr, to_addrs=(*row.to_addrs, *row.cc_addrs), in_reply_to=row.in_reply_to,
         references=row.references, subject=row.subject, auto_reply=row.auto_reply,

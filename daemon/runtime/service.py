@@ -178,6 +178,8 @@ class Service:
             return
         tell_owners_of_bounces(ctx, now())
         when = now()
+        self.agenda.history_grew(ctx.rejudge)
+        ctx.rejudge.clear()
         if self._history_complete():
             only = self.agenda.next(ctx.store, when)
             evaluate_all(ctx, when, only)

@@ -28,12 +28,13 @@ from .events import Event, EventsMixin
 from .intake import FolderState, IntakeMixin, QuarantineItem, TriageItem
 from .messages import MessageLocation, MessageRow, MessagesMixin
 from .outbox import OutboxMixin, OutboxRow
+from .recorded import Notice, Recorded, RecordedMixin
 from .review import Draft, DraftVersion, Endorsement, ReviewMixin, TokenRow
 from .schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, set_version, stored_version
 
 __all__ = [
     "Deadline", "Draft", "DraftVersion", "Endorsement", "Episode", "Event", "FailureRow", "FolderState",
-    "MessageLocation", "MessageRow", "Note", "OutboxRow", "QuarantineItem", "SCHEMA_VERSION",
+    "MessageLocation", "MessageRow", "Note", "Notice", "OutboxRow", "Recorded", "QuarantineItem", "SCHEMA_VERSION",
     "Store", "StoreError", "TokenRow", "TriageItem",
 ]
 
@@ -58,7 +59,8 @@ def _waiting_while_busy(step: Callable[[], T]) -> T:
 
 
 class Store(
-    BouncesMixin, EventsMixin, MessagesMixin, IntakeMixin, ClientsMixin, ReviewMixin, OutboxMixin, DeadlinesMixin,
+    RecordedMixin, BouncesMixin, EventsMixin, MessagesMixin, IntakeMixin, ClientsMixin, ReviewMixin, OutboxMixin,
+    DeadlinesMixin,
 ):
     """parting's database. The methods live in one module per domain: events, messages
     (with the ThreadLookup protocol), intake (folders, quarantine, triage), clients, review,

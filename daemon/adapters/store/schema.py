@@ -262,9 +262,58 @@ def _v3_delivery_failures(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+# What happened outside the mailbox, recorded by a person (an answer by phone or in a meeting, an
+# owner change): each row stands in the client's history as a real reply would, starting a new
+# episode. Notices are the owner emails that take a reply (ANSWERED): a token names its row.
+_RECORDED = [
+    """CREATE TABLE recorded (
+        id INTEGER PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        how TEXT NOT NULL DEFAULT '',
+        note TEXT NOT NULL DEFAULT '',
+        by TEXT NOT NULL,
+        at TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        via TEXT NOT NULL DEFAULT '')""",
+    "CREATE INDEX recorded_client ON recorded(client_id, at)",
+    """CREATE TABLE notices (
+        id INTEGER PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        episode TEXT NOT NULL,
+        at TEXT NOT NULL)""",
+    # Tokens now also name a notice (ANSWERED) or a triage item (ASSIGN, DISMISS): SQLite cannot
+    # widen a CHECK in place, so the table is copied into one with the wider CHECK.
+    """CREATE TABLE tokens_wider (
+        token_id TEXT PRIMARY KEY,
+        token_mac TEXT NOT NULL,
+        subject_kind TEXT NOT NULL CHECK (subject_kind IN ('draft', 'deadline', 'notice', 'triage')),
+        subject_id INTEGER NOT NULL,
+        version INTEGER,
+        text_sha256 TEXT,
+        person TEXT NOT NULL,
+        role TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        review_message_id TEXT,
+        issued_at TEXT NOT NULL,
+        used_at TEXT,
+        used_by_message_id TEXT UNIQUE)""",
+    "INSERT INTO tokens_wider SELECT * FROM tokens",
+    "DROP TABLE tokens",
+    "ALTER TABLE tokens_wider RENAME TO tokens",
+    "CREATE INDEX tokens_subject ON tokens(subject_kind, subject_id)",
+]
+
+
+def _v4_recorded_evidence(db: sqlite_utils.Database) -> None:
+    for statement in _RECORDED:
+        db.execute(statement)
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index, _v3_delivery_failures]
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index, _v3_delivery_failures, _v4_recorded_evidence]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (

@@ -14,6 +14,7 @@ from typing import Any
 from daemon.adapters.store import Deadline, Event, MessageRow, Note, OutboxRow, Store
 from daemon.cli import render as views
 from daemon.core.model import Settings
+from daemon.queries.casefile.path_words import WORDS as PATH_WORDS
 from daemon.queries.common import iso, person_name
 from daemon.queries.listings import endorsement_row, subject_of, version_diff
 
@@ -47,6 +48,8 @@ def event_entry(settings: Settings, row: Event, header: Data) -> Data:
 
 def describe(kind: str, payload: Data, who: str | None, header: Data) -> str:
     """One event in plain words (the draft and sending kinds as `parting drafts show` words them)."""
+    if kind in PATH_WORDS:
+        return PATH_WORDS[kind](payload, who)
     if kind == "verdict":
         state, before = payload.get("state"), payload.get("previous")
         moved = f"{before} -> {state}" if before and before != state else str(state)
