@@ -142,3 +142,74 @@ async def test_answered_from_the_command_line_starts_a_new_episode(config, dovec
                                           "2030-01-01 10:00", "--config", str(config)])
         assert future.exit_code != 0 and "after now" in future.output
         assert len(daemon.store.recorded("acme")) == 1, "a refused answer records nothing"
+
+
+# ---- triage ---------------------------------------------------------------------------------------
+
+
+def seed_reply_from_a_private_address(dovecot, mids: dict[str, str], sender: str = "jane.doe@gmail.example",
+                                      tag: str = "private") -> str:
+    """Jane answers request 2 from her private address, which parting does not know: triage."""
+    raw, mid = mf.reply(sender, mids["acme2"], "Signed form 2?", utc(2026, 10, 30, 9), tag,
+                        body="Sorry, writing from home: both forms are signed, I will post them.\n")
+    mf.deliver(dovecot, "INBOX", raw)
+    return mid
+
+
+async def test_a_triaged_reply_assigned_by_the_owner_makes_the_client_active_again(config, dovecot, smtp_sink):
+    mids = seed_two_ignored(dovecot)
+    async with RunningDaemon(config, START) as daemon:
+        # delivered once the Sent folder is read, so the reply's thread is known to be acme's
+        await daemon.wait_for(lambda: acme_verdict(daemon).get("state") == "overdue", timeout=20)
+        private = seed_reply_from_a_private_address(dovecot, mids)
+        asked = (await daemon.wait_for(lambda: by_kind(smtp_sink, "owner-triage", "alice@example.com"), timeout=20,
+                                       what="the owner asked about the triaged message"))[0]
+        text = text_of(asked)
+        assert "jane.doe@gmail.example" in text and "ASSIGN acme" in text and "DISMISS" in text
+        assert acme_verdict(daemon)["state"] == "overdue", "an unplaced reply is not the client's answer"
+        await reply_to_review(daemon, dovecot, asked, "alice@example.com", "ASSIGN acme LEARN", "alice-assign")
+        await daemon.wait_for(lambda: acme_verdict(daemon).get("state") == "active", timeout=10,
+                              what="acme active again")
+        assert acme_verdict(daemon)["episode"] == f"ep-{private.strip('<>')}"
+        assert not daemon.store.triage(), "the item is closed"
+        assert daemon.store.events(kinds=["triage_assigned"])[0].data["learned_address"] is True
+        await daemon.advance(days=1)
+        assert len(by_kind(smtp_sink, "owner-triage")) == 1, "one email per item"
+        # from then on, mail from the learned address is acme's
+        raw, later = mf.reply("jane.doe@gmail.example", mids["acme1"], "Signed form 1?", daemon.clock.now(),
+                              "private-later")
+        mf.deliver(dovecot, "INBOX", raw)
+        await daemon.wait_for(lambda: (m := daemon.store.message(later.strip("<>"))) and m.client_id == "acme",
+                              timeout=10, what="later mail classified as acme's")
+    row = status(config, now=utc(2026, 11, 4))
+    assert {"address": "jane.doe@gmail.example", "client": "acme"}.items() <= row["learned_addresses"][0].items()
+    assert next(c for c in row["clients"] if c["id"] == "acme")["state"] == "active"
+
+
+async def test_triage_from_the_command_line_lists_assigns_and_dismisses(config, dovecot, smtp_sink, monkeypatch):
+    mids = seed_two_ignored(dovecot)
+    clock_file = config.parent / "clock"
+    monkeypatch.setenv("PARTING_TEST_CLOCK_FILE", str(clock_file))
+    monkeypatch.setenv("USER", "alice")
+    async with RunningDaemon(config, START) as daemon:
+        await daemon.wait_for(lambda: acme_verdict(daemon).get("state") == "overdue", timeout=20)
+        seed_reply_from_a_private_address(dovecot, mids)
+        seed_reply_from_a_private_address(dovecot, mids, sender="someone@elsewhere.example", tag="stray")
+        await daemon.wait_for(lambda: len(daemon.store.triage()) == 2, timeout=20, what="two triage items")
+        write_clock_file(clock_file, daemon.clock.now())
+        listing = CliRunner().invoke(cli, ["triage", "--json", "--config", str(config)])
+        assert listing.exit_code == 0, listing.output
+        items = {item["from"]: item for item in json.loads(listing.output)["items"]}
+        assert items["jane.doe@gmail.example"]["likely_client"] == "acme"
+        home, stray = items["jane.doe@gmail.example"]["id"], items["someone@elsewhere.example"]["id"]
+        assigned = CliRunner().invoke(cli, ["triage", "assign", str(home), "acme", "--config", str(config)])
+        assert assigned.exit_code == 0 and "assigned to acme" in assigned.output, assigned.output
+        dismissed = CliRunner().invoke(cli, ["triage", "dismiss", str(stray), "--note", "not about this client",
+                                             "--config", str(config)])
+        assert dismissed.exit_code == 0 and "dismissed by alice" in dismissed.output, dismissed.output
+        again = CliRunner().invoke(cli, ["triage", "dismiss", str(stray), "--note", "x", "--config", str(config)])
+        assert again.exit_code != 0 and "already closed" in again.output
+        await daemon.advance(minutes=1)
+        await daemon.wait_for(lambda: acme_verdict(daemon).get("state") == "active", timeout=10,
+                              what="acme judged again")
+        assert not daemon.store.triage() and not daemon.store.learned_addresses()

@@ -120,6 +120,12 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
     "delivery_failed.txt.j2": _sample(failure={
         "recipient": "jane@acme.example", "reason": "550 5.1.1 User unknown", "status": "5.1.1",
         "subject": "Approval needed for the final proof", "sent_at": "Wed 18 Feb 2026, 10:00"}, unreachable=True),
+    # To the owner of the client a triaged message most likely belongs to (flows/triage.py);
+    # why = how parting guessed the client.
+    "triage_owner.txt.j2": _sample(why="it was written into that client's conversation", message={
+        "from_addr": "jane.doe@gmail.example", "subject": "Re: Approval needed for the final proof",
+        "received_at": "Thu 19 Feb 2026, 09:12",
+        "reason": "unknown sender jane.doe@gmail.example in a thread of client acme"}),
     # To the owner: time to look back over the case; casefile_path = the written case file.
     "retrospective.txt.j2": _sample(casefile_path="/var/lib/parting/casefiles/acme-2026-03-03.md",
                                     release=_RELEASE),

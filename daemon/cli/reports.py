@@ -29,7 +29,8 @@ def status(config_path: str, as_json: bool) -> None:
       clients: [{id, name, owner, owner_name, state, policy, ignored, open_requests, ladder,
                  last_in, last_out, next_due}],
       drafts_in_review, outbox_attention, deadlines_due, quarantined,
-      triage: [{id, message_id, client, reason, at}]    (times ISO 8601 UTC, null if none)
+      triage: [{id, message_id, client, reason, at}],
+      learned_addresses: [{address, client, by, at}]    (times ISO 8601 UTC, null if none)
     """
     from daemon.cli import render
     from daemon.queries import status

@@ -142,6 +142,7 @@ class Ingestor:
         # reply-to), the only fields it reads (~10 us a message saved at 20,000 messages). The
         # settings cannot change under it: a reload makes a new Ingestor.
         self._classified: dict[tuple, Classification] = {}
+        self._learned: dict[str, str] = {}  # learned address -> client id, read again for every batch
 
     def classify(self, parsed: ParsedMessage) -> Classification:
         key = (parsed.from_addr, parsed.to, parsed.cc, parsed.reply_to)
@@ -151,10 +152,18 @@ class Ingestor:
                 self._classified.clear()
             kind = self._classified[key] = classify(parsed, our_addresses=self.settings.mailbox.addresses,
                                                     staff=self.settings.people, clients=self.settings.clients)
+        if kind.client_id is None and kind.direction == "in" and not kind.from_us and self._learned:
+            # An address a person assigned to a client in triage (`--learn-address`) is that client's.
+            learned = self._learned.get(parsed.from_addr.lower())
+            if learned is not None:
+                kind = replace(kind, client_id=learned)
         return kind
 
     def parse(self, folder: str, uidvalidity: int, headers: Iterable[FetchedHeader]) -> ParsedBatch:
         batch = ParsedBatch(folder, uidvalidity, last_uid=0)
+        known_clients = {client.id for client in self.settings.clients}
+        self._learned = {learned.address: learned.client_id for learned in self.store.learned_addresses()
+                         if learned.client_id in known_clients}
         headers = list(headers)
         known = self.store.known_uids(folder, uidvalidity, [h.uid for h in headers])
         for header in headers:

@@ -36,6 +36,7 @@ from daemon.flows.ingest import Ingestor
 from daemon.flows.reminders import remind_reviews
 from daemon.flows.review import handle_reply
 from daemon.flows.sending import recover_in_flight, send_due
+from daemon.flows.triage import tell_owners_of_triage
 from daemon.runtime import shutdown
 from daemon.runtime.clock import Clock, SystemClock
 from daemon.runtime.faults import crash_point
@@ -177,6 +178,7 @@ class Service:
         if self.stop.is_set():
             return
         tell_owners_of_bounces(ctx, now())
+        tell_owners_of_triage(ctx, now())
         when = now()
         self.agenda.history_grew(ctx.rejudge)
         ctx.rejudge.clear()

@@ -48,3 +48,12 @@ def test_a_local_time_is_read_in_the_zone_given():
     assert parse_when("2026-07-01T14:30+00:00", "Europe/London") == datetime(2026, 7, 1, 14, 30, tzinfo=UTC)
     with pytest.raises(AnswerProblem, match="not a time"):
         parse_when("yesterday", "Europe/London")
+
+
+def test_assign_and_dismiss_are_commands_only_in_reply_to_a_triage_email():
+    assign = parse_command("ASSIGN acme LEARN\n", role="triage")
+    assert (assign.kind, assign.reason) == ("assign", "acme LEARN")
+    dismiss = parse_command("Dismiss: a newsletter", role="triage")
+    assert (dismiss.kind, dismiss.reason) == ("dismiss", "a newsletter")
+    assert parse_command("ASSIGN acme", role="owner").kind == "unknown"
+    assert parse_command("ANSWERED by phone", role="triage").kind == "unknown"

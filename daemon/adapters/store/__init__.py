@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from .assignments import AssignmentsMixin, LearnedAddress
 from .base import StoreError
 from .bounces import BouncesMixin, FailureRow
 from .clients import ClientsMixin, Episode, Note
@@ -33,7 +34,7 @@ from .review import Draft, DraftVersion, Endorsement, ReviewMixin, TokenRow
 from .schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, set_version, stored_version
 
 __all__ = [
-    "Deadline", "Draft", "DraftVersion", "Endorsement", "Episode", "Event", "FailureRow", "FolderState",
+    "Deadline", "Draft", "DraftVersion", "Endorsement", "Episode", "Event", "FailureRow", "FolderState", "LearnedAddress",
     "MessageLocation", "MessageRow", "Note", "Notice", "OutboxRow", "Recorded", "QuarantineItem", "SCHEMA_VERSION",
     "Store", "StoreError", "TokenRow", "TriageItem",
 ]
@@ -59,8 +60,8 @@ def _waiting_while_busy(step: Callable[[], T]) -> T:
 
 
 class Store(
-    RecordedMixin, BouncesMixin, EventsMixin, MessagesMixin, IntakeMixin, ClientsMixin, ReviewMixin, OutboxMixin,
-    DeadlinesMixin,
+    AssignmentsMixin, RecordedMixin, BouncesMixin, EventsMixin, MessagesMixin, IntakeMixin, ClientsMixin,
+    ReviewMixin, OutboxMixin, DeadlinesMixin,
 ):
     """parting's database. The methods live in one module per domain: events, messages
     (with the ThreadLookup protocol), intake (folders, quarantine, triage), clients, review,

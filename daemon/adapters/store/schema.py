@@ -311,9 +311,34 @@ def _v4_recorded_evidence(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+# Triage closed by a person: a message assigned to a client counts in that client's history from
+# then on (messages are never updated, so the assignment lives beside it), and an address the
+# person chose to learn makes later mail from it the client's.
+_TRIAGE = [
+    """CREATE TABLE message_assignments (
+        message_id TEXT PRIMARY KEY REFERENCES messages(message_id),
+        client_id TEXT NOT NULL,
+        by TEXT NOT NULL,
+        at TEXT NOT NULL)""",
+    "CREATE INDEX message_assignments_client ON message_assignments(client_id)",
+    """CREATE TABLE learned_addresses (
+        address TEXT PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        by TEXT NOT NULL,
+        at TEXT NOT NULL,
+        message_id TEXT)""",
+]
+
+
+def _v5_triage(db: sqlite_utils.Database) -> None:
+    for statement in _TRIAGE:
+        db.execute(statement)
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index, _v3_delivery_failures, _v4_recorded_evidence]
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index, _v3_delivery_failures, _v4_recorded_evidence,
+                               _v5_triage]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
