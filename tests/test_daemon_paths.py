@@ -213,3 +213,36 @@ async def test_triage_from_the_command_line_lists_assigns_and_dismisses(config, 
         await daemon.wait_for(lambda: acme_verdict(daemon).get("state") == "active", timeout=10,
                               what="acme judged again")
         assert not daemon.store.triage() and not daemon.store.learned_addresses()
+
+
+# ---- a new owner ----------------------------------------------------------------------------------
+
+
+async def test_an_owner_change_on_reload_starts_a_new_episode_and_tells_the_new_owner(tmp_path, dovecot, smtp_sink):
+    folder = tmp_path / "parting"
+    config = write_config(folder, dovecot, smtp_sink)
+    seed_two_ignored(dovecot)
+    async with RunningDaemon(config, START) as daemon:
+        await daemon.wait_for(lambda: by_kind(smtp_sink, "owner-notify_owner", "alice@example.com"), timeout=20)
+        assert acme_verdict(daemon)["ignored_count"] == 2
+        await daemon.advance(hours=1)
+        assert not daemon.store.events(kinds=["owner_changed"]), "the first owners are only noted"
+        write_config(folder, dovecot, smtp_sink, clients=[{**CLIENTS[0], "owner": "carol"}, CLIENTS[1]])
+        await daemon.service._reload()
+        told = await daemon.wait_for(lambda: by_kind(smtp_sink, "owner-changed", "carol@example.com"), timeout=10,
+                                     what="the new owner told")
+        text = text_of(told[0])
+        assert "Alice Smith" in text and "Signed form 1?" in text and "Signed form 2?" in text
+        await daemon.wait_for(lambda: acme_verdict(daemon).get("state") == "active", timeout=10,
+                              what="a new episode for acme")
+        verdict = acme_verdict(daemon)
+        assert verdict["episode"].startswith("ep-recorded-") and verdict["ignored_count"] == 0
+        assert any(hit["rule"] == "owner-changed" for hit in verdict["reasons"])
+        event = daemon.store.events(kinds=["owner_changed"])[0]
+        assert (event.data["old"], event.data["new"]) == ("alice", "carol")
+        await daemon.advance(days=1)
+        assert len(daemon.store.events(kinds=["owner_changed"])) == 1, "one change, one episode"
+        casefile = build_casefile(daemon.store, daemon.service.ctx.settings, "acme", now=daemon.clock.now())
+    assert any("owner changed from alice to carol" in entry["detail"] for entry in casefile["timeline"])
+    lines = explain(config, "acme", now=utc(2026, 11, 4))["explain"]
+    assert any("owner changed from alice to carol" in line for line in lines)

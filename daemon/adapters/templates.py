@@ -126,6 +126,11 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "from_addr": "jane.doe@gmail.example", "subject": "Re: Approval needed for the final proof",
         "received_at": "Thu 19 Feb 2026, 09:12",
         "reason": "unknown sender jane.doe@gmail.example in a thread of client acme"}),
+    # To a client's new owner (flows/owners.py): old_owner = the previous owner's name; pending =
+    # lines about what was open: requests (subject and when sent), drafts in review, deadlines.
+    "owner_changed.txt.j2": _sample(old_owner="Bob Jones", pending={
+        "requests": ["'Approval needed for the final proof', sent Wed 18 Feb 2026, 10:00 (ignored)"],
+        "drafts": ["release draft 3 (owner review)"], "deadlines": []}),
     # To the owner: time to look back over the case; casefile_path = the written case file.
     "retrospective.txt.j2": _sample(casefile_path="/var/lib/parting/casefiles/acme-2026-03-03.md",
                                     release=_RELEASE),

@@ -19,6 +19,7 @@ def status(config_path: str, as_json: bool) -> None:
     """Every client's state now, and what waits for a person.
 
     States are evaluated afresh from the stored mail history (the daemon need not be running);
+    a client whose every address bounced is `unreachable` (never escalated: fix the address);
     times are in the working-hours zone. The footer counts drafts in review, outbox rows that
     need a person (uncertain or failed), deadlines due, quarantined messages and triage items.
 

@@ -33,6 +33,7 @@ from daemon.flows.context import Context
 from daemon.flows.evaluate import Agenda, evaluate_all
 from daemon.flows.followup import remind_due, resume_held
 from daemon.flows.ingest import Ingestor
+from daemon.flows.owners import notice_owner_changes
 from daemon.flows.reminders import remind_reviews
 from daemon.flows.review import handle_reply
 from daemon.flows.sending import recover_in_flight, send_due
@@ -177,6 +178,7 @@ class Service:
         self._staff_replies.clear()
         if self.stop.is_set():
             return
+        notice_owner_changes(ctx, now())
         tell_owners_of_bounces(ctx, now())
         tell_owners_of_triage(ctx, now())
         when = now()

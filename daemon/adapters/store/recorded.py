@@ -96,6 +96,16 @@ class RecordedMixin(BouncesMixin):
             raise StoreError(f"no notice {notice_id}")
         return Notice(**{**row, "at": from_utc_text(row["at"])})
 
+    # -- owners as last read from the configuration ------------------------------------------------
+
+    def known_owners(self) -> dict[str, str]:
+        return {r["client_id"]: r["owner"] for r in self._rows("SELECT client_id, owner FROM client_owners")}
+
+    def set_owner(self, client_id: str, owner: str, since: datetime) -> None:
+        self._write("INSERT INTO client_owners (client_id, owner, since) VALUES (?, ?, ?)"
+                    " ON CONFLICT (client_id) DO UPDATE SET owner = excluded.owner, since = excluded.since",
+                    [client_id, owner, to_utc_text(since)])
+
     # -- the policy's view: recorded facts stand in the history ------------------------------------
 
     def envelopes(self, client_id: str) -> list[Envelope]:

@@ -335,10 +335,25 @@ def _v5_triage(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+# The owner each client had when parting last read the configuration: a different owner in a
+# reloaded (or restarted) configuration is an owner change, which starts a new episode.
+_OWNERS = [
+    """CREATE TABLE client_owners (
+        client_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        since TEXT NOT NULL)""",
+]
+
+
+def _v6_client_owners(db: sqlite_utils.Database) -> None:
+    for statement in _OWNERS:
+        db.execute(statement)
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index, _v3_delivery_failures, _v4_recorded_evidence,
-                               _v5_triage]
+                               _v5_triage, _v6_client_owners]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
