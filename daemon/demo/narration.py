@@ -160,6 +160,11 @@ class Narrator:
         else:
             self.say(f"• deadline: {data['kind']} due by {due}")
 
+    def _on_answer_recorded(self, event: Event, data: dict, client: str, store: Store) -> None:
+        person = self.names.get(data["by"], data["by"])
+        self.console.print(Text.assemble("  • ", (f"answer by {data['how']} recorded for {client}", "bold green"),
+                                         f" by {person}: {data['note']}"))
+
     def _on_casefile_written(self, event: Event, data: dict, client: str, store: Store) -> None:
         self.say(f"• case file for {client} written: {data.get('path')}")
 
