@@ -105,7 +105,7 @@ def handle_reply(ctx: Context, message_id: str, now: datetime) -> core.Judgement
     token = core.token_from_addresses((*row.to_addrs, *row.cc_addrs), our)
     parts = core.split_token(token) if token else None
     token_row = store.token(parts[0]) if parts else None
-    if token and token_row is not None and token_row.subject_kind in owner_replies.SUBJECTS:
+    if token and row is not None and token_row is not None and token_row.subject_kind in owner_replies.SUBJECTS:
         return owner_replies.handle_owner_reply(ctx, row, token_row, token, now)  # ANSWERED, ASSIGN, DISMISS
     facts = core.ReplyFacts(
         from_addr=row.from_addr, to_addrs=(*row.to_addrs, *row.cc_addrs), in_reply_to=row.in_reply_to,

@@ -171,6 +171,7 @@ class Service:
 
     async def cycle(self) -> None:
         ctx, now = self.ctx, self.clock.now
+        assert ctx is not None, "a cycle runs only once run() opened the context"
         for message_id in [*self._staff_replies, *ctx.store.unprocessed_staff_replies()]:
             if self.stop.is_set():
                 break
