@@ -214,8 +214,9 @@ def command_help(role: str) -> str:
         lines.append("  ANSWERED <note>   the client answered outside email (ANSWERED by phone: <note>,"
                      " ANSWERED in a meeting: <note>); a new episode begins")
     elif role == "triage":
-        lines += ["  ASSIGN <client id> [<note>]   the message is that client's (from now on)",
-                  "  DISMISS <note>                the message needs nothing; the note is kept"]
+        lines += ["  ASSIGN <client id> [LEARN]   the message is that client's; LEARN: later mail from"
+                  " its address too",
+                  "  DISMISS <note>               the message needs nothing; the note is kept"]
     else:
         lines += ["  APPROVE           send this version (the owner adopts it as their email)",
                   "  REJECT <reason>   do not send it; the reason is recorded",
