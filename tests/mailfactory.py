@@ -78,9 +78,11 @@ def out_of_office(sender: str, parent_mid: str, subject: str, when: datetime, ta
                  references=[parent_mid], headers={"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All"}), mid
 
 
-def bounce(bounced_rcpt: str, original_mid: str, when: datetime, tag: str) -> tuple[bytes, str]:
+def bounce(bounced_rcpt: str, original_mid: str, when: datetime, tag: str, *,
+           diagnostic: str | None = None) -> tuple[bytes, str]:
     """A delivery status notification (multipart/report) for a message we sent."""
     mid = message_id(tag, "mx.example.com")
+    diagnostic_line = f"Diagnostic-Code: smtp; {diagnostic}\r\n" if diagnostic else ""
     boundary = "dsn-boundary-" + tag
     raw = (
         f"From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\n"
@@ -94,7 +96,7 @@ def bounce(bounced_rcpt: str, original_mid: str, when: datetime, tag: str) -> tu
         f"--{boundary}\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
         f"--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"
         f"Reporting-MTA: dns; mx.example.com\r\n\r\n"
-        f"Final-Recipient: rfc822; {bounced_rcpt}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        f"Final-Recipient: rfc822; {bounced_rcpt}\r\nAction: failed\r\nStatus: 5.1.1\r\n{diagnostic_line}\r\n"
         f"--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {original_mid}\r\n\r\n"
         f"--{boundary}--\r\n"
     )

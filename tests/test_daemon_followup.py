@@ -7,6 +7,8 @@ import mailfactory as mf
 import pytest
 from harness import START, RunningDaemon, by_kind, reply_to_review, seed_history, utc, write_config
 
+from daemon.queries.casefile.build import build_casefile, render_markdown
+
 pytestmark = pytest.mark.integration
 
 
@@ -32,22 +34,62 @@ def config(tmp_path, dovecot, smtp_sink):
     return write_config(tmp_path / "parting", dovecot, smtp_sink)
 
 
-async def test_the_phone_call_falls_due_after_24_hours_and_is_reminded_once(config, dovecot, smtp_sink):
+async def test_a_friday_release_calls_on_monday_reminds_each_working_day_and_done_no_answer_closes(
+        config, dovecot, smtp_sink):
+    """phone_call_after: 24 hours counts in business time: the next working day at the same time."""
     seed_history(dovecot)
-    async with RunningDaemon(config, START) as daemon:
+    friday = utc(2026, 11, 6, 10, 0)
+    async with RunningDaemon(config, friday) as daemon:
         await send_release(daemon, dovecot, smtp_sink)
         sent_at = daemon.clock.now()
         call = open_call(daemon)
-        assert abs((call.due_at - sent_at).total_seconds() - 24 * 3600) < 60
-        await daemon.advance(hours=23)
+        assert call.due_at.date().isoformat() == "2026-11-09", "Friday + 24 hours of business time is Monday"
+        assert abs((call.due_at - sent_at).total_seconds() - 72 * 3600) < 60, "at the same time of day"
+        await daemon.advance(days=1)  # Saturday: no call on a weekend
         assert not by_kind(smtp_sink, "reminder-phone_call")
-        await daemon.advance(hours=2)
-        reminders = await daemon.wait_for(lambda: by_kind(smtp_sink, "reminder-phone_call", "alice@example.com"),
-                                          timeout=10, what="the call reminder")
-        text = reminders[0].message.get_body(("plain",)).get_content()
-        assert "+44 20 7946 0000" in text and "Jane Doe" in text
-        await daemon.advance(days=1)
-        assert len(by_kind(smtp_sink, "reminder-phone_call")) == 1, "reminded once"
+        await daemon.advance(days=2)  # Monday, past the time of day
+        first = await daemon.wait_for(lambda: by_kind(smtp_sink, "reminder-phone_call", "alice@example.com"),
+                                      timeout=10, what="the call reminder")
+        text = first[0].message.get_body(("plain",)).get_content()
+        assert "+44 20 7946 0000" in text and "Jane Doe" in text and "DONE no answer" in text
+        await daemon.advance(hours=6)
+        assert len(by_kind(smtp_sink, "reminder-phone_call")) == 1, "once a working day"
+        await daemon.advance(hours=18)  # Tuesday
+        reminders = await daemon.wait_for(lambda: by_kind(smtp_sink, "reminder-phone_call")[1:], timeout=10,
+                                          what="the second working day's reminder")
+        assert daemon.store.events(kinds=["deadline_reminded_again"])[0].data["reminder"] == 2
+        await reply_to_review(daemon, dovecot, reminders[0], "alice@example.com", "DONE no answer", "alice-no-answer")
+        await daemon.wait_for(lambda: open_call(daemon).state == "done", timeout=10, what="the call closed")
+        closed = daemon.store.events(kinds=["deadline_closed"])[0]
+        assert closed.data["outcome"] == "no answer"
+        await daemon.advance(days=1)  # Wednesday: the call is closed, no third reminder
+        assert len(by_kind(smtp_sink, "reminder-phone_call")) == 2
+        casefile = build_casefile(daemon.store, daemon.service.ctx.settings, "acme", now=daemon.clock.now())
+        entry = next(d for d in casefile["deadlines"] if d["kind"] == "phone_call")
+        assert (entry["outcome"], entry["reminders"], entry["state"]) == ("no answer", 2, "done")
+        markdown = render_markdown(casefile, daemon.service.ctx.templates)
+        assert "outcome: no answer" in markdown and "after 2 reminders" in markdown
+
+
+async def test_the_call_is_reminded_at_most_phone_reminders_times(tmp_path, dovecot, smtp_sink):
+    config = write_config(tmp_path / "parting", dovecot, smtp_sink,
+                          extra={"followup": {"phone_call_after": "24 hours", "phone_reminders": 2}})
+    seed_history(dovecot)
+    async with RunningDaemon(config, START) as daemon:
+        await send_release(daemon, dovecot, smtp_sink)
+        for _ in range(4):
+            await daemon.advance(days=1)
+        assert len(by_kind(smtp_sink, "reminder-phone_call")) == 2
+        assert open_call(daemon).state == "open"
+
+
+async def test_business_time_false_keeps_the_wall_clock(tmp_path, dovecot, smtp_sink):
+    config = write_config(tmp_path / "parting", dovecot, smtp_sink,
+                          extra={"followup": {"phone_call_after": "24 hours", "business_time": False}})
+    seed_history(dovecot)
+    async with RunningDaemon(config, utc(2026, 11, 6, 10, 0)) as daemon:
+        await send_release(daemon, dovecot, smtp_sink)
+        assert open_call(daemon).due_at.date().isoformat() == "2026-11-07", "a Saturday, as written"
 
 
 async def test_a_business_time_deadline_skips_the_weekend(tmp_path, dovecot, smtp_sink):

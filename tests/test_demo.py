@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import imapclient
 import pytest
@@ -105,17 +106,34 @@ def test_the_out_of_office_did_not_count_and_only_acme_became_unresponsive(finis
         auto_replies = [m for m in store.messages_for_client("acme") if m.auto_reply]
     acme = [e.data for e in verdicts if e.client_id == "acme"]
     assert (acme[-1]["state"], acme[-1]["ignored_count"]) == ("unresponsive", 3)
-    assert {e.data["state"] for e in verdicts if e.client_id == "globex"} <= {"active", "awaiting"}
+    globex = [e.data["state"] for e in verdicts if e.client_id == "globex"]
+    assert set(globex) <= {"active", "awaiting", "overdue"} and globex[-1] == "active"
     assert len(auto_replies) == 1, "the out-of-office was read, and filed as an auto-reply"
 
 
-def test_a_phone_call_deadline_is_open_24_hours_after_the_release(finished):
+def test_the_owner_s_answered_reply_records_globex_s_answer_by_phone(finished):
+    with finished.store() as store:
+        answers = store.events(kinds=["answer_recorded"])
+        globex = [e.data for e in store.events(kinds=["verdict"]) if e.client_id == "globex"]
+    assert [(e.client_id, e.data["how"], e.data["by"]) for e in answers] == [("globex", "phone", "alice")]
+    assert answers[0].data["via"].startswith("reply ")
+    assert [v["state"] for v in globex][-2:] == ["overdue", "active"], "the answer ended the overdue episode"
+    assert globex[-1]["episode"].startswith("ep-recorded-")
+    assert "ANSWERED" in finished.stdout and "answer by phone recorded for Globex" in finished.stdout
+
+
+def test_the_phone_call_is_due_on_the_next_working_day_at_the_same_time(finished):
     with finished.store() as store:
         calls = [d for d in store.deadlines(["open"]) if d.kind == "phone_call"]
         sent_at = [row.sent_at for row in store.rows(["sent"]) if row.kind == "release"][0]
         globex = store.deadlines(client_id="globex")
     assert [(d.client_id, d.data["phone"]) for d in calls] == [("acme", "+44 20 7946 0000")]
-    assert abs(calls[0].due_at - sent_at - timedelta(hours=24)) < timedelta(minutes=1)
+    london = ZoneInfo("Europe/London")
+    sent, due = sent_at.astimezone(london), calls[0].due_at.astimezone(london)
+    assert sent.weekday() == 4 and due.weekday() == 0, "released on a Friday, called on Monday, not Saturday"
+    wall = due.replace(tzinfo=None) - sent.replace(tzinfo=None)
+    assert abs(wall - timedelta(days=3)) < timedelta(minutes=1), "at the same local time of day"
+    assert "due by Mon 26 Oct" in finished.stdout
     assert not globex
 
 

@@ -115,6 +115,22 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "id": 42, "kind": "release", "subject": "Our work together", "to": "jane@acme.example",
         "status": "failed", "reason": "SMTP smtp.example.com:587 refused recipient(s): 550 no such user",
         "attempts": 1}),
+    # To the owner: our email to the client bounced (flows/bounces.py); unreachable = every
+    # address of the client has bounced.
+    "delivery_failed.txt.j2": _sample(failure={
+        "recipient": "jane@acme.example", "reason": "550 5.1.1 User unknown", "status": "5.1.1",
+        "subject": "Approval needed for the final proof", "sent_at": "Wed 18 Feb 2026, 10:00"}, unreachable=True),
+    # To the owner of the client a triaged message most likely belongs to (flows/triage.py);
+    # why = how parting guessed the client.
+    "triage_owner.txt.j2": _sample(why="it was written into that client's conversation", message={
+        "from_addr": "jane.doe@gmail.example", "subject": "Re: Approval needed for the final proof",
+        "received_at": "Thu 19 Feb 2026, 09:12",
+        "reason": "unknown sender jane.doe@gmail.example in a thread of client acme"}),
+    # To a client's new owner (flows/owners.py): old_owner = the previous owner's name; pending =
+    # lines about what was open: requests (subject and when sent), drafts in review, deadlines.
+    "owner_changed.txt.j2": _sample(old_owner="Bob Jones", pending={
+        "requests": ["'Approval needed for the final proof', sent Wed 18 Feb 2026, 10:00 (ignored)"],
+        "drafts": ["release draft 3 (owner review)"], "deadlines": []}),
     # To the owner: time to look back over the case; casefile_path = the written case file.
     "retrospective.txt.j2": _sample(casefile_path="/var/lib/parting/casefiles/acme-2026-03-03.md",
                                     release=_RELEASE),

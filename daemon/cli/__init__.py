@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from daemon.cli import login, reports, service_commands  # noqa: F401 - importing them registers their commands
+from daemon.cli import login, path_commands, reports, service_commands  # noqa: F401 - importing them registers their commands
 from daemon.cli.group import cli
 
 

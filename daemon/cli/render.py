@@ -29,7 +29,7 @@ from daemon.core import events
 Data = dict[str, Any]
 
 STATE_STYLES = {
-    "active": "green", "awaiting": "cyan", "overdue": "yellow", "unresponsive": "bold red",
+    "active": "green", "awaiting": "cyan", "overdue": "yellow", "unresponsive": "bold red", "unreachable": "bold magenta",
     "paused": "magenta", "exempt": "dim",
     # drafts
     "owner_review": "cyan", "second_review": "cyan", "held": "magenta", "sendable": "yellow",
@@ -110,6 +110,9 @@ def status(data: Data, console: Console | None = None) -> None:
         console.print(f"  triage #{item['id']}: {item['reason']} ({item['message_id']}, {when(item['at'], data)})")
     if len(data["triage"]) > 3:
         console.print(f"  ... and {len(data['triage']) - 3} more triage item(s)")
+    for learned in data.get("learned_addresses", []):
+        console.print(f"  learned address {learned['address']} -> {learned['client']} (by {learned['by']}, "
+                      f"{when(learned['at'], data)}; add it to clients[].addresses to keep it in the YAML)")
 
 
 # ---- explain ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ def status(config_path: str, as_json: bool) -> None:
     """Every client's state now, and what waits for a person.
 
     States are evaluated afresh from the stored mail history (the daemon need not be running);
+    a client whose every address bounced is `unreachable` (never escalated: fix the address);
     times are in the working-hours zone. The footer counts drafts in review, outbox rows that
     need a person (uncertain or failed), deadlines due, quarantined messages and triage items.
 
@@ -29,7 +30,8 @@ def status(config_path: str, as_json: bool) -> None:
       clients: [{id, name, owner, owner_name, state, policy, ignored, open_requests, ladder,
                  last_in, last_out, next_due}],
       drafts_in_review, outbox_attention, deadlines_due, quarantined,
-      triage: [{id, message_id, client, reason, at}]    (times ISO 8601 UTC, null if none)
+      triage: [{id, message_id, client, reason, at}],
+      learned_addresses: [{address, client, by, at}]    (times ISO 8601 UTC, null if none)
     """
     from daemon.cli import render
     from daemon.queries import status

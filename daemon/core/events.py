@@ -155,7 +155,45 @@ def _outbox_decision(kind: str, d: Data, who: str, w: Wording) -> str:
 def _deadline(kind: str, d: Data, who: str, w: Wording) -> str:
     due = f", due {w.when(d.get('due_at'))}" if d.get("due_at") else ""
     note = f": {d['note']}" if d.get("note") else ""
-    return f"{d.get('kind', '')} deadline {kind.removeprefix('deadline_')}{due}{note}"
+    outcome = f" (outcome: {d['outcome']})" if d.get("outcome") else ""
+    return f"{d.get('kind', '')} deadline {kind.removeprefix('deadline_')}{due}{outcome}{note}"
+
+
+def _call_reminded_again(kind: str, d: Data, who: str, w: Wording) -> str:
+    return f"phone call still open: reminder {d.get('reminder')} of {d.get('of')} sent to the owner"
+
+
+# ---- the practice's other paths: answers outside email, bounces, triage, a new owner ------------
+
+
+def _answer_recorded(kind: str, d: Data, who: str, w: Wording) -> str:
+    how = {"phone": "by phone", "meeting": "in a meeting"}.get(str(d.get("how", "")), "outside email")
+    return f"the client answered {how} (recorded by {who or d.get('by')}, via {d.get('via')}): {d.get('note')}"
+
+
+def _delivery_failure_told(kind: str, d: Data, who: str, w: Wording) -> str:
+    also = "; every address has bounced: the client is unreachable" if d.get("unreachable") else ""
+    return (f"our email {d.get('subject')!r} was not delivered to {d.get('recipient')} ({d.get('reason')}); "
+            f"the owner was told{also}")
+
+
+def _triage_told(kind: str, d: Data, who: str, w: Wording) -> str:
+    return f"the owner {d.get('owner')} was asked whose the message from {d.get('from')} is"
+
+
+def _triage_assigned(kind: str, d: Data, who: str, w: Wording) -> str:
+    learned = f"; {d.get('address')} is now a learned address of the client" if d.get("learned_address") else ""
+    return f"a message from {d.get('from')} was assigned to this client by {who or d.get('by')}{learned}"
+
+
+def _triage_dismissed(kind: str, d: Data, who: str, w: Wording) -> str:
+    return f"a message from {d.get('from')} was dismissed by {who or d.get('by')}: {d.get('note')}"
+
+
+def _owner_changed(kind: str, d: Data, who: str, w: Wording) -> str:
+    pending = d.get("pending") or []
+    return (f"owner changed from {d.get('old')} to {d.get('new')}: a new episode began; "
+            f"{len(pending)} open request(s) were handed over")
 
 
 def _deadline_cancelled(kind: str, d: Data, who: str, w: Wording) -> str:
@@ -229,7 +267,19 @@ KINDS: dict[str, EventKind] = {k.kind: k for k in (
     EventKind("deadline_set", _fields("deadline_id", "kind", "due_at", "phone"), _deadline),
     EventKind("deadline_due", _fields("deadline_id", "kind", "due_at"), _deadline),
     EventKind("deadline_cancelled", _fields("deadline_id", "kind", "reason"), _deadline_cancelled),
-    EventKind("deadline_closed", _fields("deadline_id", "kind", "by", "note", "authentication", "via"), _deadline),
+    EventKind("deadline_closed", _fields("deadline_id", "kind", "by", "note", "authentication", "via", "outcome"),
+              _deadline),
+    EventKind("deadline_reminded_again", _fields("deadline_id", "kind", "reminder", "of", "due_at"),
+              _call_reminded_again),
+    # the practice's other paths
+    EventKind("answer_recorded", _fields("record_id", "how", "note", "by", "answered_at", "via"), _answer_recorded),
+    EventKind("delivery_failure_told", _fields("owner", "recipient", "status", "reason", "subject", "unreachable"),
+              _delivery_failure_told),
+    EventKind("triage_told", _fields("triage_id", "owner", "from", "likely_because"), _triage_told),
+    EventKind("triage_assigned", _fields("triage_id", "by", "from", "address", "learned_address", "via"),
+              _triage_assigned),
+    EventKind("triage_dismissed", _fields("triage_id", "by", "note", "from", "via"), _triage_dismissed),
+    EventKind("owner_changed", _fields("old", "new", "pending", "drafts", "deadlines", "episode"), _owner_changed),
     # reading the mailbox, and the case file
     EventKind("message_triaged", _fields("reason"), _message_triaged),
     EventKind("message_quarantined", _fields("folder", "uid", "reason", "content_hash"), _message_quarantined),

@@ -254,6 +254,32 @@ class ReviewSettings:
 class FollowupSettings:
     phone_call_after: Duration = field(default_factory=lambda: parse_duration("24 hours"))
     retrospective_after: Duration = field(default_factory=lambda: parse_duration("7 days"))
+    # The call is counted in business time: "24 hours" is the next working day at the same time
+    # (see in_business_time); false keeps the wall clock.
+    business_time: bool = True
+    phone_reminders: int = 3  # reminders of the call in all, one each working day until DONE
+
+    @property
+    def phone_call_wait(self) -> Duration:
+        """phone_call_after as it is counted (business time unless business_time is false)."""
+        return in_business_time(self.phone_call_after) if self.business_time else self.phone_call_after
+
+
+def in_business_time(wait: Duration) -> Duration:
+    """A wall-clock wait read in business time: whole days (or multiples of 24 hours) become
+    working days, so "24 hours" from Friday 16:00 is Monday 16:00 (the next working day at the
+    same time, as a person means it); weeks are five working days; other spans are working hours
+    and minutes. A business duration is returned unchanged."""
+    if wait.business or wait.is_zero:
+        return wait
+    seconds = wait.as_timedelta().total_seconds()
+    if seconds % 86400 == 0 and wait.unit != "weeks":
+        return Duration(seconds / 86400, "days", True, wait.text)
+    if wait.unit == "weeks":
+        return Duration(wait.amount * 5, "days", True, wait.text)
+    if wait.unit == "seconds":
+        return Duration(seconds / 60, "minutes", True, wait.text)
+    return Duration(wait.amount, wait.unit, True, wait.text)
 
 
 @dataclass(frozen=True)
@@ -325,6 +351,16 @@ class ParsedMessage:
 
 
 @dataclass(frozen=True)
+class DeliveryFailure:
+    """What a bounce says: our message `original_message_id` did not reach `recipient`, and why."""
+
+    original_message_id: str
+    recipient: str  # lower-case addr-spec
+    status: str  # the DSN Status ("5.1.1"), "" when the bounce gave none
+    reason: str  # the receiving server's words (Diagnostic-Code), else the status
+
+
+@dataclass(frozen=True)
 class Envelope:
     """A stored message as the policy sees it (one row of the messages table)."""
 
@@ -340,3 +376,9 @@ class Envelope:
     question: bool = False  # our new text asks something (a question mark or a request phrase)
     tagged: bool = False  # marked as a request by subject tag or X-Parting-Request header
     parting_kind: str | None = None
+    # A bounce: the messages of ours it reports as not delivered (core/bounces.py).
+    delivery_failures: tuple[DeliveryFailure, ...] = ()
+    # Not a message: what a person recorded, standing in the history as the client's real reply
+    # would ("answered:phone", "answered:meeting", "answered:other", "owner_changed"); `subject`
+    # holds the note and `from_addr` the person id who recorded it.
+    recorded: str | None = None

@@ -34,7 +34,7 @@ from operator import attrgetter, countOf, lt
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from daemon.core.model import Client, Duration, Envelope, Policy
+from daemon.core.model import Client, DeliveryFailure, Duration, Envelope, Policy
 from daemon.core.rules import (
     RULES,
     STATE_PRECEDENCE,
@@ -56,13 +56,13 @@ __all__ = [
 ]
 
 # How unresponsive each mail-driven state is; exempt and paused are outside the scale.
-STATE_RANK: dict[str, int] = {"active": 0, "awaiting": 1, "overdue": 2, "unresponsive": 3}
+STATE_RANK: dict[str, int] = {"active": 0, "awaiting": 1, "overdue": 2, "unresponsive": 3, "unreachable": 4}
 
 
 @dataclass(frozen=True, init=False)
 class Verdict:
     client_id: str
-    state: str  # active | awaiting | overdue | unresponsive | paused | exempt
+    state: str  # active | awaiting | overdue | unresponsive | unreachable | paused | exempt
     reasons: tuple[RuleHit, ...]  # in RULES order, each rule's hits oldest first
     open_requests: tuple[Request, ...]  # unanswered requests of the current episode, oldest first
     ignored_count: int  # requests ignored in the current episode
@@ -124,7 +124,7 @@ def evaluate(client: Client, history: Sequence[Envelope], policy: Policy, calend
         reasons=tuple(reasons),
         open_requests=tuple([r.as_request() for r in facts.open]),
         ignored_count=len(facts.ignored),
-        next_due=None if state in ("exempt", "paused") else _next_due(facts),
+        next_due=None if state in ("exempt", "paused", "unreachable") else _next_due(facts),
         ladder=ladder_reached(facts),
         episode="ep-" + (closing.message_id if closing else "start"),
         policy_hash=policy_hash(policy),
@@ -157,8 +157,15 @@ def read_facts(client: Client, history: Sequence[Envelope], policy: Policy, cale
     episode = find_episode(messages, times, policy)
     closing = episode.closing_reply
 
+    # A request a bounce reports as not delivered was never seen by the client: not ignored.
+    failures = {failure.original_message_id: (env, failure) for env in messages if env.delivery_failures
+                for failure in env.delivery_failures}
     tracked: list[TrackedRequest] = []
+    undeliverable: list[tuple[Envelope, Envelope, DeliveryFailure]] = []
     for request, answer in episode.requests:
+        if failures and request.message_id in failures and answer is None:
+            undeliverable.append((request, *failures[request.message_id]))
+            continue
         due = calendar.add(request.at, policy.ignored_after)
         ignored = due <= now and (answer is None or answer.at > due)
         tracked.append(TrackedRequest(request, due, answer, ignored))
@@ -179,7 +186,7 @@ def read_facts(client: Client, history: Sequence[Envelope], policy: Policy, cale
         closing_reply=closing, closed_requests=episode.closed_requests, requests=tuple(tracked),
         auto_replies=tuple([env for env in inbound if env.auto_reply and not env.bounce]),
         bounces=tuple([env for env in inbound if env.bounce]),
-        in_window=in_window, silent_at=silent_at,
+        in_window=in_window, silent_at=silent_at, undeliverable=tuple(undeliverable),
     )
 
 
@@ -235,7 +242,7 @@ def _order(env: Envelope) -> tuple[object, ...]:
     # A total order on envelopes, so that nothing downstream depends on the history's order.
     return (env.at, env.message_id, env.direction, env.thread_id, env.subject, env.from_addr,
             env.auto_reply or "", env.bounce, env.question, env.tagged, env.parting_kind or "",
-            env.client_id or "")
+            env.client_id or "", env.recorded or "", repr(env.delivery_failures))
 
 
 def _require_aware(env: Envelope) -> Envelope:
@@ -294,7 +301,11 @@ def _answers(requests: list[Envelope], replies: list[Envelope], any_thread: bool
     """The first real reply after each request: any reply, or the first in the request's thread."""
     group_of = (lambda env: None) if any_thread else attrgetter("thread_id")
     groups: dict[str | None, list[Envelope]] = {}
+    # What a person recorded (an answer by phone) belongs to no thread: it answers every request.
+    everywhere = [] if any_thread else [reply for reply in replies if reply.recorded]
     for reply in replies:
+        if everywhere and reply.recorded:
+            continue
         groups.setdefault(group_of(reply), []).append(reply)
     group_times = {key: [reply.at for reply in group] for key, group in groups.items()}
     answers: list[Envelope | None] = []
@@ -302,7 +313,11 @@ def _answers(requests: list[Envelope], replies: list[Envelope], any_thread: bool
         key = group_of(request)
         group = groups.get(key, [])
         index = bisect_right(group_times.get(key, []), request.at)
-        answers.append(group[index] if index < len(group) else None)
+        answer = group[index] if index < len(group) else None
+        recorded = next((reply for reply in everywhere if reply.at > request.at), None)
+        if recorded is not None and (answer is None or recorded.at < answer.at):
+            answer = recorded
+        answers.append(answer)
     return answers
 
 

@@ -189,17 +189,20 @@ def _trim_blank_lines(lines: list[str]) -> str:
 # --------------------------------------------------------------------------------------------
 # The command (the grammar is in the module's rules at the top and in `command_help`).
 
-CommandKind = Literal["approve", "reject", "hold", "edit", "done", "unknown"]
-Role = Literal["owner", "reviewer", "deadline"]
+CommandKind = Literal["approve", "reject", "hold", "edit", "done", "answered", "assign", "dismiss", "unknown"]
+Role = Literal["owner", "reviewer", "deadline", "notice", "triage"]
 
 COMMANDS_FOR_ROLE: dict[str, tuple[str, ...]] = {
     "owner": ("approve", "reject", "hold", "edit"),
     "reviewer": ("approve", "reject", "hold", "edit"),
     "deadline": ("done",),
+    "notice": ("answered",),  # an owner notice or nudge: the client answered outside email
+    "triage": ("assign", "dismiss"),  # a message from an unknown address
 }
 # Exactly these words are commands, in any letter case.
 COMMAND_WORDS = {"approve": "approve", "approved": "approve", "reject": "reject",
-                 "rejected": "reject", "hold": "hold", "edit": "edit", "done": "done"}
+                 "rejected": "reject", "hold": "hold", "edit": "edit", "done": "done",
+                 "answered": "answered", "assign": "assign", "dismiss": "dismiss"}
 MAX_HOLD_DAYS = 90
 MAX_GREETING_LINES = 2
 _FIRST_WORD = re.compile(r"^[\W_]*([^\W\d_]+)(.*)$")
@@ -252,6 +255,14 @@ def command_help(role: str) -> str:
     ]
     if role == "deadline":
         lines.append("  DONE <note>       the follow-up is done; the note goes into the case file")
+        lines.append("  DONE reached <note> | DONE no answer | DONE left message   the call's outcome")
+    elif role == "notice":
+        lines.append("  ANSWERED <note>   the client answered outside email (ANSWERED by phone: <note>,"
+                     " ANSWERED in a meeting: <note>); a new episode begins")
+    elif role == "triage":
+        lines += ["  ASSIGN <client id> [LEARN]   the message is that client's; LEARN: later mail from"
+                  " its address too",
+                  "  DISMISS <note>               the message needs nothing; the note is kept"]
     else:
         lines += ["  APPROVE           send this version (the owner adopts it as their email); write it"
                   " alone on its line",

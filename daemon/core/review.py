@@ -67,7 +67,9 @@ REFUSALS = ("no_token", "repeated_header", "unknown_token", "forged_token", "rep
 DATE_SKEW = timedelta(minutes=5)
 # The states in which a token's subject still takes replies. A REJECT may still stop a
 # sendable draft during send_delay; a held draft still records approvals.
-LIVE_STATES = {"draft": ("owner_review", "second_review", "sendable", "held"), "deadline": ("open",)}
+LIVE_STATES = {"draft": ("owner_review", "second_review", "sendable", "held"), "deadline": ("open",),
+               "notice": ("open",), "triage": ("open",)}
+SUBJECT_KINDS = tuple(LIVE_STATES)  # a notice takes ANSWERED, a triage item ASSIGN or DISMISS
 
 
 # --------------------------------------------------------------------------------------------
@@ -83,7 +85,7 @@ _SUBJECT_TAG = re.compile(r"\[parting #([a-z0-9]{8})\]", re.IGNORECASE)
 @dataclass(frozen=True)
 class TokenClaims:
     token_id: str  # random: token_id_from_bytes(secrets.token_bytes(10))
-    subject_kind: Literal["draft", "deadline"]
+    subject_kind: Literal["draft", "deadline", "notice", "triage"]
     subject_id: int
     version: int | None  # None for a deadline
     text_sha256: str | None  # of the exact text under review; None for a deadline
@@ -130,7 +132,7 @@ def issue_token(key: bytes, claims: TokenClaims) -> str:
     """The token for these claims: lower-case letters and digits, at most 51 characters."""
     if not _TOKEN_ID.match(claims.token_id):
         raise ValueError(f"token id {claims.token_id!r} is not 8 to 24 lower-case letters or digits")
-    if claims.subject_kind not in ("draft", "deadline"):
+    if claims.subject_kind not in SUBJECT_KINDS:
         raise ValueError(f"unknown subject kind {claims.subject_kind!r}")
     return f"{claims.token_id}-{_mac(key, claims)}"
 

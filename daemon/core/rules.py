@@ -8,7 +8,9 @@ Rules of this module:
   order of the evidence, not a priority list.
 - Requests are our outbound messages that expect a reply under `policy.expects_reply`; our own
   auto-replies and the mail parting generates (review, release...; nudges excepted) never are.
-- A real reply is inbound, written by a person (no auto_reply, no bounce, not parting's mail).
+- A real reply is inbound, written by a person (no auto_reply, no bounce, not parting's mail), or
+  what a person recorded in its place (`Envelope.recorded`: an answer by phone or in a meeting,
+  an owner change), which answers every open request whatever the thread.
 - Every verdict builds these values for each client, so the hot ones fill their fields in one
   step (see RuleHit.__init__) and format_time keeps the words of each day it has written.
 """
@@ -20,11 +22,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, tzinfo
 from typing import Protocol
 
-from daemon.core.model import Client, Envelope, Policy
+from daemon.core.model import Client, DeliveryFailure, Envelope, Policy
 from daemon.core.workhours import Calendar
 
 # Weakest first; exempt and paused override whatever the mail says.
-STATE_PRECEDENCE: tuple[str, ...] = ("active", "awaiting", "overdue", "unresponsive", "paused", "exempt")
+# unreachable (every address of the client bounced) outranks unresponsive: it calls for fixing an
+# address, never for a release.
+STATE_PRECEDENCE: tuple[str, ...] = ("active", "awaiting", "overdue", "unresponsive", "unreachable", "paused",
+                                     "exempt")
 # Kinds of our own generated mail that still ask the client for something.
 REQUESTING_KINDS = frozenset({"nudge"})
 
@@ -142,6 +147,8 @@ class Facts:
     bounces: tuple[Envelope, ...]  # since the episode began
     in_window: tuple[TrackedRequest, ...]  # ignored requests still inside unresponsive.within
     silent_at: datetime | None  # when the oldest open request has been unanswered or_silent_for
+    # The episode's requests a bounce reports as not delivered: (request, bounce, failure).
+    undeliverable: tuple[tuple[Envelope, Envelope, DeliveryFailure], ...] = ()
     # Read by several rules, so sorted out once, in __init__.
     ignored: tuple[TrackedRequest, ...] = field(init=False, repr=False, compare=False)
     open: tuple[TrackedRequest, ...] = field(init=False, repr=False, compare=False)
@@ -150,11 +157,13 @@ class Facts:
                  closing_reply: Envelope | None, closed_requests: tuple[Envelope, ...],
                  requests: tuple[TrackedRequest, ...], auto_replies: tuple[Envelope, ...],
                  bounces: tuple[Envelope, ...], in_window: tuple[TrackedRequest, ...],
-                 silent_at: datetime | None) -> None:
+                 silent_at: datetime | None,
+                 undeliverable: tuple[tuple[Envelope, Envelope, DeliveryFailure], ...] = ()) -> None:
         self.__dict__.update(client=client, policy=policy, calendar=calendar, now=now, paused=paused,
                              closing_reply=closing_reply, closed_requests=closed_requests, requests=requests,
                              auto_replies=auto_replies, bounces=bounces, in_window=in_window,
-                             silent_at=silent_at, ignored=tuple([r for r in requests if r.ignored]),
+                             silent_at=silent_at, undeliverable=undeliverable,
+                             ignored=tuple([r for r in requests if r.ignored]),
                              open=tuple([r for r in requests if r.answer is None]))  # as RuleHit's
 
     @property
@@ -169,6 +178,20 @@ class Facts:
     @property
     def ignored_for_threshold(self) -> bool:
         return len(self.in_window) >= self.threshold
+
+    @property
+    def unreachable_at(self) -> datetime | None:
+        """When the last of the client's addresses bounced in this episode; None while one of them
+        has not (or the client has no address of its own, only domains)."""
+        if not self.client.addresses:
+            return None
+        bounced: dict[str, datetime] = {}
+        for env in self.bounces:
+            for failure in env.delivery_failures:
+                bounced.setdefault(failure.recipient, env.at)
+        if not set(self.client.addresses) <= set(bounced):
+            return None
+        return max(bounced[address] for address in self.client.addresses)
 
     @property
     def silent(self) -> bool:
@@ -219,8 +242,10 @@ class MailSigns(Protocol):
 
 
 def is_real_reply(mail: MailSigns) -> bool:
-    """Inbound and written by a person: no auto-reply, no bounce, not parting's own mail. The one
-    test of a reply, for the verdict, for ingest's client replies and for answered follow-up calls."""
+    """Inbound and written by a person (or what a person recorded in its place: an answer outside
+    email, an owner change): no auto-reply, no bounce, not parting's own mail. Either begins a new
+    episode. The one test of a reply, for the verdict, for ingest's client replies and for answered
+    follow-up calls."""
     return mail.direction == "in" and not mail.auto_reply and not mail.bounce and not mail.parting_kind
 
 
@@ -284,12 +309,27 @@ def _request_ignored(f: Facts) -> Hits:
 
 def _answered(f: Facts) -> Hits:
     reply = f.closing_reply
-    if reply is None:
+    if reply is None or reply.recorded == "owner_changed":
         return ()
     ids = (reply.message_id, *(r.message_id for r in f.closed_requests))
     what = f"answering {len(f.closed_requests)} request(s) of ours" if f.closed_requests else "unprompted"
+    if reply.recorded:
+        how = reply.recorded.partition(":")[2] or "other"
+        words = "in a meeting" if how == "meeting" else "by phone" if how == "phone" else "outside email"
+        return (f.hit("answered", ids, f"the client answered {words} on {{0}}, recorded by "
+                      f"{_escape(reply.from_addr)}: {quote(reply.subject)} ({what}); a new episode began",
+                      (reply.at,), reply.at),)
     return (f.hit("answered", ids, f"the client replied {quote(reply.subject)} on {{0}} ({what}); "
                   "a new episode began", (reply.at,), reply.at),)
+
+
+def _owner_changed(f: Facts) -> Hits:
+    change = f.closing_reply
+    if change is None or change.recorded != "owner_changed":
+        return ()
+    ids = (change.message_id, *(r.message_id for r in f.closed_requests))
+    return (f.hit("owner-changed", ids, f"{_escape(change.subject)} on {{0}} (settling {len(f.closed_requests)} "
+                  "open request(s)); a new episode began", (change.at,), change.at),)
 
 
 def _auto_reply_ignored(f: Facts) -> Hits:
@@ -312,6 +352,25 @@ def _bounced(f: Facts) -> Hits:
               (env.at,), env.at)
         for env in f.bounces
     ])
+
+
+def _undeliverable(f: Facts) -> Hits:
+    return tuple([
+        f.hit("undeliverable", (request.message_id, bounce.message_id),
+              f"our request {quote(request.subject)} of {{0}} was not delivered to {_escape(failure.recipient)} "
+              f"({_escape(failure.reason)}), reported {{1}}: not counted as ignored", (request.at, bounce.at),
+              bounce.at)
+        for request, bounce, failure in f.undeliverable
+    ])
+
+
+def _unreachable(f: Facts) -> Hits:
+    at = f.unreachable_at
+    if at is None:
+        return ()
+    ids = tuple(dict.fromkeys(env.message_id for env in f.bounces if env.delivery_failures))
+    return (f.hit("unreachable", ids, f"every address of the client bounced ({_escape(', '.join(f.client.addresses))}),"
+                  " the last on {0}: fix the address; never escalated", (at,), at),)
 
 
 def _ignored_threshold(f: Facts) -> Hits:
@@ -341,7 +400,7 @@ def _silence_reached(f: Facts) -> bool:
 
 
 def ladder_reached(f: Facts) -> tuple[str, ...]:
-    if f.client.exempt or f.paused:
+    if f.client.exempt or f.paused or f.unreachable_at is not None:
         return ()
     count = len(f.ignored)
     silenced = _silence_reached(f)
@@ -349,7 +408,7 @@ def ladder_reached(f: Facts) -> tuple[str, ...]:
 
 
 def _ladder(f: Facts) -> Hits:
-    if f.client.exempt or f.paused:
+    if f.client.exempt or f.paused or f.unreachable_at is not None:
         return ()
     by_due = sorted(f.ignored, key=lambda r: (r.due_at, r.envelope.message_id))
     hits = []
@@ -381,8 +440,12 @@ RULES: tuple[Rule, ...] = (
     Rule("request-ignored", "a request went unanswered past ignored_after (one hit each)", _request_ignored,
          "overdue"),
     Rule("answered", "the client's real reply that began the current episode", _answered),
+    Rule("owner-changed", "a new owner took the client over: a new episode began", _owner_changed),
     Rule("auto-reply-ignored", "automatic replies seen and disregarded", _auto_reply_ignored),
     Rule("bounced", "delivery failures: evidence, never an answer", _bounced),
+    Rule("undeliverable", "a request a bounce reports as not delivered: never counted as ignored", _undeliverable),
+    Rule("unreachable", "every address of the client bounced: fix the address, never escalate", _unreachable,
+         "unreachable"),
     Rule("ignored-threshold", "enough requests ignored within the unresponsive window", _ignored_threshold,
          "unresponsive"),
     Rule("silent-too-long", "a request has been open for or_silent_for", _silent_too_long, "unresponsive"),

@@ -226,17 +226,29 @@ class Demo:
         self.news()
 
     async def second_and_third_weeks(self) -> None:
-        self.tell.step("Alice asks Acme again, about something else", at(12, 10, 10))
+        self.tell.step("Alice asks Acme again, and Globex about the meeting notes", at(12, 10, 10))
         await self.move_clock(at(12, 10, 10))
         await self.send(request(JANE, "Delivery address for November?",
                                 "Should we deliver the November shipment to your Leeds warehouse, as before?",
                                 at(12, 10, 10), "acme-delivery"))
+        await self.send(request(HANK, "Meeting notes: any changes?",
+                                "Could you let us know if the meeting notes need any changes?",
+                                at(12, 10, 10, 5), "globex-notes"))
         await self.settle()
         self.news()
 
         self.tell.step("Friday: two requests ignored", at(16, 10, 9))
         await self.move_clock(at(16, 10, 9))
         await self.smtp.wait_for(lambda m: m.kind == "owner-notify_owner", what="the note to Alice")
+        nudges = await self.smtp.wait_for(lambda m: m.kind == "owner-nudge" and "Globex" in str(m.message["Subject"]),
+                                          what="the suggested reminder about Globex")
+        self.news()
+
+        self.tell.step("Hank phones Alice back; she replies ANSWERED to parting's note", at(16, 10, 11))
+        await self.answer(ALICE, nudges[0], "ANSWERED by phone: Hank called, the notes are fine as they are.\n\n"
+                          "Alice", at(16, 10, 11), "alice-answered")
+        self.tell.why("an answer outside email is recorded as evidence: it answers the open requests like a "
+                      "reply would, and the case file shows it")
         self.news()
 
         self.tell.step("Alice tries a third time", at(19, 10, 10))
@@ -397,7 +409,7 @@ class Demo:
         self.tell.lines([f"Subject: {mail.message['Subject']}", f"Authentication-Results: "
                          f"{mail.message['Authentication-Results']}", f"first line: {text.splitlines()[0]}"
                          " (the review email is quoted below it)"])
-        judged = ["review_decision", "reply_refused"]
+        judged = ["review_decision", "reply_refused", "answer_recorded"]
         await self.until(lambda: self.store.events(kinds=judged, after_id=self.seen_event),
                          f"{person.name}'s reply to be judged")
 

@@ -171,6 +171,11 @@ class Narrator:
     def _on_casefile_written(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
         self.say(f"• {self.words(event)} (for {client})")
 
+    def _on_answer_recorded(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
+        person = self.names.get(data["by"], data["by"])
+        self.console.print(Text.assemble("  • ", (f"answer by {data['how']} recorded for {client}", "bold green"),
+                                         f" by {person}: {data['note']}"))
+
     def _on_reply_refused(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
         self.say(f"• {self.words(event)} ({data.get('code')})", style="bold red")
 

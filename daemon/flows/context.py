@@ -26,6 +26,9 @@ class Context:
     log: logging.Logger = field(default_factory=lambda: get_logger("flow"))
     # One Calendar per time zone: it remembers the holidays and working intervals it worked out.
     _calendars: dict[str | None, Calendar] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # Clients whose history a step changed without new mail (an answer recorded, a message
+    # assigned): the service judges them in its next cycle.
+    rejudge: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
 
     @property
     def domain(self) -> str:

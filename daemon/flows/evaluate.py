@@ -15,6 +15,7 @@ from daemon.adapters.templates import TemplateProblem
 from daemon.core.model import Client
 from daemon.core.outgoing import HeaderInjection, InvalidAddress
 from daemon.core.policy import Verdict, due_actions, evaluate, explain
+from daemon.flows.answered import notice_token
 from daemon.flows.context import Context, common_context, describe_time, queue_mail
 from daemon.flows.review import start_draft
 from daemon.runtime.faults import crash_point
@@ -145,9 +146,15 @@ def _notify_owner(ctx: Context, client: Client, verdict: Verdict, action: str, n
         nudge = ctx.templates.render("nudge.txt.j2", **common_context(ctx, client, None) | {
             "person": {"name": client.contact}, "requests": _requests(ctx, client, verdict)})
         lines = [*lines, "A friendly reminder you could send (nothing has been sent):", *nudge.body.splitlines()]
-    queue_mail(ctx, kind=f"owner-{action}", key=f"{client.id}:{verdict.episode}:{action}",
-               template="owner_notice.txt.j2", context={**common_context(ctx, client, owner), "explain": lines},
-               to=[owner.email], now=now, client_id=client.id)
+    # The notice takes a reply: ANSWERED <note> when the client answered outside email (flows/answered.py).
+    token = notice_token(ctx, client, owner, kind=action, subject_kind="notice", subject_id=None,
+                         episode=verdict.episode, now=now)
+    _, message_id = queue_mail(ctx, kind=f"owner-{action}", key=f"{client.id}:{verdict.episode}:{action}",
+                               template="owner_notice.txt.j2",
+                               context={**common_context(ctx, client, owner), "explain": lines},
+                               to=[owner.email], now=now, client_id=client.id, reply_to=[token.reply_to],
+                               subject_prefix=token.subject_prefix)
+    token.issued_in(ctx, message_id, now)
 
 
 def _requests(ctx: Context, client: Client, verdict: Verdict) -> list[dict[str, str]]:

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from daemon.adapters.store import Deadline, OutboxRow, TokenRow
 from daemon.core import review as core
+from daemon.core.calls import outcome_of
 from daemon.flows.context import Context, common_context, describe_time, queue_mail
 from daemon.runtime.faults import crash_point
 
@@ -33,7 +34,7 @@ def after_release_sent(ctx: Context, row: OutboxRow, now: datetime) -> None:
             return
         followup = ctx.settings.followup
         calendar = ctx.calendar(client)
-        for kind, wait in (("phone_call", followup.phone_call_after), ("retrospective", followup.retrospective_after)):
+        for kind, wait in (("phone_call", followup.phone_call_wait), ("retrospective", followup.retrospective_after)):
             due = calendar.add(now, wait)
             deadline_id = store.add_deadline(kind, client.id, due, now, draft_id=row.draft_id,
                                              data={"phone": client.phone, "contact": client.contact,
@@ -44,7 +45,7 @@ def after_release_sent(ctx: Context, row: OutboxRow, now: datetime) -> None:
                                data={"deadline_id": deadline_id, "kind": kind, "due_at": due.isoformat(),
                                      "phone": client.phone if kind == "phone_call" else None})
         crash_point("after_deadline_set")  # inside the `sent` transaction: a crash here leaves the row sending
-    ctx.log.info("release sent; follow-up call due by %s", followup.phone_call_after,
+    ctx.log.info("release sent; follow-up call due after %s", followup.phone_call_wait,
                  extra={"client": client.id, "draft": row.draft_id})
 
 
@@ -124,7 +125,7 @@ def close_by_reply(ctx: Context, deadline: Deadline, token_row: TokenRow, judgem
         ctx.store.append_event("deadline_closed", at=now, client_id=deadline.client_id, draft_id=deadline.draft_id,
                                message_ids=[row.message_id],
                                data={"deadline_id": deadline.id, "kind": deadline.kind, "by": token_row.person,
-                                     "note": note, "authentication": auth})
+                                     "note": note, "authentication": auth, "outcome": outcome_of(deadline.kind, note)})
 
 
 def close_by_command(ctx: Context, deadline_id: int, note: str, who: str, now: datetime) -> bool:
@@ -134,7 +135,7 @@ def close_by_command(ctx: Context, deadline_id: int, note: str, who: str, now: d
         if closed:
             ctx.store.append_event("deadline_closed", at=now, client_id=deadline.client_id, draft_id=deadline.draft_id,
                                    data={"deadline_id": deadline_id, "kind": deadline.kind, "by": who, "note": note,
-                                         "via": "command line"})
+                                         "via": "command line", "outcome": outcome_of(deadline.kind, note)})
     return closed
 
 

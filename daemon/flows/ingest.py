@@ -18,6 +18,7 @@ from datetime import datetime
 
 from daemon.adapters.imap.connection import FetchedHeader
 from daemon.adapters.store import MessageRow, Store
+from daemon.core.bounces import delivery_failures
 from daemon.core.mail import (
     MalformedMessage,
     asks_something,
@@ -27,7 +28,7 @@ from daemon.core.mail import (
     parse_message,
     request_header,
 )
-from daemon.core.model import ParsedMessage, Settings
+from daemon.core.model import DeliveryFailure, ParsedMessage, Settings
 from daemon.core.replytext import split_reply
 from daemon.core.review import token_from_addresses
 from daemon.core.rules import is_real_reply
@@ -140,6 +141,7 @@ class Ingestor:
         # reply-to), the only fields it reads (~10 us a message saved at 20,000 messages). The
         # settings cannot change under it: a reload makes a new Ingestor.
         self._classified: dict[tuple, Classification] = {}
+        self._learned: dict[str, str] = {}  # learned address -> client id, read again for every batch
 
     def classify(self, parsed: ParsedMessage) -> Classification:
         key = (parsed.from_addr, parsed.to, parsed.cc, parsed.reply_to)
@@ -149,10 +151,18 @@ class Ingestor:
                 self._classified.clear()
             kind = self._classified[key] = classify(parsed, our_addresses=self.settings.mailbox.addresses,
                                                     staff=self.settings.people, clients=self.settings.clients)
+        if kind.client_id is None and kind.direction == "in" and not kind.from_us and self._learned:
+            # An address a person assigned to a client in triage (`--learn-address`) is that client's.
+            learned = self._learned.get(parsed.from_addr.lower())
+            if learned is not None:
+                kind = replace(kind, client_id=learned)
         return kind
 
     def parse(self, folder: str, uidvalidity: int, headers: Iterable[FetchedHeader]) -> ParsedBatch:
         batch = ParsedBatch(folder, uidvalidity, last_uid=0)
+        known_clients = {client.id for client in self.settings.clients}
+        self._learned = {learned.address: learned.client_id for learned in self.store.learned_addresses()
+                         if learned.client_id in known_clients}
         headers = list(headers)
         known = self.store.known_uids(folder, uidvalidity, [h.uid for h in headers])
         for header in headers:
@@ -182,8 +192,9 @@ class Ingestor:
         lookup = BatchLookup(self.store)
         rows: list[tuple[MessageRow, str, int, int]] = []
         triage: list[tuple[str, str | None, str]] = []
+        failures: dict[str, tuple[DeliveryFailure, ...]] = {}
         for item in sorted(batch.pending, key=lambda p: _when(p)):
-            row, triage_reason = self._row(item, bodies.get(item.uid), lookup, now)
+            row, triage_reason = self._row(item, bodies.get(item.uid), lookup, now, failures)
             lookup.remember(row)
             rows.append((row, batch.folder, batch.uidvalidity, item.uid))
             if triage_reason:
@@ -196,6 +207,9 @@ class Ingestor:
                                             data={"folder": batch.folder, "uid": uid, "reason": reason,
                                                   "content_hash": content_hash})
                     report.quarantined += 1
+            for row, *_ in rows:
+                if row.message_id in new_ids and row.message_id in failures:
+                    self.store.add_delivery_failures(row.message_id, row.client_id, row.at, failures[row.message_id])
             for message_id, client_id, reason in triage:
                 if message_id in new_ids and self.store.add_triage(message_id, client_id, reason, now):
                     self.store.append_event("message_triaged", at=now, client_id=client_id,
@@ -217,7 +231,8 @@ class Ingestor:
                 report.client_replies.append(row.message_id)
         return report
 
-    def _row(self, item: Pending, body: bytes | None, lookup: ThreadLookup, now: datetime) -> tuple[MessageRow, str | None]:
+    def _row(self, item: Pending, body: bytes | None, lookup: ThreadLookup, now: datetime,
+             failures: dict[str, tuple[DeliveryFailure, ...]]) -> tuple[MessageRow, str | None]:
         parsed, kind = item.parsed, item.kind
         text = None
         if body is not None:
@@ -233,6 +248,10 @@ class Ingestor:
                 if client:
                     client_id = client.id
                     break
+        if parsed.bounce and body is not None:
+            found = failures[parsed.message_id] = delivery_failures(body)
+            original = self.store.message(found[0].original_message_id) if found and client_id is None else None
+            client_id = client_id or (original.client_id if original else None)
         when = _when(item)
         assignment = assign_thread(parsed, replace(kind, client_id=client_id) if client_id != kind.client_id else kind,
                                    lookup, now_hint=when)

@@ -22,6 +22,7 @@ from daemon.core.evidence import evidence_policy, judge_evidence
 from daemon.core.model import Client, Person
 from daemon.core.outgoing import HeaderInjection, InvalidAddress, build_message, make_message_id, thread_headers
 from daemon.core.policy import Verdict, explain
+from daemon.flows import owner_replies
 from daemon.flows.context import Context, common_context, describe_time, queue_mail
 from daemon.runtime.faults import crash_point
 
@@ -110,6 +111,8 @@ def handle_reply(ctx: Context, message_id: str, now: datetime) -> core.Judgement
     )
     parts = core.split_token(facts.token) if facts.token else None
     token_row = store.token(parts[0]) if parts else None
+    if facts.token and token_row is not None and token_row.subject_kind in owner_replies.SUBJECTS:
+        return owner_replies.handle_owner_reply(ctx, row, token_row, facts.token, now)  # ANSWERED, ASSIGN, DISMISS
     record, draft, deadline = None, None, None
     if token_row is not None:
         person = _person(ctx, token_row.person)

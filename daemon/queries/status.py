@@ -45,13 +45,17 @@ def status(config_path: str | Path, *, now: datetime) -> Data:
             "sign_in": sign_in_status(settings.mailbox.oauth),
             "triage": [{"id": t.id, "message_id": t.message_id, "client": t.client_id, "reason": t.reason,
                         "at": iso(t.at)} for t in store.triage()],
+            # Addresses a person assigned to a client in triage (parting triage assign --learn-address).
+            "learned_addresses": [{"address": a.address, "client": a.client_id, "by": a.by, "at": iso(a.at)}
+                                  for a in store.learned_addresses()],
         }
 
 
 def _status_row(settings: Settings, client: Client, verdict: Verdict, history: list[Envelope],
                 now: datetime) -> Data:
     happened = [env for env in history if env.at <= now]
-    last_in = max((env.at for env in happened if is_real_reply(env)), default=None)
+    last_in = max((env.at for env in happened if is_real_reply(env) and env.recorded != "owner_changed"),
+                  default=None)
     last_out = max((env.at for env in happened if env.direction == "out" and not env.auto_reply), default=None)
     return {
         "id": client.id, "name": client.name, "owner": client.owner, "owner_name": person_name(settings, client.owner),

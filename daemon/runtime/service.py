@@ -29,14 +29,18 @@ from daemon.adapters.templates import Templates
 from daemon.core.hosts import appends_to_sent
 from daemon.core.mail import HEADER_FIELDS
 from daemon.core.model import Settings
+from daemon.flows.bounces import tell_owners_of_bounces
+from daemon.flows.calls import repeat_call_reminders
 from daemon.flows.casefiles import write_missing_casefiles
 from daemon.flows.context import Context
 from daemon.flows.evaluate import Agenda, evaluate_all
 from daemon.flows.followup import remind_due, resume_held
 from daemon.flows.ingest import Ingestor
+from daemon.flows.owners import notice_owner_changes
 from daemon.flows.reminders import remind_reviews
 from daemon.flows.review import handle_reply
 from daemon.flows.sending import recover_in_flight, send_due
+from daemon.flows.triage import tell_owners_of_triage
 from daemon.runtime import shutdown
 from daemon.runtime.clock import Clock, SystemClock
 from daemon.runtime.faults import crash_point
@@ -192,6 +196,7 @@ class Service:
 
     async def cycle(self) -> None:
         ctx, now = self.ctx, self.clock.now
+        assert ctx is not None, "a cycle runs only once run() opened the context"
         for message_id in [*self._staff_replies, *ctx.store.unprocessed_staff_replies()]:
             if self.stop.is_set():
                 break
@@ -199,7 +204,12 @@ class Service:
         self._staff_replies.clear()
         if self.stop.is_set():
             return
+        notice_owner_changes(ctx, now())
+        tell_owners_of_bounces(ctx, now())
+        tell_owners_of_triage(ctx, now())
         when = now()
+        self.agenda.history_grew(ctx.rejudge)
+        ctx.rejudge.clear()
         if self._history_complete():
             only = self.agenda.next(ctx.store, when)
             evaluate_all(ctx, when, only)
@@ -207,6 +217,7 @@ class Service:
         resume_held(ctx, now())
         remind_reviews(ctx, now())
         remind_due(ctx, now())
+        repeat_call_reminders(ctx, now())
         if self._can_send():
             await self._send_with_grace()
         write_missing_casefiles(ctx, now())

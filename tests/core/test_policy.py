@@ -15,6 +15,7 @@ import pytest
 
 from daemon.core.model import (
     Client,
+    DeliveryFailure,
     Envelope,
     HolidayCalendar,
     LadderStep,
@@ -64,6 +65,20 @@ def bounce(mid: str, day: float, hour: float = 10) -> Envelope:
     return reply(mid, day, hour, bounce=True)
 
 
+def dsn(mid: str, of: str, day: float, hour: float = 10, to: str = "jane@acme.example") -> Envelope:
+    """A bounce that names our message `of` as not delivered to `to`."""
+    return reply(mid, day, hour, bounce=True, auto_reply="delivery status notification",
+                 delivery_failures=(DeliveryFailure(of, to, "5.1.1", "550 5.1.1 user unknown"),))
+
+
+def recorded(mid: str, day: float, what: str, note: str = "she will send it Friday") -> Envelope:
+    """What a person recorded in the client's history (an answer by phone, an owner change)."""
+    return Envelope(mid, "acme", "recorded", "in", at(day), note, "alice", recorded=what)
+
+
+TWO_ADDRESSES = replace(CLIENT, addresses=("jane@acme.example", "accounts@acme.example"))
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -85,6 +100,25 @@ def hits(*pairs: tuple[str, tuple[str, ...]]) -> frozenset[tuple[str, tuple[str,
 
 
 CASES = [
+    Case("an answer by phone, recorded, answers the open requests like a reply: a new episode",
+         (ask("m1", 0), ask("m2", 1), recorded("rec-1", 8, "answered:phone")), at(9), "active",
+         hits(("answered", ("rec-1", "m1", "m2")), ("no-requests", ("rec-1",))), episode="ep-rec-1"),
+    Case("a recorded answer answers requests in every thread under a thread-scoped policy",
+         (ask("m1", 0, thread="t1"), ask("m2", 0, 11, thread="t2"), recorded("rec-1", 1, "answered:meeting")),
+         at(9), "active", hits(("answered", ("rec-1", "m1", "m2")), ("no-requests", ("rec-1",))),
+         episode="ep-rec-1", policy=Policy(reply_answers_all=False)),
+    Case("an owner change begins a new episode: the old requests no longer count",
+         (ask("m1", 0), ask("m2", 1), ask("m3", 2),
+          recorded("own-1", 20, "owner_changed", "owner changed from alice to carol")), at(21), "active",
+         hits(("owner-changed", ("own-1", "m1", "m2", "m3")), ("no-requests", ("own-1",))), episode="ep-own-1"),
+    Case("a request a bounce reports as not delivered is undeliverable, not ignored",
+         (ask("m1", 0), dsn("b1", "m1", 0, 10.5, to="accounts@acme.example")), at(10), "active",
+         hits(("no-requests", ()), ("undeliverable", ("m1", "b1")), ("bounced", ("b1",))), client=TWO_ADDRESSES),
+    Case("every address of the client bounced: unreachable, the ladder never reached",
+         (ask("m1", 0), ask("m2", 1), ask("m3", 2), dsn("b1", "m1", 0, 11)), at(30), "unreachable",
+         hits(("undeliverable", ("m1", "b1")), ("bounced", ("b1",)), ("unreachable", ("b1",)),
+              ("request-ignored", ("m2",)), ("request-ignored", ("m3",)), ("silent-too-long", ("m2",))),
+         ignored=2),
     Case("no history: active", (), at(0), "active", hits(("no-requests", ()))),
     Case("a question inside its window: awaiting until Thursday 10:00",
          (ask("m1", 0),), at(1), "awaiting", hits(("request-open", ("m1",))), next_due=at(3)),

@@ -304,7 +304,13 @@ SCHEMA = Section({
     }, "Two-person review of release emails.", required=True),
     "followup": Section({
         "phone_call_after": Leaf(duration(zero=False), "Phone a client who has not answered the release "
-                                 "email after this long.", default=str(_FOLLOWUP.phone_call_after)),
+                                 "email after this long (in business time unless business_time is false: "
+                                 "24 hours is the next working day at the same time).",
+                                 default=str(_FOLLOWUP.phone_call_after)),
+        "business_time": Leaf(BOOL, "Count phone_call_after in working days and hours (true) or on the wall "
+                              "clock (false).", default=_FOLLOWUP.business_time),
+        "phone_reminders": Leaf(whole_number(1, 30), "Remind the owner of the call this many times in all, "
+                                "one each working day, until they reply DONE.", default=_FOLLOWUP.phone_reminders),
         "retrospective_after": Leaf(DURATION, "Offer the case file for a retrospective after this long.",
                                     default=str(_FOLLOWUP.retrospective_after)),
     }, "After the release email."),

@@ -20,19 +20,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from .assignments import AssignmentsMixin, LearnedAddress
 from .base import StoreError
+from .bounces import BouncesMixin, FailureRow
 from .clients import ClientsMixin, Episode, Note
 from .deadlines import Deadline, DeadlinesMixin
 from .events import Event, EventsMixin
 from .intake import FolderState, IntakeMixin, QuarantineItem, TriageItem
 from .messages import MessageLocation, MessageRow, MessagesMixin
 from .outbox import OutboxMixin, OutboxRow
+from .recorded import Notice, Recorded, RecordedMixin
 from .review import Draft, DraftVersion, Endorsement, ReviewMixin, TokenRow
 from .schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, set_version, stored_version
 
 __all__ = [
-    "Deadline", "Draft", "DraftVersion", "Endorsement", "Episode", "Event", "FolderState",
-    "MessageLocation", "MessageRow", "Note", "OutboxRow", "QuarantineItem", "SCHEMA_VERSION",
+    "Deadline", "Draft", "DraftVersion", "Endorsement", "Episode", "Event", "FailureRow", "FolderState", "LearnedAddress",
+    "MessageLocation", "MessageRow", "Note", "Notice", "OutboxRow", "Recorded", "QuarantineItem", "SCHEMA_VERSION",
     "Store", "StoreError", "TokenRow", "TriageItem",
 ]
 
@@ -57,7 +60,8 @@ def _waiting_while_busy(step: Callable[[], T]) -> T:
 
 
 class Store(
-    EventsMixin, MessagesMixin, IntakeMixin, ClientsMixin, ReviewMixin, OutboxMixin, DeadlinesMixin,
+    AssignmentsMixin, RecordedMixin, BouncesMixin, EventsMixin, MessagesMixin, IntakeMixin, ClientsMixin,
+    ReviewMixin, OutboxMixin, DeadlinesMixin,
 ):
     """parting's database. The methods live in one module per domain: events, messages
     (with the ThreadLookup protocol), intake (folders, quarantine, triage), clients, review,

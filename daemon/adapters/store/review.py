@@ -69,7 +69,7 @@ class Endorsement:
 class TokenRow:
     token_id: str
     token_mac: str
-    subject_kind: Literal["draft", "deadline"]
+    subject_kind: Literal["draft", "deadline", "notice", "triage"]
     subject_id: int
     version: int | None
     text_sha256: str | None

@@ -258,9 +258,122 @@ def _v4_evidence_headers(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE messages ADD COLUMN evidence_headers TEXT")
 
 
+# A bounce names the message of ours it returns and the addresses that failed (core/bounces.py):
+# kept beside the bounce's messages row (never updated) so the policy can tell an undeliverable
+# request from an ignored one, and the owner is told once per message and address.
+_DELIVERY_FAILURES = [
+    """CREATE TABLE delivery_failures (
+        bounce_message_id TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        original_message_id TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT '',
+        reason TEXT NOT NULL DEFAULT '',
+        client_id TEXT,
+        at TEXT NOT NULL,
+        told_at TEXT,
+        PRIMARY KEY (bounce_message_id, recipient))""",
+    "CREATE INDEX delivery_failures_client ON delivery_failures(client_id, at)",
+    "CREATE INDEX delivery_failures_original ON delivery_failures(original_message_id, recipient)",
+]
+
+
+def _v5_delivery_failures(db: sqlite_utils.Database) -> None:
+    for statement in _DELIVERY_FAILURES:
+        db.execute(statement)
+
+
+# What happened outside the mailbox, recorded by a person (an answer by phone or in a meeting, an
+# owner change): each row stands in the client's history as a real reply would, starting a new
+# episode. Notices are the owner emails that take a reply (ANSWERED): a token names its row.
+_RECORDED = [
+    """CREATE TABLE recorded (
+        id INTEGER PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        how TEXT NOT NULL DEFAULT '',
+        note TEXT NOT NULL DEFAULT '',
+        by TEXT NOT NULL,
+        at TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        via TEXT NOT NULL DEFAULT '')""",
+    "CREATE INDEX recorded_client ON recorded(client_id, at)",
+    """CREATE TABLE notices (
+        id INTEGER PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        episode TEXT NOT NULL,
+        at TEXT NOT NULL)""",
+    # Tokens now also name a notice (ANSWERED) or a triage item (ASSIGN, DISMISS): SQLite cannot
+    # widen a CHECK in place, so the table is copied into one with the wider CHECK.
+    """CREATE TABLE tokens_wider (
+        token_id TEXT PRIMARY KEY,
+        token_mac TEXT NOT NULL,
+        subject_kind TEXT NOT NULL CHECK (subject_kind IN ('draft', 'deadline', 'notice', 'triage')),
+        subject_id INTEGER NOT NULL,
+        version INTEGER,
+        text_sha256 TEXT,
+        person TEXT NOT NULL,
+        role TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        review_message_id TEXT,
+        issued_at TEXT NOT NULL,
+        used_at TEXT,
+        used_by_message_id TEXT UNIQUE)""",
+    "INSERT INTO tokens_wider SELECT * FROM tokens",
+    "DROP TABLE tokens",
+    "ALTER TABLE tokens_wider RENAME TO tokens",
+    "CREATE INDEX tokens_subject ON tokens(subject_kind, subject_id)",
+]
+
+
+def _v6_recorded_evidence(db: sqlite_utils.Database) -> None:
+    for statement in _RECORDED:
+        db.execute(statement)
+
+
+# Triage closed by a person: a message assigned to a client counts in that client's history from
+# then on (messages are never updated, so the assignment lives beside it), and an address the
+# person chose to learn makes later mail from it the client's.
+_TRIAGE = [
+    """CREATE TABLE message_assignments (
+        message_id TEXT PRIMARY KEY REFERENCES messages(message_id),
+        client_id TEXT NOT NULL,
+        by TEXT NOT NULL,
+        at TEXT NOT NULL)""",
+    "CREATE INDEX message_assignments_client ON message_assignments(client_id)",
+    """CREATE TABLE learned_addresses (
+        address TEXT PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        by TEXT NOT NULL,
+        at TEXT NOT NULL,
+        message_id TEXT)""",
+]
+
+
+def _v7_triage(db: sqlite_utils.Database) -> None:
+    for statement in _TRIAGE:
+        db.execute(statement)
+
+
+# The owner each client had when parting last read the configuration: a different owner in a
+# reloaded (or restarted) configuration is an owner change, which starts a new episode.
+_OWNERS = [
+    """CREATE TABLE client_owners (
+        client_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        since TEXT NOT NULL)""",
+]
+
+
+def _v8_client_owners(db: sqlite_utils.Database) -> None:
+    for statement in _OWNERS:
+        db.execute(statement)
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index, _v3_reply_headers, _v4_evidence_headers]
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index, _v3_reply_headers, _v4_evidence_headers,
+                               _v5_delivery_failures, _v6_recorded_evidence, _v7_triage, _v8_client_owners]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (

@@ -171,4 +171,6 @@ def deadline_entry(deadline: Deadline, events: list[Data]) -> Data:
         "closed_at": _iso(deadline.closed_at), "closed_by": deadline.closed_by, "note": deadline.note,
         "phone": (deadline.data or {}).get("phone"), "how": closing["summary"] if closing else None,
         "authentication": closing["data"].get("authentication") if closing else None,
+        "outcome": closing["data"].get("outcome") if closing else None,
+        "reminders": 1 + sum(1 for e in mine if e["kind"] == "deadline_reminded_again") if deadline.reminded_at else 0,
     }

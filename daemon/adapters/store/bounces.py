@@ -1,0 +1,96 @@
+"""Delivery failures: which message of ours a bounce reported as not delivered, to whom, why.
+
+Rules:
+- One row per (bounce, recipient); storing the same bounce again adds nothing.
+- The bounce's messages row is never updated (messages.py): the failures live here and are
+  joined onto the bounce's Envelope when the policy reads a history (`envelopes`), so the
+  policy sees them at the bounce's own time.
+- The owner is told about a (message, recipient) once: `told_at` is set in the transaction that
+  queues that mail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from daemon.core.model import DeliveryFailure, Envelope
+
+from .base import from_utc_text, to_utc_text
+from .messages import MessagesMixin
+
+
+@dataclass(frozen=True)
+class FailureRow:
+    bounce_message_id: str
+    client_id: str | None
+    at: datetime
+    failure: DeliveryFailure
+    told_at: datetime | None
+
+
+def _failure_row(row: dict[str, Any]) -> FailureRow:
+    return FailureRow(row["bounce_message_id"], row["client_id"], from_utc_text(row["at"]),
+                      DeliveryFailure(row["original_message_id"], row["recipient"], row["status"], row["reason"]),
+                      from_utc_text(row["told_at"]))
+
+
+class BouncesMixin(MessagesMixin):
+    def add_delivery_failures(self, bounce_message_id: str, client_id: str | None, at: datetime,
+                              failures: tuple[DeliveryFailure, ...]) -> int:
+        """Record what a bounce reports; returns how many rows were new."""
+        added = 0
+        with self.transaction():
+            for failure in failures:
+                added += self.db.execute(
+                    "INSERT OR IGNORE INTO delivery_failures (bounce_message_id, recipient, original_message_id,"
+                    " status, reason, client_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [bounce_message_id, failure.recipient, failure.original_message_id, failure.status,
+                     failure.reason, client_id, to_utc_text(at)]).rowcount
+        return added
+
+    def delivery_failures(self, client_id: str | None = None, *, untold: bool = False) -> list[FailureRow]:
+        where, params = ["1"], []
+        if client_id is not None:
+            where.append("client_id = ?")
+            params.append(client_id)
+        if untold:
+            where.append("told_at IS NULL")
+        return [_failure_row(r) for r in self._rows(
+            f"SELECT * FROM delivery_failures WHERE {' AND '.join(where)} ORDER BY at, bounce_message_id, recipient",
+            params)]
+
+    def mark_failure_told(self, original_message_id: str, recipient: str, at: datetime) -> bool:
+        """Every bounce of this message to this address is told; True if this call told it."""
+        cursor = self._write(
+            "UPDATE delivery_failures SET told_at = ? WHERE original_message_id = ? AND recipient = ?"
+            " AND told_at IS NULL", [to_utc_text(at), original_message_id, recipient])
+        return cursor.rowcount > 0
+
+    # -- the policy's view: bounces carry their failures ------------------------------------------
+
+    def envelopes(self, client_id: str) -> list[Envelope]:
+        history = super().envelopes(client_id)
+        return _with_failures(history, self.delivery_failures(client_id))
+
+    def envelopes_by_client(self) -> dict[str, list[Envelope]]:
+        grouped = super().envelopes_by_client()
+        by_client: dict[str, list[FailureRow]] = {}
+        for row in self.delivery_failures():
+            if row.client_id is not None:
+                by_client.setdefault(row.client_id, []).append(row)
+        for client_id, rows in by_client.items():
+            if client_id in grouped:
+                grouped[client_id] = _with_failures(grouped[client_id], rows)
+        return grouped
+
+
+def _with_failures(history: list[Envelope], rows: list[FailureRow]) -> list[Envelope]:
+    if not rows:
+        return history
+    by_bounce: dict[str, list[DeliveryFailure]] = {}
+    for row in rows:
+        by_bounce.setdefault(row.bounce_message_id, []).append(row.failure)
+    return [replace(env, delivery_failures=tuple(by_bounce[env.message_id])) if env.message_id in by_bounce else env
+            for env in history]

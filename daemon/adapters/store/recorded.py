@@ -1,0 +1,124 @@
+"""What a person recorded about a client outside the mailbox, and the owner notices that take replies.
+
+Rules:
+- A recorded row is never updated or deleted: an answer by phone or an owner change is a fact
+  of the case file. Each stands in the client's history (`envelopes`) as a real reply at its
+  `at` would, with `recorded` naming what it was, so the policy starts a new episode there and
+  explain and the case file show it.
+- A notice row only gives an owner email an id for its token (tokens name an integer subject).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from daemon.core.model import Envelope
+
+from .base import StoreError, from_utc_text, to_utc_text
+from .bounces import BouncesMixin
+
+RECORDED_KINDS = ("answered", "owner_changed")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    id: int
+    client_id: str
+    kind: str  # "answered" or "owner_changed"
+    how: str  # answered: phone | meeting | other; owner_changed: "<old> -> <new>"
+    note: str
+    by: str
+    at: datetime
+    recorded_at: datetime
+    via: str  # "command line", "reply <message id>", "reload"
+
+    @property
+    def message_id(self) -> str:
+        return f"recorded-{self.id}@parting"
+
+    def envelope(self) -> Envelope:
+        label = f"answered:{self.how}" if self.kind == "answered" else self.kind
+        return Envelope(self.message_id, self.client_id, "recorded", "in", self.at, self.note, self.by,
+                        recorded=label)
+
+
+@dataclass(frozen=True)
+class Notice:
+    id: int
+    client_id: str
+    kind: str
+    episode: str
+    at: datetime
+
+
+def _recorded(row: dict[str, Any]) -> Recorded:
+    return Recorded(**{**row, "at": from_utc_text(row["at"]), "recorded_at": from_utc_text(row["recorded_at"])})
+
+
+class RecordedMixin(BouncesMixin):
+    def add_recorded(self, client_id: str, kind: str, *, how: str, note: str, by: str, at: datetime,
+                     recorded_at: datetime, via: str) -> Recorded:
+        if kind not in RECORDED_KINDS:
+            raise StoreError(f"unknown kind of record {kind!r}")
+        cursor = self._write(
+            "INSERT INTO recorded (client_id, kind, how, note, by, at, recorded_at, via)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [client_id, kind, how, note, by, to_utc_text(at), to_utc_text(recorded_at), via])
+        return self.recorded_row(int(cursor.lastrowid or 0))
+
+    def recorded_row(self, record_id: int) -> Recorded:
+        row = self._one("SELECT * FROM recorded WHERE id = ?", [record_id])
+        if row is None:
+            raise StoreError(f"no record {record_id}")
+        return _recorded(row)
+
+    def recorded(self, client_id: str | None = None, kind: str | None = None) -> list[Recorded]:
+        where, params = ["1"], []
+        if client_id is not None:
+            where.append("client_id = ?")
+            params.append(client_id)
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        return [_recorded(r) for r in self._rows(
+            f"SELECT * FROM recorded WHERE {' AND '.join(where)} ORDER BY at, id", params)]
+
+    def add_notice(self, client_id: str, kind: str, episode: str, at: datetime) -> int:
+        cursor = self._write("INSERT INTO notices (client_id, kind, episode, at) VALUES (?, ?, ?, ?)",
+                             [client_id, kind, episode, to_utc_text(at)])
+        return int(cursor.lastrowid or 0)
+
+    def notice(self, notice_id: int) -> Notice:
+        row = self._one("SELECT * FROM notices WHERE id = ?", [notice_id])
+        if row is None:
+            raise StoreError(f"no notice {notice_id}")
+        return Notice(**{**row, "at": from_utc_text(row["at"])})
+
+    # -- owners as last read from the configuration ------------------------------------------------
+
+    def known_owners(self) -> dict[str, str]:
+        return {r["client_id"]: r["owner"] for r in self._rows("SELECT client_id, owner FROM client_owners")}
+
+    def set_owner(self, client_id: str, owner: str, since: datetime) -> None:
+        self._write("INSERT INTO client_owners (client_id, owner, since) VALUES (?, ?, ?)"
+                    " ON CONFLICT (client_id) DO UPDATE SET owner = excluded.owner, since = excluded.since",
+                    [client_id, owner, to_utc_text(since)])
+
+    # -- the policy's view: recorded facts stand in the history ------------------------------------
+
+    def envelopes(self, client_id: str) -> list[Envelope]:
+        history = super().envelopes(client_id)
+        extra = [r.envelope() for r in self.recorded(client_id)]
+        return sorted([*history, *extra], key=lambda env: (env.at, env.message_id)) if extra else history
+
+    def envelopes_by_client(self) -> dict[str, list[Envelope]]:
+        grouped = super().envelopes_by_client()
+        added: set[str] = set()
+        for record in self.recorded():
+            grouped.setdefault(record.client_id, []).append(record.envelope())
+            added.add(record.client_id)
+        for client_id in added:
+            grouped[client_id].sort(key=lambda env: (env.at, env.message_id))
+        return grouped
