@@ -8,7 +8,9 @@ backoff (on the injected clock) up to `smtp.max_attempts`, then `failed`; a 5xx 
 once; a lost answer after the whole message went out is `uncertain`. Failed and uncertain rows
 tell the client's owner and wait for a person (`parting outbox resend|cancel`). After a crash, a
 row left `sending` is looked up in the Sent folder by Message-ID: found means sent, otherwise
-uncertain. Nothing is ever sent again without a person.
+uncertain. Nothing is ever sent again without a person. After a start, every other unfinished
+row (queued, uncertain, failed) is looked up too (`settle_from_sent`): a database restored from
+a replica may have lost the writes that recorded its mail leaving.
 """
 
 from __future__ import annotations
@@ -151,6 +153,44 @@ async def recover_in_flight(ctx: Context, found_in_sent: Callable[[str], Awaitab
             outcomes.append((row.id, "uncertain"))
         ctx.log.warning("outbox row left sending by a crash is now %s", outcomes[-1][1],
                         extra={"outbox": row.id, "message_id": row.message_id})
+    return outcomes
+
+
+# Rows that a lost write (a database restored from a replica that missed its last seconds) may
+# show unfinished although their mail left: a `queued` row whose claim and `sent` were lost, an
+# `uncertain` or `failed` row whose resend by a person and `sent` were lost. (`sending` rows are
+# recover_in_flight's.) `sent` and `cancelled` are final: nothing is looked up for them.
+UNFINISHED = ("queued", "uncertain", "failed")
+
+
+async def settle_from_sent(ctx: Context, found_in_sent: Callable[[str], Awaitable[bool | None]],
+                           now: Callable[[], datetime], checked: set[int] | None = None) -> dict[int, str]:
+    """Before sending after a start: every unfinished row whose Message-ID is already in the Sent
+    folder is marked sent, with its `sent` event and what a send sets off, and is never sent again.
+
+    Message-IDs are deterministic (derived from the decision that queued the mail), so a row that
+    a replayed reply queues again carries the Message-ID of the copy the old host sent.
+    Returns each row looked up: "sent" (found), "unsent" (not found, left as it was) or
+    "unknown" (the folder could not be searched, left as it was; the caller must not send it).
+    Row ids in `checked` are skipped, and rows with a definite answer are added to it, so a
+    caller that settles before every cycle looks each row up once.
+    """
+    outcomes: dict[int, str] = {}
+    for row in ctx.store.rows(list(UNFINISHED)):
+        if checked is not None and row.id in checked:
+            continue
+        found = await found_in_sent(row.message_id)
+        outcomes[row.id] = "sent" if found else "unsent" if found is False else "unknown"
+        if found:
+            why = f"found in the Sent folder after a restart (was {row.state}): not sent again"
+            with ctx.store.transaction():
+                ctx.store.mark_found_in_sent(row.id, why, now())
+                _event(ctx, row, "sent", now(), server_reply=why, recovered_from=row.state)
+                _consequences(ctx, row, now())
+            ctx.log.warning("outbox row %d (%s) was %s but is in the Sent folder: marked sent, not sent again",
+                            row.id, row.kind, row.state, extra={"outbox": row.id, "message_id": row.message_id})
+        if checked is not None and found is not None:
+            checked.add(row.id)
     return outcomes
 
 

@@ -32,13 +32,14 @@ from daemon.flows.followup import remind_due, resume_held
 from daemon.flows.ingest import Ingestor
 from daemon.flows.reminders import remind_reviews
 from daemon.flows.review import handle_reply
-from daemon.flows.sending import recover_in_flight, send_due
+from daemon.flows.sending import recover_in_flight, send_due, settle_from_sent
 from daemon.queries.casefile.build import write_missing_casefiles
 from daemon.runtime import shutdown
 from daemon.runtime.clock import Clock, SystemClock
 from daemon.runtime.faults import crash_point
 from daemon.runtime.logs import get_logger, register_secret
 from daemon.runtime.notify import Notifier, watchdog_interval
+from daemon.runtime.placement import Restore, check_placement
 
 SHUTDOWN_GRACE = 20.0  # default seconds a send in flight may take to finish after SIGTERM
 DEFAULT_TICK = 60.0  # seconds between cycles when no mail arrives
@@ -79,6 +80,8 @@ class Service:
         self._staff_replies: list[str] = []
         self.agenda = Agenda()
         self.cycles = 0
+        self.restored: Restore | None = None  # this start opened a copy restored from elsewhere
+        self._settled: set[int] = set()  # outbox rows already looked up in Sent after a restore
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -182,7 +185,8 @@ class Service:
         resume_held(ctx, now())
         remind_reviews(ctx, now())
         remind_due(ctx, now())
-        await self._send_with_grace()
+        if self.restored is None or await self._settle_after_restore():
+            await self._send_with_grace()
         write_missing_casefiles(ctx, now())
         self.cycles += 1
         self.notifier.status(self.status_line())
@@ -295,22 +299,38 @@ class Service:
                                         data={"folder": folder, "old_uidvalidity": old, "new_uidvalidity": new})
 
     async def _recover(self) -> None:
-        """Rows a crash left `sending`: found in Sent (dry run: its .eml written) -> sent, else uncertain."""
+        """Before anything is sent: note a restored database (event `state_restored`); rows a crash
+        left `sending`: found in Sent (dry run: its .eml written) -> sent, else uncertain; every
+        other unfinished row found in Sent -> sent, since a restored copy may have lost its writes."""
         ctx = self.ctx
-        if not ctx.store.rows(["sending"]):
+        self.restored = check_placement(ctx.store, ctx.settings.database, self.clock.now())
+        if self.restored is not None:
+            self.log.warning("this database was restored from a copy last written on %s (newest event %s): every"
+                             " unfinished outbox row is looked up in the Sent folder before it is sent",
+                             self.restored.from_host, self.restored.last_event_at)
+        if not ctx.store.rows(["sending", "queued", "uncertain", "failed"]):
             return
+        in_flight = await recover_in_flight(ctx, self._found_in_sent, self.clock.now)
+        self._settled.update(row_id for row_id, _ in in_flight)
+        await settle_from_sent(ctx, self._found_in_sent, self.clock.now, self._settled)
 
-        async def found_in_sent(message_id: str) -> bool | None:
-            if ctx.settings.mode == "dry_run":
-                return (Path(ctx.settings.dry_run_dir) / mailer.eml_filename(message_id)).exists()
-            try:
-                return await mailbox.find_in_folder(ctx.settings.mailbox.imap, ctx.secrets.imap_password,
-                                                    ctx.settings.mailbox.imap.sent, message_id)
-            except Exception as exc:  # noqa: BLE001 - unknown is treated as not found: a person decides
-                self.log.warning("could not search the Sent folder: %s", exc)
-                return None
+    async def _settle_after_restore(self) -> bool:
+        """After a restore, rows queued since the start (a replayed reply queues its mail again, with
+        the Message-ID the old host used) are looked up in Sent once each before they may leave.
+        False while the folder cannot be searched: then nothing is sent this cycle."""
+        outcomes = await settle_from_sent(self.ctx, self._found_in_sent, self.clock.now, self._settled)
+        return "unknown" not in outcomes.values()
 
-        await recover_in_flight(ctx, found_in_sent, self.clock.now)
+    async def _found_in_sent(self, message_id: str) -> bool | None:
+        ctx = self.ctx
+        if ctx.settings.mode == "dry_run":
+            return (Path(ctx.settings.dry_run_dir) / mailer.eml_filename(message_id)).exists()
+        try:
+            return await mailbox.find_in_folder(ctx.settings.mailbox.imap, ctx.secrets.imap_password,
+                                                ctx.settings.mailbox.imap.sent, message_id)
+        except Exception as exc:  # noqa: BLE001 - unknown is treated as not found: a person decides
+            self.log.warning("could not search the Sent folder: %s", exc)
+            return None
 
     # ------------------------------------------------------------------ reload, watchdog, status
 

@@ -134,6 +134,15 @@ class OutboxMixin(StoreBase):
                    "state = 'sent', server_reply = :reply, sent_at = :at, updated_at = :at",
                    {"reply": server_reply, "at": stamp})
 
+    def mark_found_in_sent(self, row_id: int, reason: str, at: datetime) -> None:
+        """The message is in the Sent folder, though this row never recorded it leaving: a restored
+        copy of the database lost the write (`sending`, `sent`, or a person's resend), so the row
+        says sent without being sent again."""
+        stamp = to_utc_text(at)
+        self._move(row_id, ("queued", "sending", "uncertain", "failed"), "mark as found in Sent",
+                   "state = 'sent', server_reply = :reply, sent_at = :at, updated_at = :at, next_attempt_at = NULL",
+                   {"reply": reason, "at": stamp})
+
     def mark_retry(self, row_id: int, error: str, next_attempt_at: datetime, at: datetime) -> None:
         """A temporary failure: back to 'queued', not before next_attempt_at."""
         self._move(row_id, ("sending",), "retry",
