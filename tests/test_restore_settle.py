@@ -24,12 +24,13 @@ def database_of(config: Path) -> Path:
     return Path(yaml.safe_load(config.read_text())["state"]["database"])
 
 
-def queue(config: Path, tag: str, *, state: str = "queued") -> tuple[int, bytes, str]:
+def queue(config: Path, tag: str, *, state: str = "queued", not_before=None) -> tuple[int, bytes, str]:
     """A mail in the outbox, as a decision before the restore queued it; `state` where it stands."""
     raw, message_id = mf.request("jane@acme.example", f"Question {tag}", START, tag)
     message_id = message_id.strip("<>")
     with Store.open(database_of(config)) as store:
-        row_id = store.enqueue(message_id, "nudge", OFFICE, ["jane@acme.example"], raw, START, client_id="acme")
+        row_id = store.enqueue(message_id, "nudge", OFFICE, ["jane@acme.example"], raw, START, client_id="acme",
+                               not_before=not_before)
         if state != "queued":
             assert store.claim_next(START + timedelta(days=1)).id == row_id, "claim the oldest: queue it first"
             {"uncertain": store.mark_uncertain, "failed": lambda i, at: store.mark_failed(i, "550 no", at)}[state](
@@ -69,7 +70,8 @@ async def test_a_restored_copy_marks_queued_uncertain_and_failed_rows_found_in_s
     rows = {state: queue(config, f"lost-{state}", state=state) for state in ("uncertain", "failed", "queued")}
     for _, raw, _ in rows.values():
         mf.deliver(dovecot, "Sent", raw)  # the old host sent them and filed its copies
-    fresh_id, _, fresh_mid = queue(config, "never-sent")  # queued and not sent before the host died
+    due_id, _, due_mid = queue(config, "due-not-in-sent")  # the lost writes may have sent it: no trace
+    later_id, _, later_mid = queue(config, "not-yet-due", not_before=START + timedelta(hours=2))
     lose_the_token(config)
     before = len(smtp_sink.messages)
     async with RunningDaemon(config, START + timedelta(minutes=1)) as daemon:
@@ -80,7 +82,8 @@ async def test_a_restored_copy_marks_queued_uncertain_and_failed_rows_found_in_s
         assert message_id not in arrived, f"the {state} row was sent again"
         assert row_state(config, row_id)[0] == "sent", state
         assert "found in the Sent folder" in row_state(config, row_id)[1]
-    assert arrived.count(fresh_mid) == 1 and row_state(config, fresh_id)[0] == "sent"
+    assert due_mid not in arrived and row_state(config, due_id)[0] == "uncertain"  # a person decides
+    assert later_mid not in arrived and row_state(config, later_id)[0] == "queued"  # could not have left yet
     [restore] = events(config, RESTORED)
     assert restore.data["token_file"] == "missing" and restore.data["last_event_id"] > 0
     recovered = {e.data["outbox_id"]: e.data.get("recovered_from") for e in events(config, "sent")}

@@ -164,7 +164,8 @@ UNFINISHED = ("queued", "uncertain", "failed")
 
 
 async def settle_from_sent(ctx: Context, found_in_sent: Callable[[str], Awaitable[bool | None]],
-                           now: Callable[[], datetime], checked: set[int] | None = None) -> dict[int, str]:
+                           now: Callable[[], datetime], checked: set[int] | None = None, *,
+                           doubt_due: bool = False) -> dict[int, str]:
     """Before sending after a start: every unfinished row whose Message-ID is already in the Sent
     folder is marked sent, with its `sent` event and what a send sets off, and is never sent again.
 
@@ -174,6 +175,11 @@ async def settle_from_sent(ctx: Context, found_in_sent: Callable[[str], Awaitabl
     "unknown" (the folder could not be searched, left as it was; the caller must not send it).
     Row ids in `checked` are skipped, and rows with a definite answer are added to it, so a
     caller that settles before every cycle looks each row up once.
+
+    `doubt_due` (the first settling after a restore): a `queued` row that was already due and is
+    not in Sent becomes `uncertain`, for a person to resend or confirm. The lost writes may have
+    claimed it and handed it to the server, and the copy is filed in Sent only after that: a host
+    that died in between left no trace in the folder. A late release is better than a second one.
     """
     outcomes: dict[int, str] = {}
     for row in ctx.store.rows(list(UNFINISHED)):
@@ -189,6 +195,12 @@ async def settle_from_sent(ctx: Context, found_in_sent: Callable[[str], Awaitabl
                 _consequences(ctx, row, now())
             ctx.log.warning("outbox row %d (%s) was %s but is in the Sent folder: marked sent, not sent again",
                             row.id, row.kind, row.state, extra={"outbox": row.id, "message_id": row.message_id})
+        elif found is False and doubt_due and row.state == "queued" and _is_due(row, now()):
+            _uncertain(ctx, row, "restored from a replica: it was due, so the lost writes may have sent it,"
+                                 " and it is not in the Sent folder", now())
+            outcomes[row.id] = "uncertain"
+            ctx.log.warning("outbox row %d (%s) was due before the restore and is not in Sent: uncertain,"
+                            " a person decides", row.id, row.kind, extra={"outbox": row.id})
         if checked is not None and found is not None:
             checked.add(row.id)
     return outcomes
@@ -253,9 +265,12 @@ def _consequences(ctx: Context, row: OutboxRow, at: datetime) -> None:
 
 
 def _due_count(ctx: Context, moment: datetime) -> int:
-    return sum(1 for row in ctx.store.rows(["queued"])
-               if (row.not_before is None or row.not_before <= moment)
-               and (row.next_attempt_at is None or row.next_attempt_at <= moment))
+    return sum(1 for row in ctx.store.rows(["queued"]) if _is_due(row, moment))
+
+
+def _is_due(row: OutboxRow, moment: datetime) -> bool:
+    return ((row.not_before is None or row.not_before <= moment)
+            and (row.next_attempt_at is None or row.next_attempt_at <= moment))
 
 
 def _crash_point(name: str, row: OutboxRow) -> None:

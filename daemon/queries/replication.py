@@ -71,14 +71,17 @@ def replication_lag(database: str | Path, config: Path, environ: Mapping[str, st
     if not files:
         return Lag(False, "the replica holds nothing yet",
                    "is `litestream replicate` running? (systemctl status parting@NAME)")
-    newest = max(files, key=lambda f: int(f["max_txid"], 16))
-    replica = int(newest["max_txid"], 16)
+    newest = max(files, key=lambda f: _txid(f.get("max_txid")))
+    replica = _txid(newest.get("max_txid"))
     changed = datetime.fromisoformat(newest["timestamp"].replace("Z", "+00:00")).timestamp()
     # Litestream's own count of transactions it has read but not uploaded (0 when it is not running),
     # and the database's last write (its files' mtime) against the replica's newest change: the
     # second also shows a replication that stopped while parting kept writing.
-    pending = max(0, int(status[0].get("local_txid") or "0", 16) - replica)
-    written = max(p.stat().st_mtime for p in (file, file.with_name(file.name + "-wal")) if p.exists())
+    pending = max(0, _txid(status[0].get("local_txid")) - replica)
+    # A commit always writes the WAL; a checkpoint writes only the database file (and changes
+    # nothing to replicate), so the WAL's time is the last write while there is a WAL.
+    wal = file.with_name(file.name + "-wal")
+    written = (wal if wal.exists() else file).stat().st_mtime
     behind = written - changed
     when = datetime.fromtimestamp(changed, UTC)
     if behind <= TOLERANCE and not pending:
@@ -86,6 +89,14 @@ def replication_lag(database: str | Path, config: Path, environ: Mapping[str, st
     detail = f"replica behind: the database's last write is {max(behind, 0):.0f} s newer than the replica's newest change"
     return Lag(True, detail + (f"; {pending} transaction(s) not uploaded yet" if pending else ""),
                behind=pending, seconds=max(behind, 0.0))
+
+
+def _txid(text: object) -> int:
+    """Litestream's hex transaction id; "-" (not initialised yet) and anything else is 0."""
+    try:
+        return int(str(text), 16)
+    except ValueError:
+        return 0
 
 
 def _run(binary: str, command: str, config: Path, database: str, environ: Mapping[str, str],

@@ -312,7 +312,8 @@ class Service:
             return
         in_flight = await recover_in_flight(ctx, self._found_in_sent, self.clock.now)
         self._settled.update(row_id for row_id, _ in in_flight)
-        await settle_from_sent(ctx, self._found_in_sent, self.clock.now, self._settled)
+        await settle_from_sent(ctx, self._found_in_sent, self.clock.now, self._settled,
+                               doubt_due=self.restored is not None)
 
     async def _settle_after_restore(self) -> bool:
         """After a restore, rows queued since the start (a replayed reply queues its mail again, with

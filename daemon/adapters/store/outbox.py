@@ -10,6 +10,8 @@ Rules (DESIGN.md "Sending: at most once, never silently lost"):
     queued -> sending -> sent
       ^          |-> queued (retry later)    |-> failed    |-> uncertain (crash during send)
       '-- resend (uncertain, failed)         cancel: queued, uncertain, failed -> cancelled
+    After a restore from a replica: queued, uncertain, failed -> sent (found in the Sent folder);
+    queued and due -> uncertain (not found: the lost writes may have sent it).
 """
 
 from __future__ import annotations
@@ -156,8 +158,9 @@ class OutboxMixin(StoreBase):
                    {"error": error, "at": to_utc_text(at)})
 
     def mark_uncertain(self, row_id: int, at: datetime) -> None:
-        """Found 'sending' after a crash and not in the Sent folder: a person decides."""
-        self._move(row_id, ("sending",), "mark as uncertain",
+        """Found 'sending' after a crash (or 'queued' and due after a restore) and not in the Sent
+        folder: a person decides."""
+        self._move(row_id, ("sending", "queued"), "mark as uncertain",
                    "state = 'uncertain', updated_at = :at", {"at": to_utc_text(at)})
 
     def resend(self, row_id: int, at: datetime) -> None:
