@@ -80,8 +80,9 @@ def replication_lag(database: str | Path, config: Path, environ: Mapping[str, st
     pending = max(0, _txid(status[0].get("local_txid")) - replica)
     # A commit always writes the WAL; a checkpoint writes only the database file (and changes
     # nothing to replicate), so the WAL's time is the last write while there is a WAL.
+    # An empty WAL (a reader opened the database after the last writer closed it) holds nothing.
     wal = file.with_name(file.name + "-wal")
-    written = (wal if wal.exists() else file).stat().st_mtime
+    written = (wal if wal.exists() and wal.stat().st_size > 0 else file).stat().st_mtime
     behind = written - changed
     when = datetime.fromtimestamp(changed, UTC)
     if behind <= TOLERANCE and not pending:
