@@ -303,6 +303,7 @@ class Service:
         left `sending`: found in Sent (dry run: its .eml written) -> sent, else uncertain; every
         other unfinished row found in Sent -> sent, since a restored copy may have lost its writes."""
         ctx = self.ctx
+        assert ctx is not None, "run() opens the context first"
         self.restored = check_placement(ctx.store, ctx.settings.database, self.clock.now())
         if self.restored is not None:
             self.log.warning("this database was restored from a copy last written on %s (newest event %s): every"
@@ -319,11 +320,13 @@ class Service:
         """After a restore, rows queued since the start (a replayed reply queues its mail again, with
         the Message-ID the old host used) are looked up in Sent once each before they may leave.
         False while the folder cannot be searched: then nothing is sent this cycle."""
+        assert self.ctx is not None, "run() opens the context first"
         outcomes = await settle_from_sent(self.ctx, self._found_in_sent, self.clock.now, self._settled)
         return "unknown" not in outcomes.values()
 
     async def _found_in_sent(self, message_id: str) -> bool | None:
         ctx = self.ctx
+        assert ctx is not None, "run() opens the context first"
         if ctx.settings.mode == "dry_run":
             return (Path(ctx.settings.dry_run_dir) / mailer.eml_filename(message_id)).exists()
         try:
