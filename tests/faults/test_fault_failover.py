@@ -62,7 +62,7 @@ class ReplicatedDaemon(DaemonProcess):
         self.litestream = workdir / "litestream.yml"
         self.litestream.write_text(yaml.safe_dump({"dbs": [{
             "path": str(self.database), "replica": {"url": f"file://{self.replica}", "sync-interval": SYNC}}]}))
-        self.restores: list[str] = []
+        self.lost: list[str] = []  # per restore: what was written before the kill and is not in the replica
         self.replicated: tuple | None = None  # the database's fingerprint the replica was last seen to hold
 
     @property
@@ -113,12 +113,15 @@ class ReplicatedDaemon(DaemonProcess):
     def lose_the_host(self) -> None:
         """The database directory is gone; the new host restores the replica before starting."""
         folder = self.database.parent
+        events, rows = self.scalar("SELECT max(id) FROM events"), dict(self.query("SELECT id, state FROM outbox"))
         shutil.rmtree(folder)
         folder.mkdir()
         out = subprocess.run([self.binary, "restore", "-config", str(self.litestream), "-if-db-not-exists",
                               "-if-replica-exists", str(self.database)], capture_output=True, text=True, timeout=120)
         assert out.returncode == 0 and self.database.exists(), out.stdout + out.stderr
-        self.restores.append(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "restored")
+        back = dict(self.query("SELECT id, state FROM outbox"))
+        self.lost.append(f"{events - self.scalar('SELECT max(id) FROM events')} events" + "".join(
+            f", outbox row {i} {state} -> {back.get(i, 'missing')}" for i, state in rows.items() if back.get(i) != state))
 
 
 class HumanPacedScenario(ReleaseScenario):
@@ -158,8 +161,9 @@ def test_the_host_dies_the_state_is_restored_elsewhere_and_nothing_is_sent_twice
     restored = daemon.events("state_restored")
     record("failover", moment, len(outcome.kills), losses=outcome.audits.losses,
            duplicates=outcome.audits.duplicates,
-           notes="; ".join([f"{daemon.starts} starts, {outcome.seconds:.0f} s", *(
+           notes="; ".join([f"{daemon.starts} starts, {outcome.seconds:.0f} s",
+                            *(f"the restore lost {lost}" for lost in daemon.lost), *(
                f"operator: {kind} {action}" for _, kind, action in outcome.decisions)]))
     assert outcome.kills == [MOMENTS[moment]], outcome.kills
-    assert len(daemon.restores) == 1 and len(restored) == 1, (daemon.restores, restored)
+    assert len(daemon.lost) == 1 and len(restored) == 1, (daemon.lost, restored)
     assert not outcome.audits.problems, "\n".join(outcome.audits.problems)
