@@ -15,7 +15,9 @@ from harness import RunningDaemon, write_config
 from test_daemon_review import START
 
 from daemon.adapters.store import Store
+from daemon.flows.sending import settle_from_sent
 from daemon.runtime.placement import PLACED, RESTORED, check_placement, token_file
+from daemon.runtime.service import open_context
 
 OFFICE = "office@example.com"
 
@@ -129,3 +131,28 @@ def test_a_restart_writes_nothing_a_copy_elsewhere_is_a_restore(tmp_path):
         assert [e.kind for e in store.events()] == [PLACED, RESTORED, PLACED]
         assert store.events(kinds=[RESTORED])[0].data["token_file"] == "different"
         assert check_placement(store, database, START + timedelta(hours=2), host="b") is None
+
+
+async def test_a_row_the_restored_start_could_not_look_up_waits_and_a_row_queued_after_it_is_not_doubted(config):
+    """The flow with a look-up of our own: None (Sent could not be searched), then False."""
+    await first_run(config)
+    held_id, _, _ = queue(config, "held")  # in the restored copy
+    ctx = open_context(config)
+    try:
+        later_id = ctx.store.enqueue("later@example.com", "nudge", OFFICE, ["jane@acme.example"], b"x", START)
+        answers = {held_id: iter([None, False]), later_id: iter([False])}
+        rows = {row.message_id: row.id for row in ctx.store.rows()}
+
+        async def lookup(message_id: str) -> bool | None:
+            return next(answers[rows[message_id]])
+
+        checked: set[int] = set()
+        at = lambda: START + timedelta(minutes=1)  # noqa: E731 - the injected clock
+        first = await settle_from_sent(ctx, lookup, at, checked, doubt_upto=held_id)
+        assert first == {held_id: "unknown", later_id: "unsent"} and checked == {later_id}
+        assert ctx.store.row(held_id).state == "queued"  # the caller sends nothing while "unknown"
+        second = await settle_from_sent(ctx, lookup, at, checked, doubt_upto=held_id)
+        assert second == {held_id: "uncertain"} and ctx.store.row(held_id).state == "uncertain"
+        assert ctx.store.row(later_id).state == "queued"  # queued after the restore: not in doubt
+    finally:
+        ctx.store.close()

@@ -165,7 +165,7 @@ UNFINISHED = ("queued", "uncertain", "failed")
 
 async def settle_from_sent(ctx: Context, found_in_sent: Callable[[str], Awaitable[bool | None]],
                            now: Callable[[], datetime], checked: set[int] | None = None, *,
-                           doubt_due: bool = False) -> dict[int, str]:
+                           doubt_upto: int | None = None) -> dict[int, str]:
     """Before sending after a start: every unfinished row whose Message-ID is already in the Sent
     folder is marked sent, with its `sent` event and what a send sets off, and is never sent again.
 
@@ -176,8 +176,8 @@ async def settle_from_sent(ctx: Context, found_in_sent: Callable[[str], Awaitabl
     Row ids in `checked` are skipped, and rows with a definite answer are added to it, so a
     caller that settles before every cycle looks each row up once.
 
-    `doubt_due` (the first settling after a restore): a `queued` row that was already due and is
-    not in Sent becomes `uncertain`, for a person to resend or confirm. The lost writes may have
+    `doubt_upto` (after a restore: the highest row id the restored copy held): such a `queued` row
+    that is due and not in Sent becomes `uncertain`, for a person to resend or confirm. The lost writes may have
     claimed it and handed it to the server, and the copy is filed in Sent only after that: a host
     that died in between left no trace in the folder. A late release is better than a second one.
     """
@@ -195,7 +195,8 @@ async def settle_from_sent(ctx: Context, found_in_sent: Callable[[str], Awaitabl
                 _consequences(ctx, row, now())
             ctx.log.warning("outbox row %d (%s) was %s but is in the Sent folder: marked sent, not sent again",
                             row.id, row.kind, row.state, extra={"outbox": row.id, "message_id": row.message_id})
-        elif found is False and doubt_due and row.state == "queued" and _is_due(row, now()):
+        elif (found is False and doubt_upto is not None and row.id <= doubt_upto and row.state == "queued"
+              and _is_due(row, now())):
             _uncertain(ctx, row, "restored from a replica: it was due, so the lost writes may have sent it,"
                                  " and it is not in the Sent folder", now())
             outcomes[row.id] = "uncertain"

@@ -82,6 +82,7 @@ class Service:
         self.cycles = 0
         self.restored: Restore | None = None  # this start opened a copy restored from elsewhere
         self._settled: set[int] = set()  # outbox rows already looked up in Sent after a restore
+        self._doubt_upto: int | None = None  # after a restore: the highest outbox row id it held
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -309,19 +310,21 @@ class Service:
             self.log.warning("this database was restored from a copy last written on %s (newest event %s): every"
                              " unfinished outbox row is looked up in the Sent folder before it is sent",
                              self.restored.from_host, self.restored.last_event_at)
+            self._doubt_upto = max((row.id for row in ctx.store.rows()), default=0)
         if not ctx.store.rows(["sending", "queued", "uncertain", "failed"]):
             return
         in_flight = await recover_in_flight(ctx, self._found_in_sent, self.clock.now)
         self._settled.update(row_id for row_id, _ in in_flight)
-        await settle_from_sent(ctx, self._found_in_sent, self.clock.now, self._settled,
-                               doubt_due=self.restored is not None)
+        await settle_from_sent(ctx, self._found_in_sent, self.clock.now, self._settled, doubt_upto=self._doubt_upto)
 
     async def _settle_after_restore(self) -> bool:
         """After a restore, rows queued since the start (a replayed reply queues its mail again, with
-        the Message-ID the old host used) are looked up in Sent once each before they may leave.
-        False while the folder cannot be searched: then nothing is sent this cycle."""
+        the Message-ID the old host used), and rows the start could not look up, are looked up in
+        Sent once each before they may leave. False while the folder cannot be searched: then
+        nothing is sent this cycle."""
         assert self.ctx is not None, "run() opens the context first"
-        outcomes = await settle_from_sent(self.ctx, self._found_in_sent, self.clock.now, self._settled)
+        outcomes = await settle_from_sent(self.ctx, self._found_in_sent, self.clock.now, self._settled,
+                                          doubt_upto=self._doubt_upto)
         return "unknown" not in outcomes.values()
 
     async def _found_in_sent(self, message_id: str) -> bool | None:
