@@ -6,6 +6,7 @@ agree with each other, and the container's health check turns healthy when parti
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -152,3 +153,26 @@ def test_the_container_health_check_is_healthy_once_parting_says_ready_and_not_a
     finally:
         if shim.poll() is None:
             shim.kill()
+
+
+def test_litestream_dies_of_sighup_so_the_drop_in_reloads_parting_itself(tmp_path):
+    database = tmp_path / "parting.db"
+    Store.open(database).close()
+    config = tmp_path / "litestream.yml"
+    config.write_text(yaml.safe_dump({"dbs": [{"path": str(database), "replica": {"url": f"file://{tmp_path / 'r'}"}}]}))
+    marker = tmp_path / "child-started"
+    child = shlex.join([sys.executable, "-c", f"import pathlib, time; pathlib.Path({str(marker)!r}).touch(); "
+                                              "time.sleep(60)"])
+    process = subprocess.Popen([litestream(), "replicate", "-config", str(config), "-exec", child],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists():
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGHUP)
+        assert process.wait(timeout=30) == -signal.SIGHUP  # not handled: `kill -HUP $MAINPID` would stop it
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # its child, left behind
+        process.wait()
