@@ -139,6 +139,15 @@ def _sent(kind: str, d: Data, who: str, w: Wording) -> str:
     return f"sent to {to}"
 
 
+def _state_placed(kind: str, d: Data, who: str, w: Wording) -> str:
+    return f"the database is now kept at {d.get('database')} on {d.get('host')}"
+
+
+def _state_restored(kind: str, d: Data, who: str, w: Wording) -> str:
+    return (f"state restored on {d.get('host')} from a copy last written on {d.get('from_host')}; "
+            f"its newest event is from {w.when(d.get('last_event_at'))}")
+
+
 def _send_problem(kind: str, d: Data, who: str, w: Wording) -> str:
     later = f"; next attempt {w.when(d['next_attempt_at'])}" if d.get("next_attempt_at") else ""
     return f"{kind.replace('_', ' ')}: {d.get('reason')}{later}"
@@ -252,7 +261,7 @@ KINDS: dict[str, EventKind] = {k.kind: k for k in (
     EventKind("release_cancelled", _fields("outbox_rows", "by"), _release_cancelled),
     EventKind("hold_over", _fields("state", "asking"), _hold_over),
     # sending
-    EventKind("sent", _SENDING | {"server_reply"}, _sent),
+    EventKind("sent", _SENDING | {"server_reply", "recovered_from"}, _sent),
     EventKind("send_deferred", _SENDING | {"reason", "next_attempt_at"}, _send_problem),
     EventKind("send_uncertain", _SENDING | {"reason"}, _send_problem),
     EventKind("send_failed", _SENDING | {"reason"}, _send_problem),
@@ -271,6 +280,10 @@ KINDS: dict[str, EventKind] = {k.kind: k for k in (
               _deadline),
     EventKind("deadline_reminded_again", _fields("deadline_id", "kind", "reminder", "of", "due_at"),
               _call_reminded_again),
+    # where the state lives (a restore from a Litestream replica is told apart from a restart)
+    EventKind("state_placed", _fields("instance", "host", "database"), _state_placed),
+    EventKind("state_restored", _fields("host", "database", "from_host", "from_instance", "last_event_id",
+                                        "last_event_at", "token_file"), _state_restored),
     # the practice's other paths
     EventKind("answer_recorded", _fields("record_id", "how", "note", "by", "answered_at", "via"), _answer_recorded),
     EventKind("delivery_failure_told", _fields("owner", "recipient", "status", "reason", "subject", "unreachable"),

@@ -8,7 +8,9 @@ backoff (on the injected clock) up to `smtp.max_attempts`, then `failed`; a 5xx 
 once; a lost answer after the whole message went out is `uncertain`. Failed and uncertain rows
 tell the client's owner and wait for a person (`parting outbox resend|cancel`). After a crash, a
 row left `sending` is looked up in the Sent folder by Message-ID: found means sent, otherwise
-uncertain. Nothing is ever sent again without a person.
+uncertain. Nothing is ever sent again without a person. After a start, every other unfinished
+row (queued, uncertain, failed) is looked up too (`settle_from_sent`): a database restored from
+a replica may have lost the writes that recorded its mail leaving.
 """
 
 from __future__ import annotations
@@ -154,6 +156,57 @@ async def recover_in_flight(ctx: Context, found_in_sent: Callable[[str], Awaitab
     return outcomes
 
 
+# Rows that a lost write (a database restored from a replica that missed its last seconds) may
+# show unfinished although their mail left: a `queued` row whose claim and `sent` were lost, an
+# `uncertain` or `failed` row whose resend by a person and `sent` were lost. (`sending` rows are
+# recover_in_flight's.) `sent` and `cancelled` are final: nothing is looked up for them.
+UNFINISHED = ("queued", "uncertain", "failed")
+
+
+async def settle_from_sent(ctx: Context, found_in_sent: Callable[[str], Awaitable[bool | None]],
+                           now: Callable[[], datetime], checked: set[int] | None = None, *,
+                           doubt_upto: int | None = None) -> dict[int, str]:
+    """Before sending after a start: every unfinished row whose Message-ID is already in the Sent
+    folder is marked sent, with its `sent` event and what a send sets off, and is never sent again.
+
+    Message-IDs are deterministic (derived from the decision that queued the mail), so a row that
+    a replayed reply queues again carries the Message-ID of the copy the old host sent.
+    Returns each row looked up: "sent" (found), "unsent" (not found, left as it was) or
+    "unknown" (the folder could not be searched, left as it was; the caller must not send it).
+    Row ids in `checked` are skipped, and rows with a definite answer are added to it, so a
+    caller that settles before every cycle looks each row up once.
+
+    `doubt_upto` (after a restore: the highest row id the restored copy held): such a `queued` row
+    that is due and not in Sent becomes `uncertain`, for a person to resend or confirm. The lost writes may have
+    claimed it and handed it to the server, and the copy is filed in Sent only after that: a host
+    that died in between left no trace in the folder. A late release is better than a second one.
+    """
+    outcomes: dict[int, str] = {}
+    for row in ctx.store.rows(list(UNFINISHED)):
+        if checked is not None and row.id in checked:
+            continue
+        found = await found_in_sent(row.message_id)
+        outcomes[row.id] = "sent" if found else "unsent" if found is False else "unknown"
+        if found:
+            why = f"found in the Sent folder after a restart (was {row.state}): not sent again"
+            with ctx.store.transaction():
+                ctx.store.mark_found_in_sent(row.id, why, now())
+                _event(ctx, row, "sent", now(), server_reply=why, recovered_from=row.state)
+                _consequences(ctx, row, now())
+            ctx.log.warning("outbox row %d (%s) was %s but is in the Sent folder: marked sent, not sent again",
+                            row.id, row.kind, row.state, extra={"outbox": row.id, "message_id": row.message_id})
+        elif (found is False and doubt_upto is not None and row.id <= doubt_upto and row.state == "queued"
+              and _is_due(row, now())):
+            _uncertain(ctx, row, "restored from a replica: it was due, so the lost writes may have sent it,"
+                                 " and it is not in the Sent folder", now())
+            outcomes[row.id] = "uncertain"
+            ctx.log.warning("outbox row %d (%s) was due before the restore and is not in Sent: uncertain,"
+                            " a person decides", row.id, row.kind, extra={"outbox": row.id})
+        if checked is not None and found is not None:
+            checked.add(row.id)
+    return outcomes
+
+
 def _defer_or_fail(ctx: Context, row: OutboxRow, reason: str, at: datetime, extra: dict) -> None:
     if row.attempts >= ctx.settings.mailbox.smtp.max_attempts:
         _fail(ctx, row, f"{reason} (after {row.attempts} attempts)", at)
@@ -213,9 +266,12 @@ def _consequences(ctx: Context, row: OutboxRow, at: datetime) -> None:
 
 
 def _due_count(ctx: Context, moment: datetime) -> int:
-    return sum(1 for row in ctx.store.rows(["queued"])
-               if (row.not_before is None or row.not_before <= moment)
-               and (row.next_attempt_at is None or row.next_attempt_at <= moment))
+    return sum(1 for row in ctx.store.rows(["queued"]) if _is_due(row, moment))
+
+
+def _is_due(row: OutboxRow, moment: datetime) -> bool:
+    return ((row.not_before is None or row.not_before <= moment)
+            and (row.next_attempt_at is None or row.next_attempt_at <= moment))
 
 
 def _crash_point(name: str, row: OutboxRow) -> None:

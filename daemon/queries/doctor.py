@@ -29,6 +29,7 @@ from daemon.adapters.store import SCHEMA_VERSION, Store, StoreError
 from daemon.adapters.templates import SAMPLE_CONTEXTS, TemplateProblem, Templates
 from daemon.core.model import ImapSettings, OAuthSettings, Settings, SmtpSettings
 from daemon.queries.doctor_evidence import evidence_lines
+from daemon.queries.replication import STALE_AFTER, litestream_config, replication_lag
 
 __all__ = ["Check", "as_json", "config_problems", "report_lines", "run_checks"]
 
@@ -108,7 +109,8 @@ async def run_checks(config_path: str | Path, *, environ: Mapping[str, str] | No
         asyncio.to_thread(_imap_checks, mailbox.imap, imap_login, settings),
         _smtp_check(mailbox.smtp, smtp_login),
     )
-    return [*checks, database, *imap, smtp, _templates_check(settings), _mode_check(settings, runtime)]
+    return [*checks, database, *imap, smtp, _templates_check(settings), _mode_check(settings, runtime),
+            *await asyncio.to_thread(_replication_check, settings, config_path, environ)]
 
 
 def _text(value: bytes | None) -> str | None:
@@ -315,6 +317,18 @@ def _database_check(settings: Settings, runtime: list[Problem]) -> Check:
                        f"stop parting, keep a copy of {database} and restore the last backup "
                        f"(`sqlite3 {database} .recover` saves what it can)")
     return _passed("database", f"{database}: schema version {version}, integrity ok")
+
+
+def _replication_check(settings: Settings, config_path: str | Path, environ: Mapping[str, str]) -> list[Check]:
+    """Only when Litestream is configured for this instance: how far its replica is behind."""
+    config = litestream_config(config_path, environ)
+    if config is None:
+        return []
+    lag = replication_lag(settings.database, config, environ)
+    if not lag.ok:
+        return [_failed("replication", lag.detail, lag.fix)]
+    stale = lag.seconds > STALE_AFTER
+    return [_warned("replication", lag.detail) if stale else _passed("replication", lag.detail)]
 
 
 # ---------------------------------------------------------------------------------- IMAP

@@ -2,7 +2,9 @@
 
 Enabled only when PARTING_CRASH_AT names a point (tests set it on a daemon subprocess); the
 point fires at its Nth passage with PARTING_CRASH_AT=name:N. Outside tests this is a dictionary
-look-up and nothing else.
+look-up and nothing else. With PARTING_CRASH_GROUP=1 the whole process group is killed at once
+(the host dies: a Litestream parent replicating the database dies with the daemon, and its
+last seconds of writes never reach the replica).
 
 The points, in the order a release passes them (tests/faults/ kills the daemon at each);
 "inside" marks a point inside an open transaction, where a crash must leave no trace:
@@ -36,4 +38,6 @@ def crash_point(name: str) -> None:
     if _counts[name] >= int(nth or 1):
         sys.stdout.flush()
         sys.stderr.flush()
+        if os.environ.get("PARTING_CRASH_GROUP") == "1":
+            os.killpg(os.getpgid(0), signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)

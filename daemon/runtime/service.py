@@ -39,13 +39,14 @@ from daemon.flows.ingest import Ingestor
 from daemon.flows.owners import notice_owner_changes
 from daemon.flows.reminders import remind_reviews
 from daemon.flows.review import handle_reply
-from daemon.flows.sending import recover_in_flight, send_due
+from daemon.flows.sending import recover_in_flight, send_due, settle_from_sent
 from daemon.flows.triage import tell_owners_of_triage
 from daemon.runtime import shutdown
 from daemon.runtime.clock import Clock, SystemClock
 from daemon.runtime.faults import crash_point
 from daemon.runtime.logs import get_logger, register_secret
 from daemon.runtime.notify import Notifier, watchdog_interval
+from daemon.runtime.placement import Restore, check_placement
 
 SHUTDOWN_GRACE = 20.0  # default seconds a send in flight may take to finish after SIGTERM
 DEFAULT_TICK = 60.0  # seconds between cycles when no mail arrives
@@ -92,6 +93,9 @@ class Service:
         self._staff_replies: list[str] = []
         self.agenda = Agenda()
         self.cycles = 0
+        self.restored: Restore | None = None  # this start opened a copy restored from elsewhere
+        self._settled: set[int] = set()  # outbox rows already looked up in Sent after a restore
+        self._doubt_upto: int | None = None  # after a restore: the highest outbox row id it held
 
     @property
     def ctx(self) -> Context:
@@ -218,7 +222,7 @@ class Service:
         remind_reviews(ctx, now())
         remind_due(ctx, now())
         repeat_call_reminders(ctx, now())
-        if self._can_send():
+        if self._can_send() and (self.restored is None or await self._settle_after_restore()):
             await self._send_with_grace()
         write_missing_casefiles(ctx, now())
         self.cycles += 1
@@ -346,22 +350,44 @@ class Service:
                                         data={"folder": folder, "old_uidvalidity": old, "new_uidvalidity": new})
 
     async def _recover(self) -> None:
-        """Rows a crash left `sending`: found in Sent (dry run: its .eml written) -> sent, else uncertain."""
+        """Before anything is sent: note a restored database (event `state_restored`); rows a crash
+        left `sending`: found in Sent (dry run: its .eml written) -> sent, else uncertain; every
+        other unfinished row found in Sent -> sent, since a restored copy may have lost its writes."""
         ctx = self.ctx
-        if not ctx.store.rows(["sending"]):
+        assert ctx is not None, "run() opens the context first"
+        self.restored = check_placement(ctx.store, ctx.settings.database, self.clock.now())
+        if self.restored is not None:
+            self.log.warning("this database was restored from a copy last written on %s (newest event %s): every"
+                             " unfinished outbox row is looked up in the Sent folder before it is sent",
+                             self.restored.from_host, self.restored.last_event_at)
+            self._doubt_upto = max((row.id for row in ctx.store.rows()), default=0)
+        if not ctx.store.rows(["sending", "queued", "uncertain", "failed"]):
             return
+        in_flight = await recover_in_flight(ctx, self._found_in_sent, self.clock.now)
+        self._settled.update(row_id for row_id, _ in in_flight)
+        await settle_from_sent(ctx, self._found_in_sent, self.clock.now, self._settled, doubt_upto=self._doubt_upto)
 
-        async def found_in_sent(message_id: str) -> bool | None:
-            if ctx.settings.mode == "dry_run":
-                return (Path(_dry_run_folder(ctx.settings)) / mailer.eml_filename(message_id)).exists()
-            try:
-                return await mailbox.find_in_folder(ctx.settings.mailbox.imap, ctx.secrets.imap_password,
-                                                    ctx.settings.mailbox.imap.sent, message_id)
-            except Exception as exc:  # noqa: BLE001 - unknown is treated as not found: a person decides
-                self.log.warning("could not search the Sent folder: %s", exc)
-                return None
+    async def _settle_after_restore(self) -> bool:
+        """After a restore, rows queued since the start (a replayed reply queues its mail again, with
+        the Message-ID the old host used), and rows the start could not look up, are looked up in
+        Sent once each before they may leave. False while the folder cannot be searched: then
+        nothing is sent this cycle."""
+        assert self.ctx is not None, "run() opens the context first"
+        outcomes = await settle_from_sent(self.ctx, self._found_in_sent, self.clock.now, self._settled,
+                                          doubt_upto=self._doubt_upto)
+        return "unknown" not in outcomes.values()
 
-        await recover_in_flight(ctx, found_in_sent, self.clock.now)
+    async def _found_in_sent(self, message_id: str) -> bool | None:
+        ctx = self.ctx
+        assert ctx is not None, "run() opens the context first"
+        if ctx.settings.mode == "dry_run":
+            return (Path(_dry_run_folder(ctx.settings)) / mailer.eml_filename(message_id)).exists()
+        try:
+            return await mailbox.find_in_folder(ctx.settings.mailbox.imap, ctx.secrets.imap_password,
+                                                ctx.settings.mailbox.imap.sent, message_id)
+        except Exception as exc:  # noqa: BLE001 - unknown is treated as not found: a person decides
+            self.log.warning("could not search the Sent folder: %s", exc)
+            return None
 
     # ------------------------------------------------------------------ reload, watchdog, status
 

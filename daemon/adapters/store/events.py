@@ -92,3 +92,8 @@ class EventsMixin(StoreBase):
             sql += " LIMIT ?"
             params.append(limit)
         return [_event(row) for row in self._rows(sql, params)]
+
+    def last_event(self) -> Event | None:
+        """The newest event (after a restore: how far the restored copy reaches)."""
+        row = self._one("SELECT * FROM events ORDER BY id DESC LIMIT 1")
+        return None if row is None else _event(row)

@@ -10,6 +10,8 @@ Rules (DESIGN.md "Sending: at most once, never silently lost"):
     queued -> sending -> sent
       ^          |-> queued (retry later)    |-> failed    |-> uncertain (crash during send)
       '-- resend (uncertain, failed)         cancel: queued, uncertain, failed -> cancelled
+    After a restore from a replica: queued, uncertain, failed -> sent (found in the Sent folder);
+    queued and due -> uncertain (not found: the lost writes may have sent it).
 """
 
 from __future__ import annotations
@@ -134,6 +136,15 @@ class OutboxMixin(StoreBase):
                    "state = 'sent', server_reply = :reply, sent_at = :at, updated_at = :at",
                    {"reply": server_reply, "at": stamp})
 
+    def mark_found_in_sent(self, row_id: int, reason: str, at: datetime) -> None:
+        """The message is in the Sent folder, though this row never recorded it leaving: a restored
+        copy of the database lost the write (`sending`, `sent`, or a person's resend), so the row
+        says sent without being sent again."""
+        stamp = to_utc_text(at)
+        self._move(row_id, ("queued", "sending", "uncertain", "failed"), "mark as found in Sent",
+                   "state = 'sent', server_reply = :reply, sent_at = :at, updated_at = :at, next_attempt_at = NULL",
+                   {"reply": reason, "at": stamp})
+
     def mark_retry(self, row_id: int, error: str, next_attempt_at: datetime, at: datetime) -> None:
         """A temporary failure: back to 'queued', not before next_attempt_at."""
         self._move(row_id, ("sending",), "retry",
@@ -147,8 +158,9 @@ class OutboxMixin(StoreBase):
                    {"error": error, "at": to_utc_text(at)})
 
     def mark_uncertain(self, row_id: int, at: datetime) -> None:
-        """Found 'sending' after a crash and not in the Sent folder: a person decides."""
-        self._move(row_id, ("sending",), "mark as uncertain",
+        """Found 'sending' after a crash (or 'queued' and due after a restore) and not in the Sent
+        folder: a person decides."""
+        self._move(row_id, ("sending", "queued"), "mark as uncertain",
                    "state = 'uncertain', updated_at = :at", {"at": to_utc_text(at)})
 
     def resend(self, row_id: int, at: datetime) -> None:
