@@ -113,6 +113,8 @@ def status(data: Data, console: Console | None = None) -> None:
         console.print(f"  triage #{item['id']}: {item['reason']} ({item['message_id']}, {when(item['at'], data)})")
     if len(data["triage"]) > 3:
         console.print(f"  ... and {len(data['triage']) - 3} more triage item(s)")
+    for item in data.get("parked", []):
+        console.print(f"  set aside: {item['what']}: {item['reason']} ({when(item['at'], data)})")
 
 
 # ---- explain ------------------------------------------------------------------------------------

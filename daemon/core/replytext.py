@@ -174,16 +174,19 @@ def _trim_blank_lines(lines: list[str]) -> str:
 # --------------------------------------------------------------------------------------------
 # The command.
 
-CommandKind = Literal["approve", "reject", "hold", "edit", "done", "unknown"]
-Role = Literal["owner", "reviewer", "deadline"]
+CommandKind = Literal["approve", "reject", "hold", "edit", "stop", "done", "unknown"]
+# "notice": the last-chance notice sent when a version becomes sendable (it can only stop it).
+Role = Literal["owner", "reviewer", "deadline", "notice"]
 
 COMMANDS_FOR_ROLE: dict[str, tuple[str, ...]] = {
-    "owner": ("approve", "reject", "hold", "edit"),
-    "reviewer": ("approve", "reject", "hold", "edit"),
+    "owner": ("approve", "reject", "hold", "edit", "stop"),
+    "reviewer": ("approve", "reject", "hold", "edit", "stop"),
     "deadline": ("done",),
+    "notice": ("stop", "reject", "hold"),
 }
 _COMMAND_WORDS = {"approve": "approve", "approved": "approve", "reject": "reject",
-                  "rejected": "reject", "hold": "hold", "edit": "edit", "done": "done"}
+                  "rejected": "reject", "hold": "hold", "edit": "edit", "stop": "stop",
+                  "done": "done"}
 MAX_HOLD_DAYS = 90
 _FIRST_WORD = re.compile(r"^[\W_]*([^\W\d_]+)(.*)$")
 _HOLD = re.compile(r"^\s*[:\-–—]?\s*(?:for\s+)?(\d{1,6})\s*([^\W\d_]+)?(.*)$", re.IGNORECASE)
@@ -206,6 +209,10 @@ def command_help(role: str) -> str:
              " email (commands are English words whatever the language of your mail):"]
     if role == "deadline":
         lines.append("  DONE <note>       the follow-up is done; the note goes into the case file")
+    elif role == "notice":
+        lines += ["  STOP              do not send it",
+                  "  REJECT <reason>   do not send it; the reason is recorded",
+                  f"  HOLD <n> days     do not send it now; ask again in n days (1 to {MAX_HOLD_DAYS})"]
     else:
         lines += ["  APPROVE           send this version (the owner adopts it as their email)",
                   "  REJECT <reason>   do not send it; the reason is recorded",

@@ -14,8 +14,10 @@ import secrets
 from datetime import datetime
 
 from daemon.adapters.store import Deadline, OutboxRow, TokenRow
+from daemon.core import release as machine
 from daemon.core import review as core
 from daemon.flows.context import Context, common_context, describe_time, queue_mail
+from daemon.flows.drafts import advance
 from daemon.runtime.faults import crash_point
 
 REMINDER_TEMPLATES = {"phone_call": "followup_reminder.txt.j2", "retrospective": "retrospective.txt.j2"}
@@ -28,7 +30,8 @@ def after_release_sent(ctx: Context, row: OutboxRow, now: datetime) -> None:
     store = ctx.store
     client = ctx.settings.client(row.client_id)
     with store.transaction():
-        store.set_draft_state(row.draft_id, "sent", now)
+        advance(ctx, store.draft(row.draft_id), machine.Event("sent", person="parting"), now, event_kind="draft_sent",
+                data={"outbox_id": row.id})
         if row.kind != "release":
             return
         followup = ctx.settings.followup
@@ -139,29 +142,13 @@ def close_by_command(ctx: Context, deadline_id: int, note: str, who: str, now: d
 
 
 def resume_held(ctx: Context, now: datetime) -> None:
-    """Drafts whose HOLD is over go back to whoever must still read them."""
-    from daemon.flows.review import ask
-
+    """Drafts whose HOLD is over go back to whoever must still read them (the core decides)."""
     for draft in ctx.store.drafts(["held"]):
         if draft.hold_until is None or draft.hold_until > now:
             continue
-        client = ctx.settings.client(draft.client_id)
-        version = ctx.store.versions(draft.id)[-1]
-        endorsements = [core.Endorsement(e.person, e.role, e.how) for e in ctx.store.endorsements(draft.id, version.version)]
-        reviewers = [r for r in ctx.settings.review.reviewers if r != client.owner]
-        step = core.next_step("owner_review", version.writer, endorsements, client.owner, reviewers,
-                              ctx.settings.review.approvals_required, version=version.version)
         with ctx.store.transaction():
-            ctx.store.set_draft_state(draft.id, step.state, now)
-            ctx.store.append_event("hold_over", at=now, client_id=client.id, draft_id=draft.id,
-                                   data={"state": step.state, "asking": list(step.ask)})
-            fresh = ctx.store.draft(draft.id)
-            for person_id in step.ask:
-                ask(ctx, fresh, ctx.settings.person(person_id), "owner" if person_id == client.owner else "reviewer", now)
-            if step.state == "sendable":
-                from daemon.flows.review import queue_release
-
-                queue_release(ctx, fresh, now)
+            advance(ctx, draft, machine.Event("hold_over", person="parting", reason="the hold is over"), now,
+                    event_kind="hold_over")
 
 
 def _casefile_path(ctx: Context, client_id: str) -> str:

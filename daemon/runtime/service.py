@@ -27,12 +27,12 @@ from daemon.adapters.templates import Templates
 from daemon.core.mail import HEADER_FIELDS
 from daemon.core.model import Settings
 from daemon.flows.casefiles import write_missing_casefiles
-from daemon.flows.context import Context
+from daemon.flows.context import Context, park
 from daemon.flows.evaluate import Agenda, evaluate_all
 from daemon.flows.followup import remind_due, resume_held
 from daemon.flows.ingest import Ingestor
 from daemon.flows.reminders import remind_reviews
-from daemon.flows.review import handle_reply
+from daemon.flows.replies import handle_reply
 from daemon.flows.sending import recover_in_flight, send_due
 from daemon.runtime import shutdown
 from daemon.runtime.clock import Clock, SystemClock
@@ -166,26 +166,41 @@ class Service:
     # ------------------------------------------------------------------ one cycle
 
     async def cycle(self) -> None:
+        """One pass: replies, verdicts, holds, reminders, then sending. A failure in one item (a
+        reply, a client) parks that item; a failure in one stage is logged; sending always runs."""
         ctx, now = self.ctx, self.clock.now
-        for message_id in [*self._staff_replies, *ctx.store.unprocessed_staff_replies()]:
+        for message_id in dict.fromkeys([*self._staff_replies, *ctx.store.unprocessed_staff_replies()]):
             if self.stop.is_set():
                 break
-            handle_reply(ctx, message_id, now())
+            try:
+                handle_reply(ctx, message_id, now())
+            except Exception as problem:  # noqa: BLE001 - one bad reply must not stop the others
+                park(ctx, f"staff reply <{message_id}>", f"reply:{message_id}", problem, now())
+                with ctx.store.transaction():
+                    ctx.store.mark_reply_processed(message_id, f"parked: {type(problem).__name__}", now())
         self._staff_replies.clear()
         if self.stop.is_set():
             return
         when = now()
         if self._history_complete():
             only = self.agenda.next(ctx.store, when)
-            evaluate_all(ctx, when, only)
-            self.agenda.evaluated(only, when)
-        resume_held(ctx, now())
-        remind_reviews(ctx, now())
-        remind_due(ctx, now())
+            if self._stage("evaluate", lambda: evaluate_all(ctx, when, only)):
+                self.agenda.evaluated(only, when)
+        self._stage("resume held drafts", lambda: resume_held(ctx, now()))
+        self._stage("review reminders", lambda: remind_reviews(ctx, now()))
+        self._stage("deadline reminders", lambda: remind_due(ctx, now()))
         await self._send_with_grace()
         write_missing_casefiles(ctx, now())
         self.cycles += 1
         self.notifier.status(self.status_line())
+
+    def _stage(self, name: str, run: Callable[[], object]) -> bool:
+        try:
+            run()
+        except Exception:  # noqa: BLE001 - the stages after it, sending above all, still run
+            self.log.exception("%s failed; the rest of the cycle goes on", name)
+            return False
+        return True
 
     def _history_complete(self) -> bool:
         """Clients are judged only once every folder has been read in full since start: with the
