@@ -125,6 +125,7 @@ class World:
         batch = ingestor.parse(folder, 1, [FetchedHeader(uid, head, self.clock.now(), len(raw))])
         report = ingestor.commit(batch, {uid: raw} if uid in batch.body_uids else {}, self.clock.now())
         self.service._staff_replies.extend(report.staff_replies)
+        self.service.agenda.history_grew(report.clients)
         return report.staff_replies
 
     # ------------------------------------------------------------------ people

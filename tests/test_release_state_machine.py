@@ -30,7 +30,7 @@ from pathlib import Path
 from harness import utc
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from release_world import PEOPLE, World, seed_unresponsive_acme
 
 from daemon.adapters import smtp as mailer
@@ -173,7 +173,7 @@ class ReleaseMachine(RuleBasedStateMachine):
     def nothing_leaves_after_a_stop_that_came_before_it(self) -> None:
         store = self.world.store
         events = store.events()
-        for sent, row in self._sent_releases():
+        for _sent, row in self._sent_releases():
             queued = next(e.id for e in events if e.kind == "release_queued" and row.message_id in e.message_ids)
             left = next(e.id for e in events if e.kind == "sent" and row.message_id in e.message_ids)
             stops = [e for e in events if e.draft_id == row.draft_id and queued < e.id < left

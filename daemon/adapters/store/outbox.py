@@ -100,9 +100,11 @@ class OutboxMixin(StoreBase):
         with self.transaction():
             try:
                 self.db.execute(
-                    "INSERT OR IGNORE INTO outbox (message_id, kind, client_id, draft_id, deadline_id,"
+                    # Only a repeated Message-ID is a no-op; any other conflict (a second live
+                    # release of a draft) must raise, so not INSERT OR IGNORE.
+                    "INSERT INTO outbox (message_id, kind, client_id, draft_id, deadline_id,"
                     " sender, recipients, raw, not_before, created_at, updated_at, draft_version)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
                     [message_id, kind, client_id, draft_id, deadline_id, sender,
                      to_json(list(recipients)), bytes(raw), maybe_utc_text(not_before), stamp, stamp,
                      draft_version],
