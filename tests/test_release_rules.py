@@ -115,3 +115,26 @@ def test_the_store_refuses_a_second_sent_release_in_one_episode(sendable) -> Non
     assert claimed is not None and claimed.id == second
     with pytest.raises((StoreError, sqlite3.IntegrityError), match="already sent to this client in this episode"):
         w.store.mark_sent(second, "250", w.clock.now())
+
+
+def test_a_reply_that_cannot_be_handled_is_parked_once_and_the_cycle_goes_on(sendable, monkeypatch) -> None:
+    import daemon.flows.replies as replies
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the disk is on fire")
+
+    w = sendable
+    monkeypatch.setattr(replies, "split_reply", broken)
+    w.reply("bob", w.to("bob", "last-chance")[-1], "STOP")
+    w.advance(minutes=11)
+    assert [e.data["what"] for e in w.store.events(kinds=["item_parked"])] == [
+        f"staff reply <{w.store.events(kinds=['item_parked'])[0].data['item'].split(':', 1)[1]}>"]
+    assert "RuntimeError: the disk is on fire" in w.store.events(kinds=["item_parked"])[0].data["reason"]
+    assert len(w.to("alice", "parked")) == 1, "the owner is told once"
+    assert w.releases() == [], "a reply that may have said stop holds its draft"
+    assert w.store.drafts()[0].state == "held"
+    assert len(w.to("alice", "review")) == 1
+    w.advance(days=1, minutes=1)  # the hold is over: a new last chance, then the release
+    assert w.to("bob", "last-chance")[-1].at == w.clock.now()
+    w.advance(minutes=11)
+    assert len(w.releases()) == 1, "the cycle went on"

@@ -16,7 +16,7 @@ from datetime import datetime
 from daemon.adapters.store import Deadline, OutboxRow, TokenRow
 from daemon.core import release as machine
 from daemon.core import review as core
-from daemon.flows.context import Context, common_context, describe_time, queue_mail
+from daemon.flows.context import Context, common_context, describe_time, park, queue_mail
 from daemon.flows.drafts import advance
 from daemon.runtime.faults import crash_point
 
@@ -146,9 +146,13 @@ def resume_held(ctx: Context, now: datetime) -> None:
     for draft in ctx.store.drafts(["held"]):
         if draft.hold_until is None or draft.hold_until > now:
             continue
-        with ctx.store.transaction():
-            advance(ctx, draft, machine.Event("hold_over", person="parting", reason="the hold is over"), now,
-                    event_kind="hold_over")
+        try:
+            with ctx.store.transaction():
+                advance(ctx, draft, machine.Event("hold_over", person="parting", reason="the hold is over"), now,
+                        event_kind="hold_over")
+        except Exception as problem:  # noqa: BLE001 - one draft's failure must not stop the others
+            park(ctx, f"draft {draft.id} (its hold is over)", f"draft:{draft.id}:hold_over:{draft.hold_until}",
+                 problem, now, client_id=draft.client_id, draft_id=draft.id)
 
 
 def _casefile_path(ctx: Context, client_id: str) -> str:

@@ -12,37 +12,46 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from daemon.adapters.store import Draft
 from daemon.core import release as machine
 from daemon.core import review as core
-from daemon.flows.context import Context
+from daemon.flows.context import Context, park
 from daemon.flows.drafts import ask, facts, review_email
 from daemon.runtime.faults import crash_point
 
 
 def remind_reviews(ctx: Context, now: datetime) -> None:
-    wait = ctx.settings.review.remind_after
     for draft in ctx.store.drafts(["owner_review", "second_review"]):
-        client = ctx.settings.client(draft.client_id)
-        calendar = ctx.calendar(client)
-        history = {(e.kind, e.data.get("token_id")): e for e in ctx.store.events(
-            client_id=client.id, kinds=["review_reminded", "review_offered"]) if e.draft_id == draft.id}
-        tokens = ctx.store.tokens_for("draft", draft.id)
-        open_tokens = [
-            machine.OpenToken(t.token_id, t.person, t.role, t.issued_at,
-                              reminded_at=history[("review_reminded", t.token_id)].at
-                              if ("review_reminded", t.token_id) in history else None,
-                              offered=("review_offered", t.token_id) in history)
-            for t in tokens
-            if t.version == draft.current_version and not t.used_at and t.expires_at > now]
-        asked = {t.person for t in tokens if t.version == draft.current_version}
-        by_id = {t.token_id: t for t in tokens}
-        for nudge in machine.review_nudges(open_tokens, reviewers=ctx.settings.review.reviewers, owner=client.owner,
-                                           asked=asked, after=lambda start, c=calendar: c.add(start, wait), now=now):
-            if nudge.kind == "remind":
-                _remind(ctx, draft, by_id[nudge.token_id], now)
-            else:
-                _offer_to_next(ctx, draft, by_id[nudge.token_id], nudge.offer_to, now)
-        _renew_expired(ctx, ctx.store.draft(draft.id), now)
+        try:
+            _remind_draft(ctx, draft, now)
+        except Exception as problem:  # noqa: BLE001 - one draft's failure must not stop the others
+            park(ctx, f"reminders for draft {draft.id}", f"draft:{draft.id}:reminders:{draft.current_version}",
+                 problem, now, client_id=draft.client_id, draft_id=draft.id)
+
+
+def _remind_draft(ctx: Context, draft: Draft, now: datetime) -> None:
+    wait = ctx.settings.review.remind_after
+    client = ctx.settings.client(draft.client_id)
+    calendar = ctx.calendar(client)
+    history = {(e.kind, e.data.get("token_id")): e for e in ctx.store.events(
+        client_id=client.id, kinds=["review_reminded", "review_offered"]) if e.draft_id == draft.id}
+    tokens = ctx.store.tokens_for("draft", draft.id)
+    open_tokens = [
+        machine.OpenToken(t.token_id, t.person, t.role, t.issued_at,
+                          reminded_at=history[("review_reminded", t.token_id)].at
+                          if ("review_reminded", t.token_id) in history else None,
+                          offered=("review_offered", t.token_id) in history)
+        for t in tokens
+        if t.version == draft.current_version and not t.used_at and t.expires_at > now]
+    asked = {t.person for t in tokens if t.version == draft.current_version}
+    by_id = {t.token_id: t for t in tokens}
+    for nudge in machine.review_nudges(open_tokens, reviewers=ctx.settings.review.reviewers, owner=client.owner,
+                                       asked=asked, after=lambda start: calendar.add(start, wait), now=now):
+        if nudge.kind == "remind":
+            _remind(ctx, draft, by_id[nudge.token_id], now)
+        else:
+            _offer_to_next(ctx, draft, by_id[nudge.token_id], nudge.offer_to, now)
+    _renew_expired(ctx, ctx.store.draft(draft.id), now)
 
 
 def _renew_expired(ctx: Context, draft, now: datetime) -> None:

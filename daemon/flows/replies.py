@@ -123,3 +123,22 @@ def _answer_refusal(ctx: Context, row, judgement: core.Judgement, client_id: str
                         "instead": judgement.command.problem if judgement.command and judgement.command.problem
                         else core.command_help(role)},
                to=[person.email], now=now, client_id=client_id, in_reply_to=row.message_id)
+
+
+def hold_after_failure(ctx: Context, message_id: str, reason: str, now: datetime) -> bool:
+    """A reply about a draft that could not be handled may have said STOP: its draft is held for a
+    day (its release row cancelled) rather than sent unread. True when a draft was held."""
+    row = ctx.store.message(message_id)
+    token = core.token_from_addresses((*row.to_addrs, *row.cc_addrs), ctx.settings.mailbox.address) if row else None
+    parts = core.split_token(token) if token else None
+    token_row = ctx.store.token(parts[0]) if parts else None
+    if token_row is None or token_row.subject_kind != "draft":
+        return False
+    draft = ctx.store.draft(token_row.subject_id)
+    if draft.state not in ("owner_review", "second_review", "sendable"):
+        return False
+    hold = machine.Event("command", core.Command("hold", reason=reason, days=1), "parting", "owner")
+    with ctx.store.transaction():
+        advance(ctx, draft, hold, now, via_message_id=message_id,
+                data={"person": "parting", "role": "owner", "command": "hold", "reason": reason})
+    return True

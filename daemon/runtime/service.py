@@ -32,7 +32,7 @@ from daemon.flows.evaluate import Agenda, evaluate_all
 from daemon.flows.followup import remind_due, resume_held
 from daemon.flows.ingest import Ingestor
 from daemon.flows.reminders import remind_reviews
-from daemon.flows.replies import handle_reply
+from daemon.flows.replies import handle_reply, hold_after_failure
 from daemon.flows.sending import recover_in_flight, send_due
 from daemon.runtime import shutdown
 from daemon.runtime.clock import Clock, SystemClock
@@ -178,6 +178,8 @@ class Service:
                 park(ctx, f"staff reply <{message_id}>", f"reply:{message_id}", problem, now())
                 with ctx.store.transaction():
                     ctx.store.mark_reply_processed(message_id, f"parked: {type(problem).__name__}", now())
+                self._stage("holding the draft of a parked reply", lambda m=message_id: hold_after_failure(
+                    ctx, m, "a reply about it could not be read: it may have said stop", now()))
         self._staff_replies.clear()
         if self.stop.is_set():
             return
