@@ -30,7 +30,7 @@ from pathlib import Path
 from harness import utc
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from release_world import PEOPLE, World, seed_unresponsive_acme
 
 from daemon.adapters import smtp as mailer
@@ -47,7 +47,7 @@ FAILURES = {"uncertain": mailer.UncertainDelivery, "temporary": mailer.Temporary
 
 settings.register_profile("ci", max_examples=120, stateful_step_count=30, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("dev", max_examples=12, stateful_step_count=20, deadline=None,
+settings.register_profile("dev", max_examples=25, stateful_step_count=20, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") == "true" else "dev")
 STEPS = Counter[str]()
@@ -61,6 +61,13 @@ class ReleaseMachine(RuleBasedStateMachine):
                            review={"reviewers": ["bob", "carol"], "remind_after": "1 hour", "token_ttl": "1 day"})
         seed_unresponsive_acme(self.world, T0)
         self.world.cycle()
+
+    @initialize(approvals=st.sampled_from([2, 0, 1]))
+    def start_somewhere_in_the_review(self, approvals: int) -> None:
+        """Most runs start with the release already sendable, so that the few steps a run has go
+        into what can still happen to it."""
+        for _ in range(approvals):
+            self.the_next_reader_approves()
 
     def teardown(self) -> None:
         STEPS["releases sent"] += len(self.world.releases())
@@ -92,6 +99,18 @@ class ReleaseMachine(RuleBasedStateMachine):
             person = next(p for p, email in PEOPLE.items() if email in asked[-1].row.recipients)
             self.world.reply(person, asked[-1], "APPROVE")
 
+    @rule(person=st.sampled_from(["bob", "alice", "carol"]),
+          text=st.sampled_from(["STOP", "REJECT no", "HOLD 1 day", COMMANDS[2]]))
+    def someone_says_stop(self, person: str, text: str) -> None:
+        """Someone answers the latest email parting sent them with a stop (or an edit); a few
+        minutes pass, and then the send moment."""
+        received = [s for s in self.world.to(person) if s.kind in ("review", "last-chance")]
+        if received:
+            STEPS["staff_answer"] += 1
+            self.world.advance(minutes=3)
+            self.world.reply(person, received[-1], text)
+            self.world.advance(minutes=11)
+
     @rule(chance=st.integers(0, 5))
     def the_client_writes_back(self, chance: int) -> None:
         if chance < 5:
@@ -105,6 +124,11 @@ class ReleaseMachine(RuleBasedStateMachine):
     def time_passes(self, delta: dict) -> None:
         STEPS["time"] += 1
         self.world.advance(**delta)
+
+    @rule()
+    def the_send_moment_passes(self) -> None:
+        STEPS["time"] += 1
+        self.world.advance(minutes=11)
 
     @rule(kind=st.sampled_from(sorted(FAILURES)))
     def the_server_fails_next(self, kind: str) -> None:
@@ -125,8 +149,10 @@ class ReleaseMachine(RuleBasedStateMachine):
             pass  # refused with its reason: that is an outcome, not a failure
         self.world.cycle()
 
-    @rule(paused=st.booleans())
-    def pause_or_resume(self, paused: bool) -> None:
+    @rule(paused=st.booleans(), chance=st.integers(0, 2))
+    def pause_or_resume(self, paused: bool, chance: int) -> None:
+        if chance < 2:
+            return
         STEPS["pause"] += 1
         self.world.pause("acme", paused)
         self.world.cycle()
