@@ -235,7 +235,7 @@ def queue_release(ctx: Context, draft: Draft, now: datetime) -> int:
     envelope = envelope_of(ctx, draft)
     # Each queueing of a version is its own message: a version held and released again is a new
     # row, never the cancelled one brought back.
-    earlier = sum(1 for r in ctx.store.rows() if r.draft_id == draft.id and r.kind == draft.kind)
+    earlier = len(ctx.store.release_rows_of(draft.id))
     message_id = make_message_id(draft.kind, f"{draft.id}:{version.version}:{version.text_sha256}:{earlier}",
                                  ctx.domain)
     raw = build_message(from_addr=ctx.settings.mailbox.address, from_name=f"{owner.name} ({ctx.settings.company})",

@@ -159,6 +159,11 @@ class OutboxMixin(StoreBase):
                     f" version {found['current_version']}")
         return ""
 
+    def release_rows_of(self, draft_id: int) -> list[OutboxRow]:
+        """Every release (or nudge) row ever queued for the draft, oldest first."""
+        return [_outbox(r) for r in self._rows(
+            "SELECT * FROM outbox WHERE draft_id = ? AND kind IN ('release', 'nudge') ORDER BY id", [draft_id])]
+
     def cancel_releases(self, draft_id: int, at: datetime) -> list[int]:
         """Cancel the draft's queued, failed or uncertain release rows; returns their ids.
 
