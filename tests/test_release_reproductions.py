@@ -7,12 +7,14 @@ from __future__ import annotations
 import re
 
 import pytest
+from click.testing import CliRunner
 from harness import utc
 from release_world import World, seed_unresponsive_acme
 
 from daemon.adapters import smtp as mailer
 from daemon.adapters.settings.load import SettingsError, load_settings
 from daemon.adapters.store import StoreError
+from daemon.cli import cli
 from daemon.queries.common import ReportError
 from daemon.queries.status import status
 
@@ -125,6 +127,9 @@ def test_4_a_stop_against_an_uncertain_or_failed_release_cancels_it_and_resend_r
     assert w.store.row(row.id).state == "cancelled"
     with pytest.raises((ReportError, StoreError), match=f"cannot resend outbox row .*{draft_state}, not sendable"):
         w.operator("resend", row.id)
+    shown = CliRunner(env={"PARTING_TEST_CLOCK_FILE": None}).invoke(
+        cli, ["outbox", "resend", str(row.id), "--config", str(w.config)], terminal_width=200)
+    assert shown.exit_code != 0 and f"{draft_state}, not sendable" in shown.output
     with pytest.raises((ReportError, StoreError)):
         w.operator("confirm", row.id)
     w.advance(hours=12)
@@ -155,6 +160,8 @@ def test_5_check_config_refuses_a_mailbox_local_part_too_long_for_the_token_addr
     config.write_text(config.read_text().replace("accounts@example.com", "accounts.receivable@example.com"))
     with pytest.raises(SettingsError, match=r"mailbox.address\[0\].*local part 'accounts.receivable' is 19"):
         load_settings(config)
+    checked = CliRunner().invoke(cli, ["check-config", str(config)], terminal_width=200)
+    assert checked.exit_code != 0 and "at most 18" in checked.output
 
 
 def test_5_a_huge_message_id_never_becomes_an_encoded_word_in_the_release(world) -> None:
