@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import datetime
 
-from daemon.adapters.store import TokenRow
+from daemon.adapters.store import Draft, TokenRow
 from daemon.adapters.templates import TemplateProblem
 from daemon.core import release as machine
 from daemon.core import review as core
@@ -125,17 +125,22 @@ def _answer_refusal(ctx: Context, row, judgement: core.Judgement, client_id: str
                to=[person.email], now=now, client_id=client_id, in_reply_to=row.message_id)
 
 
-def hold_after_failure(ctx: Context, message_id: str, reason: str, now: datetime) -> bool:
-    """A reply about a draft that could not be handled may have said STOP: its draft is held for a
-    day (its release row cancelled) rather than sent unread. True when a draft was held."""
+def draft_of_reply(ctx: Context, message_id: str) -> Draft | None:
+    """The draft a stored reply's token names, if any (read without judging the reply)."""
     row = ctx.store.message(message_id)
     token = core.token_from_addresses((*row.to_addrs, *row.cc_addrs), ctx.settings.mailbox.address) if row else None
     parts = core.split_token(token) if token else None
     token_row = ctx.store.token(parts[0]) if parts else None
     if token_row is None or token_row.subject_kind != "draft":
-        return False
-    draft = ctx.store.draft(token_row.subject_id)
-    if draft.state not in ("owner_review", "second_review", "sendable"):
+        return None
+    return ctx.store.draft(token_row.subject_id)
+
+
+def hold_after_failure(ctx: Context, message_id: str, reason: str, now: datetime) -> bool:
+    """A reply about a draft that could not be handled may have said STOP: its draft is held for a
+    day (its release row cancelled) rather than sent unread. True when a draft was held."""
+    draft = draft_of_reply(ctx, message_id)
+    if draft is None or draft.state not in ("owner_review", "second_review", "sendable"):
         return False
     hold = machine.Event("command", core.Command("hold", reason=reason, days=1), "parting", "owner")
     with ctx.store.transaction():

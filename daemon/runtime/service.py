@@ -32,7 +32,7 @@ from daemon.flows.evaluate import Agenda, evaluate_all
 from daemon.flows.followup import remind_due, resume_held
 from daemon.flows.ingest import Ingestor
 from daemon.flows.reminders import remind_reviews
-from daemon.flows.replies import handle_reply, hold_after_failure
+from daemon.flows.replies import draft_of_reply, handle_reply, hold_after_failure
 from daemon.flows.sending import recover_in_flight, send_due
 from daemon.runtime import shutdown
 from daemon.runtime.clock import Clock, SystemClock
@@ -175,7 +175,12 @@ class Service:
             try:
                 handle_reply(ctx, message_id, now())
             except Exception as problem:  # noqa: BLE001 - one bad reply must not stop the others
-                park(ctx, f"staff reply <{message_id}>", f"reply:{message_id}", problem, now())
+                try:
+                    draft = draft_of_reply(ctx, message_id)
+                except Exception:  # noqa: BLE001 - without its draft, the first person is told
+                    draft = None
+                park(ctx, f"staff reply <{message_id}>", f"reply:{message_id}", problem, now(),
+                     client_id=draft.client_id if draft else None, draft_id=draft.id if draft else None)
                 with ctx.store.transaction():
                     ctx.store.mark_reply_processed(message_id, f"parked: {type(problem).__name__}", now())
                 self._stage("holding the draft of a parked reply", lambda m=message_id: hold_after_failure(
