@@ -17,6 +17,7 @@ for _path in (str(_TESTS), str(_TESTS.parent)):
         sys.path.insert(0, _path)
 
 import pytest  # noqa: E402
+from fake_idp import FakeIdp  # noqa: E402
 from servers import DovecotServer, SmtpSink, TlsFiles, scratch_dir  # noqa: E402
 
 
@@ -47,9 +48,24 @@ def smtp_sink() -> Iterator[SmtpSink]:
         yield sink
 
 
-def _running_dovecot(tls: TlsFiles | None, sent_folder: str | None = "Sent") -> Iterator[DovecotServer]:
+@pytest.fixture
+def idp() -> Iterator[FakeIdp]:
+    """A fake OAuth2 identity provider on 127.0.0.1 (see fake_idp.py for why not oidc-provider)."""
+    server = FakeIdp().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dovecot_oauth(idp: FakeIdp) -> Iterator[DovecotServer]:
+    """A Dovecot whose oauth2 passdb asks `idp` (introspection) about XOAUTH2/OAUTHBEARER tokens."""
+    yield from _running_dovecot(tls=None, oauth_introspection_url=f"{idp.url}/introspect")
+
+
+def _running_dovecot(tls: TlsFiles | None, sent_folder: str | None = "Sent",
+                     oauth_introspection_url: str | None = None) -> Iterator[DovecotServer]:
     workdir = scratch_dir("parting-dovecot-")
-    server = DovecotServer(workdir, tls=tls, sent_folder=sent_folder)
+    server = DovecotServer(workdir, tls=tls, sent_folder=sent_folder, oauth_introspection_url=oauth_introspection_url)
     try:
         server.start()
         yield server

@@ -110,12 +110,17 @@ class DovecotServer:
     password = "office-secret"
 
     def __init__(self, workdir: Path, *, sent_folder: str | None = "Sent",
-                 tls: TlsFiles | None = None) -> None:
+                 tls: TlsFiles | None = None, oauth_introspection_url: str | None = None,
+                 oauth_mechanisms: str = "xoauth2 oauthbearer") -> None:
         if sent_folder is not None and re.search(r'["\\\r\n]', sent_folder):
             raise ValueError(f"sent_folder {sent_folder!r} cannot be written in dovecot.conf")
         self.workdir = Path(workdir).resolve()
         self.sent_folder = sent_folder
         self.tls = tls
+        # With an introspection URL, Dovecot's oauth2 passdb accepts XOAUTH2 and OAUTHBEARER logins
+        # whose bearer token that endpoint (RFC 7662, POST) calls active for the same user name.
+        self.oauth_introspection_url = oauth_introspection_url
+        self.oauth_mechanisms = oauth_mechanisms
         self.port: int | None = None
         self.tls_port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -289,6 +294,15 @@ class DovecotServer:
                          f"ssl_key = <{self.tls.key_file}\n")
         else:
             ssl_lines = "ssl = no\n"
+        oauth_passdb, mechanisms = "", "plain login"
+        if self.oauth_introspection_url:
+            oauth_conf = self.workdir / "dovecot-oauth2.conf.ext"
+            oauth_conf.write_text(f"introspection_mode = post\nintrospection_url = {self.oauth_introspection_url}\n"
+                                  "username_attribute = username\nactive_attribute = active\n"
+                                  "active_value = true\nforce_introspection = yes\n")
+            oauth_passdb = (f"passdb {{\n  driver = oauth2\n  mechanisms = {self.oauth_mechanisms}\n"
+                            f"  args = {oauth_conf}\n}}\n")
+            mechanisms += f" {self.oauth_mechanisms}"
         # Without root nothing can chroot, and these services chroot by default.
         no_chroot = "" if as_root else "  chroot =\n"
         unchrooted = "".join(f"service {name} {{\n{no_chroot}}}\n"
@@ -309,11 +323,11 @@ last_valid_uid = {self._mail_uid}
 first_valid_gid = {self._mail_gid}
 last_valid_gid = {self._mail_gid}
 {ssl_lines}disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_failure_delay = 0
 mail_location = maildir:~/Maildir
 mail_fsync = never
-passdb {{
+{oauth_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN {self._passwd_file}
 }}

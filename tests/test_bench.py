@@ -51,3 +51,36 @@ def test_the_bench_reports_every_figure_in_a_table_and_as_json(tmp_path: Path) -
     assert data["machine"]["nproc"] >= 1 and data["parameters"]["sizes"] == [300, 600]
     table = done.stdout
     assert "median" in table and "min" in table and "max" in table and "parting / bare" in table
+
+
+def test_the_end_of_a_cycle_is_found_even_when_the_commit_is_seen_after_it(tmp_path: Path) -> None:
+    """The cause of "the daemon sent no STATUS= within 60 s" under load: the cycle's STATUS came
+    before our poller saw the commit, and only STATUS after the poller's time was accepted."""
+    import socket
+    import time
+
+    from bench.latency import Notifications, end_of_woken_cycle
+
+    notifications = Notifications(tmp_path / "notify.sock")
+    try:
+        appended = time.perf_counter()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as daemon:
+            daemon.sendto(b"STATUS=watching 2 clients", str(notifications.path))
+        status_at = notifications.received.queue[0][0] if _arrived(notifications) else None
+        assert status_at is not None
+        committed_seen = status_at + 0.05  # a loaded poller saw the row after the cycle ended
+        assert end_of_woken_cycle(notifications, appended, timeout=5) == status_at
+        notifications.received.put((status_at, "STATUS=watching 2 clients"))
+        with pytest.raises(TimeoutError):  # what the bench did before: wait past the poller's time
+            notifications.wait("STATUS=", timeout=0.5, after=committed_seen)
+    finally:
+        notifications.close()
+
+
+def _arrived(notifications, seconds: float = 5.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while notifications.received.empty() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return not notifications.received.empty()

@@ -23,9 +23,8 @@ import jsonschema
 import mailfactory as mf
 import pytest
 from click.testing import CliRunner
-from harness import RunningDaemon, utc, write_config
+from harness import START, RunningDaemon, by_kind, reply_to_review, seed_history, utc, write_config
 from servers import DovecotServer, SmtpSink, scratch_dir
-from test_daemon_review import START, by_kind, reply_to_review, seed_history
 
 from daemon.adapters.settings.load import Secrets, load_settings
 from daemon.adapters.store import MessageRow, Store
@@ -108,8 +107,8 @@ def _store(settings) -> Store:
 
 
 def _cli(config: Path, clock: Path, *args: str):
-    return CliRunner(env={"PARTING_TEST_CLOCK_FILE": str(clock), "USER": "carol", "PARTING_CONFIG": None}).invoke(
-        cli, [*args, "--config", str(config)], terminal_width=100)
+    return CliRunner(env={"USER": "carol", "PARTING_CONFIG": None}).invoke(
+        cli, ["--clock-file", str(clock), *args, "--config", str(config)], terminal_width=100)
 
 
 def _casefile(scenario: dict, client: str = "acme") -> dict:
@@ -169,7 +168,7 @@ def test_the_casefile_records_verdicts_versions_reviews_sends_and_deadlines(scen
 def test_the_json_form_validates_against_the_schema_in_docs(scenario):
     result = _cli(scenario["config"], scenario["clock"], "casefile", "acme", "--format", "json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     validator = jsonschema.Draft202012Validator(SCHEMA)
     validator.validate(data)
     # The schema is not vacuous: a missing key and a local time are both caught.
@@ -195,7 +194,7 @@ def test_a_client_without_a_release_has_a_casefile_too(scenario):
 def test_markdown_on_stdout_has_every_section_and_the_evidence(scenario):
     result = _cli(scenario["config"], scenario["clock"], "casefile", "acme")
     assert result.exit_code == 0, result.output
-    md = result.output
+    md = result.stdout
     for heading in ("# Case file: Acme Ltd (acme)", "## At a glance", "## Timeline", "## Verdicts",
                     "## The release email", "## Review decisions", "## Refused replies and mail", "## Sending",
                     "## Deadlines", "## Notes and retrospective"):
@@ -227,8 +226,8 @@ def test_note_problems_are_clear_errors(scenario):
 
 def test_output_writes_the_file_and_prints_nothing_on_stdout(scenario, tmp_path):
     target = tmp_path / "acme.html"
-    result = CliRunner(env={"PARTING_TEST_CLOCK_FILE": str(scenario["clock"])}).invoke(
-        cli, ["casefile", "--config", str(scenario["config"]), "acme", "--format", "html", "--output", str(target)])
+    result = CliRunner().invoke(
+        cli, ["--clock-file", str(scenario["clock"]), "casefile", "--config", str(scenario["config"]), "acme", "--format", "html", "--output", str(target)])
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     assert target.read_text().startswith("<!DOCTYPE html>")
@@ -325,7 +324,7 @@ def test_a_client_named_like_a_subcommand_is_reached_with_show(tmp_path):
     write_clock_file(clock, utc(2026, 11, 2, 10))
     shown = _cli(config, clock, "casefile", "show", "note")
     assert shown.exit_code == 0, shown.output
-    assert shown.output.startswith("# Case file: Note Partners (note)")
+    assert shown.stdout.startswith("# Case file: Note Partners (note)")
     noted = _cli(config, clock, "casefile", "note", "note", "a note about Note Partners")
     assert noted.exit_code == 0 and "Note Partners (note)" in noted.output
     assert "a note about Note Partners" in _cli(config, clock, "casefile", "show", "note").output

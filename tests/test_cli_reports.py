@@ -1,15 +1,15 @@
 """The read-side commands: status, explain, simulate, drafts, outbox, deadlines, pause/resume.
 
 Each test runs the real `parting` command line (click's CliRunner, 100 columns) against the
-example configuration and a store filled through the Store API. Time is injected through
-PARTING_TEST_CLOCK_FILE, as for the daemon.
+example configuration and a store filled through the Store API. Time is injected through the
+hidden `parting --clock-file`, as for the daemon.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -56,23 +56,24 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     config.write_text(EXAMPLE.read_text().replace("/var/lib/parting/parting.db", str(database)))
     clock = tmp_path / "clock"
     write_clock_file(clock, NOW)
-    monkeypatch.setenv("PARTING_TEST_CLOCK_FILE", str(clock))
     monkeypatch.setenv("USER", "carol")
     monkeypatch.delenv("PARTING_CONFIG", raising=False)
     with Store.open(database) as store:
         rows = [row(*m, client="acme") for m in ACME] + [row(*m, client="globex") for m in GLOBEX]
         store.add_messages((r, "Sent" if r.direction == "out" else "INBOX", 1, n) for n, r in enumerate(rows, 1))
-    return {"config": config, "database": database, "tmp": tmp_path}
+    return {"config": config, "database": database, "tmp": tmp_path, "clock": clock}
 
 
 def run(setup: dict, *args: str) -> Result:
-    return CliRunner().invoke(cli, [*args, "--config", str(setup["config"])], terminal_width=100)
+    return CliRunner().invoke(cli, ["--clock-file", str(setup["clock"]), *args, "--config", str(setup["config"])],
+                              terminal_width=100)
 
 
 def ok(setup: dict, *args: str) -> str:
     result = run(setup, *args)
     assert result.exit_code == 0, result.output
-    return result.output
+    assert result.stderr.startswith("warning: TEST CLOCK: now is read from")
+    return result.stdout
 
 
 def as_json(setup: dict, *args: str) -> dict:
@@ -159,7 +160,7 @@ def test_explain_reads_as_evidence_then_rules_then_what_next(setup):
 def test_an_unknown_client_is_an_error_with_a_suggestion(setup):
     result = run(setup, "explain", "acmee")
     assert result.exit_code == 2
-    assert result.output.strip() == f"error: no client 'acmee' in {setup['config']} (did you mean 'acme'?)"
+    assert result.stderr.splitlines()[-1] == f"error: no client 'acmee' in {setup['config']} (did you mean 'acme'?)"
 
 
 # ---- simulate -------------------------------------------------------------------------------
@@ -188,7 +189,7 @@ def test_simulate_a_stricter_policy_moves_the_awaiting_client_and_writes_nothing
     before = sha256(setup["database"])
     result = simulate(setup, STRICTER, "--json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert [(c["client"], c["before"], c["after"]) for c in data["changes"]] == [("globex", "awaiting", "unresponsive")]
     change = data["changes"][0]
     assert change["ladder_before"] == [] and change["ladder_after"] == ["nudge"]
@@ -203,7 +204,7 @@ def test_simulate_a_looser_policy_relieves_the_unresponsive_client(setup):
     before = sha256(setup["database"])
     result = simulate(setup, LOOSER)
     assert result.exit_code == 0, result.output
-    assert fits(result.output)
+    assert fits(result.stdout)
     line = next(line for line in result.output.splitlines() if line.startswith("acme"))
     assert "unresponsive -> overdue" in line
     assert "globex" not in result.output.split("would change")[1].split("unchanged")[0]
@@ -214,7 +215,7 @@ def test_simulate_a_looser_policy_relieves_the_unresponsive_client(setup):
 def test_simulate_at_an_earlier_date_sees_only_what_had_happened(setup):
     # On 13 October only acme's first question had been ignored: the stricter policy makes it
     # unresponsive at once; the default policy still calls it overdue.
-    data = json.loads(simulate(setup, STRICTER, "--at", "2026-10-13", "--json").output)
+    data = json.loads(simulate(setup, STRICTER, "--at", "2026-10-13", "--json").stdout)
     assert data["at"] == "2026-10-12T23:00:00+00:00"  # midnight in London, summer time
     acme = next(c for c in data["changes"] if c["client"] == "acme")
     assert (acme["before"], acme["after"], acme["ignored_before"]) == ("overdue", "unresponsive", 1)
@@ -222,7 +223,7 @@ def test_simulate_at_an_earlier_date_sees_only_what_had_happened(setup):
 
 def test_simulate_takes_unwritten_keys_from_the_main_config(setup):
     # Only the named policy changes; the default policy (acme's) comes from the main file.
-    data = json.loads(simulate(setup, "policies:\n  patient: {ignored_after: 1 business days}\n", "--json").output)
+    data = json.loads(simulate(setup, "policies:\n  patient: {ignored_after: 1 business days}\n", "--json").stdout)
     assert [(c["client"], c["after"]) for c in data["changes"]] == [("globex", "overdue")]
     assert data["policy_hash_before"] == data["policy_hash_after"]
 
@@ -353,7 +354,7 @@ def test_drafts_show_has_text_diff_and_history(setup):
 
 def test_drafts_show_of_a_missing_draft_is_an_error(setup):
     result = run(setup, "drafts", "show", "42")
-    assert (result.exit_code, result.output.strip()) == (2, "error: no draft 42")
+    assert (result.exit_code, result.stderr.splitlines()[-1]) == (2, "error: no draft 42")
 
 
 # ---- outbox ---------------------------------------------------------------------------------
@@ -404,10 +405,10 @@ def test_outbox_decisions_from_the_wrong_state_change_nothing(setup):
     for action in ("resend", "cancel"):
         result = run(setup, "outbox", action, str(ids["sent"]))
         assert result.exit_code == 2
-        assert result.output.startswith(f"error: cannot {action} outbox row {ids['sent']}: it is sent")
+        assert result.stderr.splitlines()[-1].startswith(f"error: cannot {action} outbox row {ids['sent']}: it is sent")
     result = run(setup, "outbox", "resend", str(ids["queued"]))
     assert result.exit_code == 2 and "only uncertain or failed rows allow that" in result.output
-    assert run(setup, "outbox", "cancel", "99").output.strip() == "error: no outbox row 99"
+    assert run(setup, "outbox", "cancel", "99").stderr.splitlines()[-1] == "error: no outbox row 99"
     with Store.open_readonly(setup["database"]) as store:
         assert store.events(kinds=["outbox_resend", "outbox_cancel"]) == []
         assert [store.row(i).state for i in ids.values()] == ["uncertain", "sent", "queued"]
@@ -476,7 +477,7 @@ def test_deadlines_done_closes_once_with_the_note(setup):
     assert event.data["deadline_id"] == ids["overdue"]
     again = run(setup, "deadlines", "done", str(ids["overdue"]), "--note", "twice")
     assert again.exit_code == 2 and "is already done (by carol, Tue 3 Nov 2026 10:00): nothing changed" in again.output
-    assert run(setup, "deadlines", "done", "77", "--note", "x").output.strip() == "error: no deadline 77"
+    assert run(setup, "deadlines", "done", "77", "--note", "x").stderr.splitlines()[-1] == "error: no deadline 77"
 
 
 # ---- pause / resume -------------------------------------------------------------------------
@@ -508,6 +509,18 @@ def test_read_only_commands_leave_the_database_untouched(setup):
 
 def test_group_options_reach_their_subcommands(setup):
     draft_id = fill_drafts(setup)
-    result = CliRunner().invoke(cli, ["drafts", "--config", str(setup["config"]), "--json", "show", str(draft_id)])
+    result = CliRunner().invoke(cli, ["--clock-file", str(setup["clock"]), "drafts", "--config", str(setup["config"]), "--json", "show", str(draft_id)])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["draft"]["id"] == draft_id
+    assert json.loads(result.stdout)["draft"]["id"] == draft_id
+
+
+def test_the_clock_file_is_used_only_when_named_on_the_command_line_and_then_said(setup, monkeypatch):
+    """An environment variable cannot quietly move a command's time; the hidden --clock-file can, loudly."""
+    monkeypatch.setenv("PARTING_TEST_CLOCK_FILE", str(setup["clock"]))  # the old way: now ignored
+    plain = CliRunner().invoke(cli, ["status", "--json", "--config", str(setup["config"])])
+    assert plain.exit_code == 0, plain.output
+    assert abs(datetime.fromisoformat(json.loads(plain.stdout)["now"]) - datetime.now(UTC)) < timedelta(hours=1)
+    assert plain.stderr == ""
+    tested = run(setup, "status", "--json")
+    assert json.loads(tested.stdout)["now"] == NOW.isoformat()
+    assert tested.stderr == f"warning: TEST CLOCK: now is read from {setup['clock']} (--clock-file)\n"

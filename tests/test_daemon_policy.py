@@ -11,8 +11,7 @@ import mailfactory as mf
 import pytest
 import yaml
 from click.testing import CliRunner
-from harness import CLIENTS, RunningDaemon, utc, write_config
-from test_daemon_review import START, seed_history
+from harness import CLIENTS, START, RunningDaemon, seed_history, utc, write_config
 
 from daemon.cli import cli
 from daemon.runtime.clock import write_clock_file
@@ -37,8 +36,8 @@ def seed_initech(dovecot) -> str:
 
 
 def run_cli(config: Path, clock: Path, *args: str):
-    result = CliRunner().invoke(cli, [*args[:1], "--config", str(config), *args[1:]],
-                                env={"PARTING_TEST_CLOCK_FILE": str(clock)}, catch_exceptions=False)
+    result = CliRunner().invoke(cli, ["--clock-file", str(clock), *args[:1], "--config", str(config), *args[1:]],
+                                catch_exceptions=False)
     return result
 
 
@@ -65,7 +64,7 @@ async def test_verdicts_explain_and_simulate_through_a_real_mailbox(config, dove
 
     explained = run_cli(config, clock, "explain", "acme", "--json")
     assert explained.exit_code == 0, explained.output
-    data = json.loads(explained.output)
+    data = json.loads(explained.stdout)
     ignored = {hit["message_ids"][0] for hit in data["reasons"] if hit["rule"] == "request-ignored"}
     assert ignored == {mids[f"acme{n}"].strip("<>") for n in (1, 2, 3)}
     assert any(hit["rule"] == "auto-reply-ignored" and mids["ooo"].strip("<>") in hit["message_ids"]
@@ -82,8 +81,8 @@ async def test_verdicts_explain_and_simulate_through_a_real_mailbox(config, dove
     looser.write_text(yaml.safe_dump({"policy": {"ignored_after": "30 days"},
                                       "policies": {"patient": {"ignored_after": "30 days"}}}))
     before = digest(database)
-    strict = json.loads(run_cli(config, clock, "simulate", "--policy", str(stricter), "--json").output)
-    loose = json.loads(run_cli(config, clock, "simulate", "--policy", str(looser), "--json").output)
+    strict = json.loads(run_cli(config, clock, "simulate", "--policy", str(stricter), "--json").stdout)
+    loose = json.loads(run_cli(config, clock, "simulate", "--policy", str(looser), "--json").stdout)
     assert digest(database) == before, "simulate writes nothing"
 
     assert {(c["client"], c["before"], c["after"]) for c in strict["changes"]} == {("initech", "overdue", "unresponsive")}

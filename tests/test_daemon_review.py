@@ -7,40 +7,10 @@ from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
 
-import mailfactory as mf
 import pytest
-from harness import RunningDaemon, utc, write_config
+from harness import START, RunningDaemon, by_kind, reply_to_review, seed_history, write_config
 
 pytestmark = pytest.mark.integration
-
-START = utc(2026, 11, 2, 10, 0)  # Monday
-
-
-def seed_history(dovecot) -> dict[str, str]:
-    """acme ignores three requests over three weeks (one answered only by an out-of-office);
-    globex answers its request the next day."""
-    mids = {}
-    for n, day in enumerate((5, 12, 19), start=1):
-        raw, mids[f"acme{n}"] = mf.request("jane@acme.example", f"Signed form {n}?", utc(2026, 10, day, 10), f"acme-req-{n}")
-        mf.deliver(dovecot, "Sent", raw)
-    raw, mids["ooo"] = mf.out_of_office("jane@acme.example", mids["acme1"], "Signed form 1?", utc(2026, 10, 5, 10, 5), "acme-ooo")
-    mf.deliver(dovecot, "INBOX", raw)
-    raw, mids["globex"] = mf.request("hank@globex.example", "Invoice address?", utc(2026, 10, 12, 10), "globex-req")
-    mf.deliver(dovecot, "Sent", raw)
-    raw, _ = mf.reply("hank@globex.example", mids["globex"], "Invoice address?", utc(2026, 10, 13, 9), "globex-rep")
-    mf.deliver(dovecot, "INBOX", raw)
-    return mids
-
-
-def by_kind(sink, kind: str, to: str | None = None) -> list:
-    return [m for m in sink.messages if m.message.get("X-Parting-Kind") == kind
-            and (to is None or to in m.rcpt_tos)]
-
-
-async def reply_to_review(daemon, dovecot, review, person_email: str, text: str, tag: str, **kw) -> None:
-    raw, _ = mf.staff_reply(person_email, review.data, text, daemon.clock.now(), tag, **kw)
-    mf.deliver(dovecot, "INBOX", raw)
-
 
 @pytest.fixture
 def config(tmp_path, dovecot, smtp_sink):

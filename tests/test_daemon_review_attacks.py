@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import mailfactory as mf
 import pytest
-from harness import RunningDaemon, write_config
-from test_daemon_review import START, by_kind, reply_to_review, seed_history
+from harness import START, RunningDaemon, by_kind, reply_to_review, seed_history, write_config
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,10 @@ import hashlib
 import json
 import socket
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import mailfactory as mf
 import pytest
 import yaml
 from click.testing import CliRunner, Result
@@ -25,13 +27,23 @@ from daemon.cli import cli
 from daemon.queries.doctor import Check, run_checks
 
 ALL_CHECKS = ["config", "IMAP password", "token key", "database", "IMAP login", "inbox folder",
-              "Sent folder", "IMAP IDLE", "SMTP server", "templates", "mode"]
+              "Sent folder", "IMAP IDLE", "colleagues", "SMTP server", "templates", "mode"]
 SENT_FIX = "create a Sent folder or name it in mailbox.imap.folders.sent"
 
 
 @pytest.fixture
 def config(tmp_path: Path, dovecot: DovecotServer, smtp_sink: SmtpSink) -> Path:
-    return write_config(tmp_path / "deploy", dovecot, smtp_sink)
+    path = write_config(tmp_path / "deploy", dovecot, smtp_sink)
+    for person in ("alice", "bob", "carol"):  # each colleague wrote lately, through our own server
+        send_from(dovecot, f"{person}@example.com", mf.auth_results("example.com"))
+    return path
+
+
+def send_from(dovecot: DovecotServer, sender: str, auth: str | None = None, **headers: str) -> None:
+    stamps = {**({"Authentication-Results": auth} if auth else {}), **headers}
+    mf.deliver(dovecot, "INBOX", mf.build(sender=sender, to="office@example.com", subject="Hello", body="Hi\n",
+                                          when=datetime.now(UTC) - timedelta(days=1), mid=mf.message_id(sender.replace("@", ".") + str(len(headers))),
+                                          headers=stamps))
 
 
 def doctor(config: Path, *args: str) -> Result:
@@ -72,7 +84,7 @@ def test_a_healthy_deployment_passes_every_check(config: Path, dovecot: DovecotS
     result = doctor(config)
 
     assert result.exit_code == 0, result.output
-    report = result.stdout.splitlines()
+    report = [line for line in result.stdout.splitlines() if not line.startswith(" ")]  # not continuations
     assert [line[0] for line in report[:-1]] == ["✓"] * len(ALL_CHECKS)
     assert [line[2:].split("  ")[0].strip() for line in report[:-1]] == ALL_CHECKS
     assert report[-1] == f"All {len(ALL_CHECKS)} checks passed."
@@ -353,3 +365,54 @@ def test_check_status_words() -> None:
     assert Check("a", True, "no IDLE", warning=True).status == "warning"
     assert Check("a", False, "broken", "mend it").status == "failed"
     assert Check("a", False, "skipped: needs b").status == "skipped"
+
+
+# ------------------------------------------------------------------------------ colleagues' evidence
+
+
+def colleagues(result: Result) -> list[str]:
+    lines = result.stdout.splitlines()
+    start = lines.index(line_of(result, "colleagues"))
+    return [lines[start][2:].split("  ", 1)[1].strip(), *(line.strip() for line in lines[start + 1:start + 3])]
+
+
+def test_doctor_says_per_person_on_what_evidence_approvals_are_accepted(config: Path) -> None:
+    result = doctor(config)
+    assert result.exit_code == 0, result.output
+    assert colleagues(result)[1] == ("bob: 1 recent message, all with dmarc=pass (Authentication-Results from "
+                                     "mx.example.com): approvals accepted")
+
+
+def test_a_person_without_recent_mail_is_asked_to_send_one(tmp_path: Path, dovecot: DovecotServer,
+                                                          smtp_sink: SmtpSink) -> None:
+    config = write_config(tmp_path / "deploy", dovecot, smtp_sink)
+    send_from(dovecot, "alice@example.com", mf.auth_results("example.com"))
+    result = doctor(config)
+    assert result.exit_code == 0 and line_of(result, "colleagues").startswith("! colleagues")
+    assert ("carol: no recent message found: ask Carol White to send one to the mailbox, then run doctor again"
+            in colleagues(result))
+
+
+def test_mail_without_evidence_means_approvals_refused_and_says_what_to_set(config: Path, dovecot: DovecotServer) -> None:
+    send_from(dovecot, "bob@example.com")  # no Authentication-Results at all
+    result = doctor(config)
+    assert result.exit_code == 1
+    assert colleagues(result)[1].startswith("bob: 2 recent messages, 1 without evidence (no Authentication-Results "
+                                            "from mx.example.com): some approvals would be refused")
+    assert "set mailbox.provider (microsoft365, google) or review.authserv_id" in fix_of(result, "colleagues")
+
+
+def test_microsoft365_colleagues_are_recognised_by_exchange_stamps(tmp_path: Path, dovecot: DovecotServer,
+                                                                   smtp_sink: SmtpSink) -> None:
+    config = write_config(tmp_path / "deploy", dovecot, smtp_sink)
+    tweak(config, lambda data: data["mailbox"].update(provider="microsoft365", imap={
+        **data["mailbox"]["imap"], "folders": {"sent": "auto"}}))
+    stamps = {"X-MS-Exchange-Organization-AuthAs": "Internal", "X-MS-Exchange-Organization-AuthMechanism": "04",
+              "X-MS-Exchange-Organization-AuthSource": "AM0PR01MB1234.eurprd01.prod.exchangelabs.com"}
+    for person in ("alice", "bob", "carol"):
+        send_from(dovecot, f"{person}@example.com", None, **stamps)
+    send_from(dovecot, "bob@example.com", None, **{**stamps, "X-MS-Exchange-Organization-AuthAs": "Internal"})
+    result = doctor(config)
+    assert result.exit_code == 0, result.output
+    assert colleagues(result)[1] == ("bob: 2 recent messages, all with X-MS-Exchange-Organization-AuthAs: "
+                                     "Internal: approvals accepted")

@@ -80,3 +80,19 @@ def test_a_reply_by_subject_finds_its_thread_in_the_same_batch(settings) -> None
     request0, reply0, again0, request1, reply1, again1, globex = threads
     assert reply0 == again0 == request0 and reply1 == again1 == request1  # each bare reply joined the request
     assert request0 != request1 and globex != request1  # another subject, another client's thread
+
+
+def test_only_a_real_reply_counts_as_a_client_reply(settings) -> None:
+    """The one test of a reply (core/rules.py is_real_reply): mail carrying parting's own
+    X-Parting-Kind that comes back into the Inbox is not the client answering."""
+    store = Store.open(":memory:")
+    ingestor = Ingestor(settings, store)
+    real, real_id = bare_reply("jane@acme.example", "Signed lease", T0 + timedelta(hours=3), "real")
+    ours_id = message_id("ours", "acme.example")
+    ours = build(sender="jane@acme.example", to=OFFICE, subject="Re: Signed lease", body="Hello\n",
+                 when=T0 + timedelta(hours=4), mid=ours_id, headers={"X-Parting-Kind": "release"})
+    headers = [FetchedHeader(uid=n + 1, header=header_only(raw), internaldate=T0 + timedelta(hours=4), size=len(raw))
+               for n, raw in enumerate([real, ours])]
+    report = ingestor.commit(ingestor.parse("INBOX", 1, headers), {}, NOW)
+    assert report.stored == 2
+    assert report.client_replies == [real_id.strip("<>")]

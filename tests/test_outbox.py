@@ -5,7 +5,6 @@ run, append_to_sent and header injection. The daemon runs in-process on a Manual
 from __future__ import annotations
 
 import base64
-from dataclasses import replace
 from datetime import timedelta
 from email import message_from_bytes
 from email.policy import default
@@ -16,15 +15,13 @@ from types import SimpleNamespace
 import mailfactory as mf
 import pytest
 import yaml
-from harness import CLIENTS, RunningDaemon, write_config
-from test_daemon_review import START, by_kind, reply_to_review, seed_history
+from harness import CLIENTS, START, RunningDaemon, by_kind, reply_to_review, seed_history, write_config
 
-from daemon.adapters.settings.load import load_settings
 from daemon.adapters.templates import TemplateProblem
 from daemon.core.outgoing import HeaderInjection, build_message
 from daemon.flows.context import queue_mail
 from daemon.flows.sending import restamped, retry_delay
-from daemon.runtime.service import Service, open_context
+from daemon.runtime.service import open_context
 
 pytestmark = pytest.mark.integration
 
@@ -292,27 +289,6 @@ async def test_append_to_sent_false_files_nothing_in_sent(config, dovecot, smtp_
         assert {r.state for r in daemon.store.rows()} == {"sent"}
     assert not ours(sent_folder(dovecot))
     assert len(sent_folder(dovecot)) == 4, "the seeded history only"
-
-
-@pytest.mark.parametrize("choice, host, files_copy", [
-    ("auto", "smtp.gmail.com", False),
-    ("auto", "SMTP.Gmail.com.", False),
-    ("auto", "smtp-relay.gmail.com", False),
-    ("auto", "smtp.googlemail.com", False),
-    ("auto", "smtp.office365.com", False),
-    ("auto", "smtp-mail.outlook.com", False),
-    ("auto", "outlook.office365.com", False),
-    ("auto", "smtp.example.com", True),
-    ("auto", "outlook.example.com", True),  # a self-hosted server named outlook files nothing itself
-    ("auto", "mail.notgmail.com", True),
-    ("true", "smtp.gmail.com", True),
-    ("false", "smtp.example.com", False),
-])
-def test_append_to_sent_auto_leaves_it_to_gmail_and_microsoft_365(tmp_path, choice, host, files_copy):
-    settings = load_settings(write_config(tmp_path, NO_SERVER, NO_SERVER))
-    settings = replace(settings, mailbox=replace(settings.mailbox, append_to_sent=choice,
-                                                 smtp=replace(settings.mailbox.smtp, host=host)))
-    assert Service._appends_to_sent(settings) is files_copy
 
 
 # ---------------------------------------------------------------------------- headers

@@ -1,7 +1,7 @@
 """SIGKILL at each step of sending a release, restart, and check the promise: the sink holds exactly
 one copy, or the outbox row is 'uncertain', shown by `parting outbox`, and waits for a person.
 
-The daemon runs as a subprocess on a file clock (PARTING_TEST_CLOCK_FILE); PARTING_CRASH_AT names
+The daemon runs as a subprocess on a file clock (the hidden --clock-file); PARTING_CRASH_AT names
 the point where it kills itself. `after_claim.release` aims at the release only (see
 flows/sending.py); `after_reply_committed:2` is the second accepted review reply.
 """
@@ -21,8 +21,7 @@ from pathlib import Path
 import mailfactory as mf
 import pytest
 import yaml
-from harness import daemon_command, write_config
-from test_daemon_review import START, by_kind, seed_history
+from harness import START, by_kind, daemon_command, seed_history, write_config
 
 from daemon.runtime.clock import write_clock_file
 
@@ -45,7 +44,7 @@ class DaemonProcess:
 
     @property
     def env(self) -> dict[str, str]:
-        environment = {**os.environ, "PARTING_TEST_CLOCK_FILE": str(self.clock)}
+        environment = dict(os.environ)
         environment.pop("PARTING_CRASH_AT", None)
         return environment
 
@@ -53,7 +52,7 @@ class DaemonProcess:
         env = {**self.env, **({"PARTING_CRASH_AT": crash_at} if crash_at else {})}
         self.log_offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(daemon_command(self.config, "--tick", "0.2", "--grace", "2"), env=env,
+            self.process = subprocess.Popen(daemon_command(self.config, "--tick", "0.2", "--grace", "2", clock_file=self.clock), env=env,
                                             stdout=log, stderr=subprocess.STDOUT)
 
     def killed(self, timeout: float = 30) -> None:
@@ -80,7 +79,7 @@ class DaemonProcess:
 
     def run_once(self) -> None:
         """`parting run --once`: recover, catch up, decide and send everything due, then exit."""
-        out = subprocess.run(daemon_command(self.config, "--once"), env=self.env, capture_output=True, text=True,
+        out = subprocess.run(daemon_command(self.config, "--once", clock_file=self.clock), env=self.env, capture_output=True, text=True,
                              timeout=60)
         assert out.returncode == 0, out.stdout + out.stderr
 

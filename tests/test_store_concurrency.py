@@ -37,7 +37,7 @@ CRASHING_WRITER = textwrap.dedent("""
         ]
         with store.transaction():
             store.add_messages(rows)
-            event_id = store.append_event("batch", at=t0, data={"batch": batch})
+            event_id = store.append_event("message_quarantined", at=t0, data={"uid": batch})
         print(event_id, batch, flush=True)
         batch += 1
 """.replace("%(batch)d", str(BATCH)))
@@ -80,7 +80,7 @@ def test_sigkill_mid_write_loses_no_committed_row_and_no_batch_is_half_written(t
 
         with Store.open(path) as reopened:
             assert reopened.integrity_check() == "ok"
-            events = {event.id: event.data["batch"] for event in reopened.events(kinds=["batch"])}
+            events = {event.id: event.data["uid"] for event in reopened.events(kinds=["message_quarantined"])}
             for event_id, batch in reported:
                 assert events.get(event_id) == batch, f"committed event {event_id} lost"
             # each batch was one transaction: all of its messages or none
@@ -103,7 +103,7 @@ CONCURRENT_WRITER = textwrap.dedent("""
     stop = time.monotonic() + seconds
     i = 0
     while time.monotonic() < stop:
-        events.append(store.append_event("tick", at=now, data={"writer": name, "i": i}))
+        events.append(store.append_event("folder_resync", at=now, data={"folder": name, "old_uidvalidity": i}))
         message_id = f"<{name}-{i}@firm>"
         store.enqueue(message_id, "nudge", "office@firm.example", ["c@acme.example"], b"raw", now)
         enqueued.append(message_id)
@@ -139,7 +139,7 @@ def test_two_processes_write_and_claim_at_once_without_locks_or_double_claims(tm
     assert all(report["claimed"] for report in reports), "both writers should have claimed rows"
     with Store.open(path) as store:
         assert store.integrity_check() == "ok"
-        stored_events = {event.id for event in store.events(kinds=["tick"])}
+        stored_events = {event.id for event in store.events(kinds=["folder_resync"])}
         assert stored_events == {e for report in reports for e in report["events"]}
         rows = store.rows()
         assert {row.message_id for row in rows} == {m for report in reports for m in report["enqueued"]}

@@ -16,7 +16,6 @@ import os
 import re
 import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiosmtplib
@@ -30,6 +29,16 @@ from aiosmtplib import (
 )
 
 from daemon.adapters.files import write_atomically
+from daemon.adapters.oauth import Login, OAuthCredential
+from daemon.adapters.oauth_smtp import oauth_login
+from daemon.adapters.smtp_outcomes import (
+    DeliveryProblem,
+    PermanentFailure,
+    SendResult,
+    TemporaryFailure,
+    UncertainDelivery,
+)
+from daemon.adapters.smtp_outcomes import endpoint as _endpoint
 from daemon.core.hosts import is_loopback
 from daemon.core.model import SmtpSettings
 from daemon.core.outgoing import InvalidAddress, check_address
@@ -56,42 +65,6 @@ QUIT_TIMEOUT = 10.0
 _LINE_ENDS = re.compile(rb"\r\n|\n|\r(?!\n)")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._@+-]")
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """The server's reply to the end of DATA: it accepted the message."""
-
-    code: int
-    reply: str
-
-
-class DeliveryProblem(Exception):
-    """Base of the outcomes the outbox acts on; `reason` is written for a person to read."""
-
-    def __init__(self, reason: str, code: int | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.code = code
-
-
-class TemporaryFailure(DeliveryProblem):
-    """Not sent, and trying again later may work (4xx, network, TLS)."""
-
-
-class PermanentFailure(DeliveryProblem):
-    """Not sent, and trying again will not help until someone changes something (5xx, config)."""
-
-    def __init__(self, code: int | None, reason: str) -> None:
-        super().__init__(reason, code)
-
-
-class UncertainDelivery(DeliveryProblem):
-    """The whole message may have reached the server: never retried automatically."""
-
-
-def _endpoint(settings: SmtpSettings) -> str:
-    return f"{settings.host}:{settings.port}"
 
 
 def _by_code(code: int, reason: str) -> DeliveryProblem:
@@ -147,7 +120,7 @@ async def _greet(smtp: aiosmtplib.SMTP, command_timeout: float) -> None:
 
 
 async def _open(
-    settings: SmtpSettings, password: str | None, command_timeout: float
+    settings: SmtpSettings, password: Login, command_timeout: float
 ) -> aiosmtplib.SMTP:
     """Connect, greet, secure and log in; on failure the connection is closed and classified."""
     if settings.security == "none" and not is_loopback(settings.host):
@@ -186,7 +159,10 @@ async def _open(
             await _greet(smtp, command_timeout)
         if settings.username:
             phase = "login"
-            await _login(smtp, settings, password or "", command_timeout)
+            if isinstance(password, OAuthCredential):
+                await oauth_login(smtp, settings, password, command_timeout)
+            else:
+                await _login(smtp, settings, password or "", command_timeout)
     except DeliveryProblem:
         smtp.close()
         raise
@@ -207,7 +183,7 @@ async def _login(
         else f"check the password in ${settings.password_env}"
     )
     try:
-        await smtp.login(settings.username, password, timeout=command_timeout)
+        await smtp.login(settings.username or "", password, timeout=command_timeout)
     except SMTPAuthenticationError as exc:
         reason = f"SMTP login as {settings.username} failed ({exc.code} {exc.message}): {where_secret}"
         raise _by_code(exc.code, reason) from exc
@@ -348,7 +324,7 @@ async def send_message(
     sender: str,
     recipients: Sequence[str],
     settings: SmtpSettings,
-    password: str | None,
+    password: Login,
     command_timeout: float = COMMAND_TIMEOUT,
 ) -> SendResult:
     """Send `raw` to `recipients` on a fresh connection; the server's final reply on success.
@@ -374,7 +350,7 @@ async def send_message(
 
 
 async def check_login(
-    settings: SmtpSettings, password: str | None, *, command_timeout: float = COMMAND_TIMEOUT
+    settings: SmtpSettings, password: Login, *, command_timeout: float = COMMAND_TIMEOUT
 ) -> None:
     """Connect, EHLO, STARTTLS and AUTH as configured, then QUIT; no mail is sent.
 

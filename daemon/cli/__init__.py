@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import sys
 
-from daemon.cli import reports, service_commands  # noqa: F401 - importing them registers their commands
+from daemon.cli import login, reports, service_commands  # noqa: F401 - importing them registers their commands
 from daemon.cli.group import cli
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["run"]:
-        from daemon.runtime.shutdown import catch_early_stop
+    from daemon.runtime.shutdown import catch_early_stop, is_run_command
 
+    if is_run_command(sys.argv[1:]):
         catch_early_stop()  # a SIGTERM while starting up is a clean stop, not a kill
     cli(prog_name="parting")
 

@@ -9,6 +9,7 @@ import functools
 import json
 import os
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import click
@@ -67,7 +68,10 @@ def emit_json(data: Any) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="parting")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-def cli(debug: bool) -> None:
+@click.option("--clock-file", metavar="FILE", type=click.Path(dir_okay=False), hidden=True,
+              help="Tests and benchmarks only: read `now` from this file (an ISO time; real time while it is "
+                   "absent). Every command that uses it says so on stderr, and `run` logs it as a warning.")
+def cli(debug: bool, clock_file: str | None) -> None:
     """parting: notice clients who keep ignoring you, and part with them politely.
 
     It watches the company mailbox, applies your YAML policy, drafts a calm release email,
@@ -78,15 +82,26 @@ def cli(debug: bool) -> None:
     """
     if debug:
         os.environ["PARTING_DEBUG"] = "1"
+    click.get_current_context().obj = {"clock_file": clock_file}
 
 
 # ---- shared by the commands that read the store ------------------------------------------------
 
 
-def _now():
-    from daemon.runtime.clock import clock_from_environment
+def clock_file() -> str | None:
+    """The hidden --clock-file of the group (tests and benchmarks drive time with it), or None."""
+    root = click.get_current_context().find_root()
+    return (root.obj or {}).get("clock_file")
 
-    return clock_from_environment().now()
+
+def _now() -> datetime:
+    """Now, from the system clock; from the --clock-file if given, and then said loudly on stderr."""
+    from daemon.runtime.clock import clock_for
+
+    path = clock_file()
+    if path:
+        click.echo(f"warning: TEST CLOCK: now is read from {path} (--clock-file)", err=True)
+    return clock_for(path).now()
 
 
 def _who() -> str:

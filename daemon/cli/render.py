@@ -1,7 +1,7 @@
 """How the reports look to a person: rich tables and plain words, readable at 100 columns.
 
 Rules of this module:
-- Views only lay out what daemon/reports.py returned; nothing is computed here that a `--json`
+- Views only lay out what daemon/queries returned; nothing is computed here that a `--json`
   reader would miss.
 - Times are shown in the report's zone as "Mon 2 Nov 10:00" (with the year when it is not the
   year of `now`), the same in every locale.
@@ -24,7 +24,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from daemon.core.rules import format_time
+from daemon.core import events
 
 Data = dict[str, Any]
 
@@ -54,12 +54,7 @@ def when(iso: str | None, data: Data, empty: str = NONE, *, weekday: bool = True
     without `weekday`, '2 Nov 10:00' (for narrow bookkeeping columns)."""
     if not iso:
         return empty
-    zone = ZoneInfo(data["timezone"])
-    moment = datetime.fromisoformat(iso)
-    text = format_time(moment, zone)
-    year = moment.astimezone(zone).year
-    if data.get("now") and datetime.fromisoformat(data["now"]).astimezone(zone).year == year:
-        text = text.replace(f" {year} ", " ", 1)
+    text = wording(data).when(iso)
     return text if weekday else text.split(" ", 1)[1]
 
 
@@ -89,6 +84,8 @@ def _count(label: str, number: int, alarming: bool = True) -> Text:
 
 def status(data: Data, console: Console | None = None) -> None:
     console = console or make_console()
+    if data.get("sign_in"):
+        console.print(Text(data["sign_in"], style="bold red"))
     table = _table(f"{len(data['clients'])} clients, as of {when(data['now'], data)} ({data['timezone']})")
     # Owners by id: at 100 columns the client's name needs the room more.
     _columns(table, "Client", "Owner", "State", "Ign.", "Open", "Last in", "Last out", "Next due",
@@ -233,49 +230,17 @@ def _diff_text(diff: str) -> Text:
 
 
 def _authentication(verdict: dict[str, Any] | None) -> str:
-    if not verdict:
-        return NONE
-    if verdict.get("ok"):
-        return f"pass ({verdict.get('method') or verdict.get('reason', '')})"
-    return f"NOT authenticated: {verdict.get('reason', '')}"
+    return events.authentication_words(verdict)
 
 
 def describe_event(event: Data, data: Data) -> str:
-    """One event of a draft's history in plain words."""
-    d, who = event["data"], event["who"] or "someone"
-    kind = event["kind"]
-    if kind == "draft_created":
-        return f"drafted version {d.get('version', 1)} by {d.get('writer', 'parting')} ({d.get('kind', '')})"
-    if kind == "review_requested":
-        return (f"asked {who} ({d.get('role')}) to review version {d.get('version')}; "
-                f"answer by {when(d.get('expires_at'), data)}")
-    if kind == "review_decision":
-        new = f", making version {d['new_version']}" if d.get("new_version") else ""
-        reason = f" ({d['reason']})" if d.get("reason") else ""
-        auth = ("accepted WITHOUT authentication (review.require_authentication is false)"
-                if d.get("authentication_skipped") else f"authentication {_authentication(d.get('authentication'))}")
-        return (f"{who} ({d.get('role')}): {str(d.get('command', '')).upper()} version {d.get('version')}{reason}"
-                f"{new}; now {d.get('state')}; {auth}")
-    if kind == "reply_refused":
-        return f"a reply from {d.get('from')} was refused: {d.get('reason')}"
-    if kind in ("release_queued", "nudge_queued"):
-        return f"version {d.get('version')} queued (outbox row {d.get('outbox_id')}), not before " \
-               f"{when(d.get('not_before'), data)}"
-    if kind == "release_cancelled":
-        return f"queued email cancelled by {who} ({d.get('outbox_rows')} outbox row(s))"
-    if kind == "sent":
-        return f"sent to {', '.join(d.get('recipients', []))}"
-    if kind in ("send_failed", "send_uncertain"):
-        return f"{kind.replace('_', ' ')}: {d.get('reason')}"
-    if kind in ("outbox_resend", "outbox_cancel"):
-        return f"{who} decided to {kind.split('_')[1]} outbox row {d.get('outbox_id')} (was {d.get('from_state')})"
-    if kind.startswith("deadline_"):
-        due = f", due {when(d.get('due_at'), data)}" if d.get("due_at") else ""
-        note = f": {d['note']}" if d.get("note") else ""
-        return f"{d.get('kind', '')} deadline {kind.removeprefix('deadline_')}{due}{note}"
-    if kind == "hold_over":
-        return f"hold over; now {d.get('state')}"
-    return kind.replace("_", " ")
+    """One event of a draft's history in plain words (the words are declared in core/events.py)."""
+    return events.describe(event["kind"], event["data"], event["who"], wording(data))
+
+
+def wording(data: Data) -> events.Wording:
+    """How a report's times read in event words: its zone, and its `now` to leave out the year."""
+    return events.Wording(ZoneInfo(data["timezone"]), datetime.fromisoformat(data["now"]) if data.get("now") else None)
 
 
 # ---- outbox -------------------------------------------------------------------------------------

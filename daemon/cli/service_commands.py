@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import click
 
-from daemon.cli.group import UserError, _inherited, _now, _who, cli, config_option, emit_json, friendly_errors, json_option
+from daemon.cli.group import (
+    UserError,
+    _inherited,
+    _now,
+    _who,
+    cli,
+    clock_file,
+    config_option,
+    emit_json,
+    friendly_errors,
+    json_option,
+)
 
 
 @cli.command("check-config")
@@ -51,7 +62,7 @@ def run(config_path: str, once: bool, tick: float, grace: float, log_format: str
     from daemon.runtime.app import run_service
 
     raise SystemExit(run_service(config_path, once=once, tick=tick, grace=grace, log_format=log_format,
-                                 log_level=log_level))
+                                 log_level=log_level, clock_file=clock_file()))
 
 
 @cli.command()

@@ -5,16 +5,26 @@ Rules of this module:
   header that claims its authserv-id from incoming mail. Anything below ours came from outside
   and can be forged, so only the topmost header with the configured authserv-id counts; every
   other one is ignored, whatever it says.
-- Authentic means dmarc=pass, or dkim=pass with a signing domain aligned with the From domain,
-  or spf=pass with an aligned MAIL FROM domain (relaxed alignment: same organizational domain).
-  An explicit dmarc=fail wins over aligned DKIM or SPF: the domain owner's policy said no.
-- Parsing is tolerant (comments, quoted strings, folded whitespace, missing version) and never
-  raises from `check_authentication`: an unreadable header is a refusal with a reason.
+- Within that header, as RFC 8601 reads: any failing result of a method (FAILING: fail,
+  softfail, permerror, temperror, policy, hardfail) overrides every pass of the same method, so
+  the order of results never matters.
+- Authentic means dmarc=pass whose header.from equals the From domain (a dmarc=pass without
+  header.from says nothing about this From), or dkim=pass with a signing domain aligned with the
+  From domain, or spf=pass with an aligned MAIL FROM domain. An explicit dmarc=fail wins over
+  aligned DKIM or SPF: the domain owner's policy said no.
+- Alignment is relaxed (RFC 7489 3.1: the same organizational domain), and the organizational
+  domain comes from the Public Suffix List, which this module does not hold: the shell passes
+  `organizational_domain` (adapters/publicsuffix.py, from the maintained `publicsuffixlist`
+  package). Without it, alignment is strict: the domains must be equal.
+- Parsing is tolerant (comments, quoted strings, folded whitespace, missing version).
+  `parse_authentication_results` raises AuthResultsError and nothing else, whatever the input;
+  `check_authentication` never raises: an unreadable header is a refusal with a reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -25,21 +35,14 @@ __all__ = [
     "AuthVerdict",
     "aligned",
     "check_authentication",
-    "organizational_domain",
     "parse_authentication_results",
 ]
 
-# Two-label public suffixes under which organizations register (co.uk, com.au...): a small,
-# deliberate list instead of the whole Public Suffix List, enough for relaxed alignment here.
-SHORT_PUBLIC_SUFFIXES = frozenset({
-    "co.uk", "org.uk", "ac.uk", "gov.uk", "me.uk", "ltd.uk", "plc.uk", "net.uk", "nhs.uk",
-    "com.au", "net.au", "org.au", "edu.au", "gov.au", "asn.au", "id.au",
-    "co.nz", "org.nz", "net.nz", "ac.nz", "govt.nz",
-    "co.jp", "ne.jp", "or.jp", "ac.jp", "go.jp",
-    "co.za", "org.za", "com.br", "net.br", "org.br", "com.mx", "com.ar", "com.tr", "com.cn",
-    "net.cn", "org.cn", "co.in", "net.in", "org.in", "co.il", "co.kr", "com.sg", "com.hk",
-    "com.tw", "co.at", "or.at", "com.es", "com.pl", "co.id", "com.my", "com.ph", "com.ua",
-})
+# Results that make a method fail whatever else the header says about it (RFC 8601 2.7).
+FAILING = frozenset({"fail", "softfail", "permerror", "temperror", "policy", "hardfail"})
+_VERSION = re.compile(r"[0-9]{1,9}")  # ASCII digits only: "²".isdigit() is true, int() refuses it
+
+OrganizationalDomain = Callable[[str], str]
 
 
 class AuthResultsError(ValueError):
@@ -70,7 +73,17 @@ class AuthVerdict:
 
 
 def parse_authentication_results(value: str) -> AuthResults:
-    """Parse one Authentication-Results header value; AuthResultsError if it has no authserv-id."""
+    """Parse one Authentication-Results header value; AuthResultsError if it has no authserv-id
+    (or cannot be read at all): no other exception leaves this function."""
+    try:
+        return _parse(value)
+    except AuthResultsError:
+        raise
+    except Exception as problem:  # why: the input is attacker-controlled; its own error only
+        raise AuthResultsError(f"unreadable Authentication-Results {str(value)[:80]!r}: {problem}") from None
+
+
+def _parse(value: str) -> AuthResults:
     text = value.strip()
     if text.lower().startswith("authentication-results:"):
         text = text.split(":", 1)[1]
@@ -87,7 +100,7 @@ def parse_authentication_results(value: str) -> AuthResults:
     version = None
     problems: list[str] = []
     extra = head[1:]
-    if extra and extra[0][0] == "atom" and extra[0][1].isdigit():
+    if extra and extra[0][0] == "atom" and _VERSION.fullmatch(extra[0][1]):
         version = int(extra[0][1])
         extra = extra[1:]
     if extra:
@@ -165,18 +178,24 @@ def _resinfo(group: list[tuple[str, str]]) -> AuthResult | None:
 # --------------------------------------------------------------------------------------------
 
 
-def organizational_domain(domain: str) -> str:
-    """The registered domain: the last two labels, or three under a short public suffix."""
-    labels = domain.strip().rstrip(".").lower().split(".")
-    keep = 3 if ".".join(labels[-2:]) in SHORT_PUBLIC_SUFFIXES else 2
-    return ".".join(labels[-keep:])
-
-
-def aligned(domain: str, from_domain: str) -> bool:
-    """Relaxed alignment: both domains belong to the same organizational domain."""
+def aligned(domain: str, from_domain: str, organizational_domain: OrganizationalDomain | None = None) -> bool:
+    """Relaxed alignment: both domains have the same organizational domain; strict (equal
+    domains) when no `organizational_domain` is given."""
+    domain, from_domain = _bare(domain), _bare(from_domain)
     if not domain or not from_domain:
         return False
-    return organizational_domain(domain) == organizational_domain(from_domain)
+    if domain == from_domain:
+        return True
+    if organizational_domain is None:
+        return False
+    try:
+        return _bare(organizational_domain(domain)) == _bare(organizational_domain(from_domain))
+    except Exception:  # why: an odd domain the list cannot read aligns with nothing
+        return False
+
+
+def _bare(domain: str) -> str:
+    return domain.strip().rstrip(".").lower()
 
 
 def _domain_of(value: str) -> str:
@@ -184,11 +203,12 @@ def _domain_of(value: str) -> str:
 
 
 def check_authentication(
-    headers: Sequence[str], *, authserv_id: str, from_domain: str
+    headers: Sequence[str], *, authserv_id: str, from_domain: str,
+    organizational_domain: OrganizationalDomain | None = None,
 ) -> AuthVerdict:
     """Whether the topmost Authentication-Results from `authserv_id` shows an authentic sender."""
     ours = authserv_id.strip().lower()
-    from_domain = from_domain.strip().rstrip(".").lower()
+    from_domain = _bare(from_domain)
     if not ours:
         return AuthVerdict(False, "no authserv_id is configured, so no header can be trusted")
     for value in headers:
@@ -197,24 +217,30 @@ def check_authentication(
         except AuthResultsError:
             continue  # no authserv-id at all, so it cannot be ours
         if parsed.authserv_id.lower() == ours:
-            return _judge(parsed, authserv_id, from_domain)
+            return _judge(parsed, authserv_id, from_domain, organizational_domain)
     return AuthVerdict(False, f"no Authentication-Results from {authserv_id}")
 
 
-def _judge(parsed: AuthResults, authserv_id: str, from_domain: str) -> AuthVerdict:
+def _judge(parsed: AuthResults, authserv_id: str, from_domain: str,
+           organizational_domain: OrganizationalDomain | None) -> AuthVerdict:
     if not from_domain:
         return AuthVerdict(False, "the sender address has no domain")
+    failed = {method: result for method, result, _ in reversed(parsed.results) if result in FAILING}
     refusals: list[str] = []
+    if any(method == "dmarc" and result == "fail" for method, result, _ in parsed.results):
+        return AuthVerdict(False, "dmarc=fail")
     for method, result, properties in parsed.results:
         if method != "dmarc":
             continue
-        checked = _domain_of(properties.get("header.from", from_domain))
-        if result == "pass" and checked == from_domain:
+        checked = _domain_of(properties.get("header.from", ""))
+        if result == "pass" and "dmarc" in failed:
+            refusals.append(f"dmarc=pass overridden by dmarc={failed['dmarc']}")
+        elif result == "pass" and checked == from_domain:
             return AuthVerdict(True, "dmarc=pass", "dmarc")
-        if result == "pass":
+        elif result == "pass" and not checked:
+            refusals.append("dmarc=pass without header.from")
+        elif result == "pass":
             refusals.append(f"dmarc=pass for {checked}, not {from_domain}")
-        elif result == "fail":
-            return AuthVerdict(False, "dmarc=fail")
         else:
             refusals.append(f"dmarc={result}")
     for method, result, properties in parsed.results:
@@ -226,9 +252,11 @@ def _judge(parsed: AuthResults, authserv_id: str, from_domain: str) -> AuthVerdi
             domain = _domain_of(properties.get("smtp.mailfrom", ""))
         if result != "pass":
             refusals.append(f"{method}={result}")
+        elif method in failed:
+            refusals.append(f"{method}=pass overridden by {method}={failed[method]}")
         elif not domain:
             refusals.append(f"{method}=pass without a domain to align")
-        elif aligned(domain, from_domain):
+        elif aligned(domain, from_domain, organizational_domain):
             return AuthVerdict(True, f"{method}=pass for {domain}", method)
         else:
             refusals.append(f"{method}=pass for {domain} not aligned with {from_domain}")

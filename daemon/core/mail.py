@@ -15,14 +15,15 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import policy as email_policy
 from email.header import decode_header, make_header
-from email.headerregistry import BaseHeader
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
+from typing import Any
 
+from daemon.core.evidence import EVIDENCE_HEADER_FIELDS
 from daemon.core.mailbody import (
     QUESTION_PHRASES,
     as_unicode,
@@ -39,7 +40,7 @@ from daemon.core.model import ParsedMessage
 __all__ = [
     "AUTO_REPLY_SUBJECTS", "DELIVERY_FAILURE_SUBJECTS", "HEADER_FIELDS", "QUESTION_PHRASES", "MalformedMessage",
     "asks_something", "bounce_recipients", "detect_auto_reply", "is_hard_bounce", "message_text", "parse_message",
-    "request_header",
+    "request_header", "SINGLE_FIELDS",
 ]
 
 MAX_HEADER_SECTION = 256 * 1024
@@ -54,6 +55,13 @@ HEADER_FIELDS: tuple[str, ...] = (
     "Auto-Submitted", "X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress", "Precedence",
     "List-Id", "List-Unsubscribe", "Return-Path", "Content-Type", "X-Failed-Recipients",
     "Authentication-Results", "X-Parting-Kind", "X-Parting-Request",
+    *EVIDENCE_HEADER_FIELDS,
+)
+
+# RFC 5322 section 3.6 allows each of these at most once. A DKIM signature covers only the
+# bottom copy of a repeated field, so a copy stacked above is how a genuine mail is replayed.
+SINGLE_FIELDS: tuple[str, ...] = (
+    "From", "Sender", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
 )
 
 
@@ -102,8 +110,9 @@ class _Fields:
         return True
 
 
-def _structured(name: str, value: str) -> BaseHeader | None:
-    """`value` parsed by email.policy.default (call after `_Fields.reserve`), or None when broken."""
+def _structured(name: str, value: str) -> Any:
+    """`value` parsed by email.policy.default (call after `_Fields.reserve`), or None when broken.
+    Any: the header class is made at run time from the field's name (addresses, params...)."""
     try:
         return _DEFAULT.header_fetch_parse(name, value)
     except Exception:  # why: the default policy raises IndexError, HeaderParseError, ValueError...
@@ -249,7 +258,7 @@ def _date(fields: _Fields) -> datetime | None:
 def _content_type(fields: _Fields) -> tuple[str, dict[str, str]]:
     if fields.content_type is None:
         value = (fields.first("Content-Type") or "")[:MAX_STRUCTURED_VALUE]
-        header = None
+        header: Any = None
         if fields.reserve(value):
             fields.content_type = _plain_content_type(value)
             if fields.content_type is not None:
@@ -364,6 +373,28 @@ def _read_fields(raw: bytes) -> tuple[_Fields, bytes | None]:
     return fields, body
 
 
+# A Date header this far from the server's INTERNALDATE is not believed: the server's clock wins.
+DATE_TRUST_BEFORE = timedelta(days=7)
+DATE_TRUST_AFTER = timedelta(days=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def message_time(date: datetime | None, internaldate: datetime | None, direction: str) -> datetime:
+    """When a message was written or received, from its Date header and the server's INTERNALDATE.
+
+    Our own mail ("out") carries our Date header, which we trust unless it lies in the future of
+    the server's INTERNALDATE. For inbound mail the server's INTERNALDATE wins unless the sender's
+    Date agrees with it (a forged or skewed Date cannot move a reply in time).
+    """
+    if internaldate is None:
+        return date or _EPOCH
+    if date is None or date > internaldate + DATE_TRUST_AFTER:
+        return internaldate
+    if direction == "out" or internaldate - DATE_TRUST_BEFORE <= date:
+        return date
+    return internaldate
+
+
 def parse_message(raw: bytes, *, internaldate: datetime | None = None, size: int | None = None) -> ParsedMessage:
     """Read a header block (IMAP HEADER.FIELDS) or a whole message; raises only MalformedMessage.
 
@@ -402,6 +433,9 @@ def parse_message(raw: bytes, *, internaldate: datetime | None = None, size: int
         content_hash=digest,
         size=len(raw) if size is None else size,
         text=first_text(raw) if body is not None else None,
+        header_counts=tuple((name, len(fields.all(name))) for name in SINGLE_FIELDS if fields.all(name)),
+        evidence_headers=tuple((name, " ".join(value.split())) for name in EVIDENCE_HEADER_FIELDS
+                               for value in fields.all(name)),
     )
 
 

@@ -1,26 +1,27 @@
 """The text of mail: stray 8-bit bytes, one-line values, the bounded MIME walk to the first text
-part, HTML to text, delivery-status blocks, and whether a text asks for something.
+part, delivery-status blocks, and whether a text asks for something.
 
 Rules of this module:
 - Pure; no IO, no clock. core/mail.py reads header fields and builds on these helpers.
 - Every step is bounded or linear in its input, because mail is attacker-controlled: MIME part
-  headers are cut short before compat32 parses their parameters (quadratic), the walk stops at
-  MAX_PARTS parts and MAX_DEPTH levels, and HTML is read with one linear regex because
-  html.parser.HTMLParser is quadratic on unclosed markup in Python 3.11 (64 KiB of "<a " takes
-  minutes).
+  headers are cut short before compat32 parses their parameters (quadratic), and the walk stops
+  at MAX_PARTS parts and MAX_DEPTH levels.
+- HTML-only mail is read by core/htmltext.py, the one HTML converter (linear, quote-aware), so an
+  HTML reply is read in production exactly as the reply tests read it.
 - Output strings can always be stored: no lone surrogates, no control characters in one-liners.
 """
 
 from __future__ import annotations
 
 import codecs
-import html
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from email import policy as email_policy
 from email.message import Message
 from email.parser import BytesParser, HeaderParser
+
+from daemon.core.htmltext import html_to_text
 
 MAX_PART_HEADER = 1024  # MIME part header values are cut here: compat32 parameter parsing is quadratic
 MAX_CONTAINERS = 100  # multipart/message parts; with more the body is not read (deep nesting)
@@ -150,7 +151,7 @@ def first_text(raw: bytes) -> str | None:
         if plain is not None:
             return plain_text(_decoded(plain))
         rich = next((p for p in parts if p.get_content_type() == "text/html"), None)
-        return html_to_text(_decoded(rich)) if rich is not None else None
+        return plain_text(html_to_text(_decoded(rich))) if rich is not None else None
     except Exception:  # why: a defective body must never lose the header fields
         return None
 
@@ -199,52 +200,3 @@ def asks_something(new_text: str) -> bool:
     """A question mark (outside links) or a request phrase, in any of the languages above."""
     text = _LINK.sub(" ", new_text)
     return any(mark in text for mark in "?\uff1f\u00bf") or _QUESTION_RE.search(fold(text)) is not None
-
-
-# ------------------------------------------------------------------------------------------
-# HTML to text.
-
-_TAG = re.compile(r"<!--|<(/?)([a-zA-Z][a-zA-Z0-9]*)\b[^<>]*>|<[!?][^<>]*>")
-_HIDDEN_END = {"style": re.compile(r"</style\s*>", re.I), "script": re.compile(r"</script\s*>", re.I)}
-_BREAKS = {"p", "div", "blockquote", "li", "tr", "table", "ul", "ol", "pre", "hr", "h1", "h2", "h3", "h4", "h5", "h6"}
-
-
-def html_to_text(markup: str) -> str:
-    """Text of an HTML body: line breaks kept for <br> and block tags, <style>/<script> dropped,
-    blockquoted lines prefixed "> " so that quote stripping sees them as quoted."""
-    lines: list[str] = []
-    line: list[str] = []
-    depth = 0  # blockquote nesting of the current line
-
-    def end_line(*, always: bool = False) -> None:
-        text = " ".join("".join(line).split())
-        if text or always:
-            lines.append(("> " * depth + text).rstrip())
-        line.clear()
-
-    pos = 0
-    while pos < len(markup):
-        match = _TAG.search(markup, pos)
-        end = match.start() if match else len(markup)
-        line.append(_CONTROL.sub(" ", html.unescape(markup[pos:end])))
-        if match is None:
-            break
-        pos = match.end()
-        if match.group(0) == "<!--":
-            close = markup.find("-->", pos)
-            pos = len(markup) if close < 0 else close + 3
-            continue
-        closing, name = match.group(1), (match.group(2) or "").lower()
-        if name in _HIDDEN_END and not closing:
-            hidden_end = _HIDDEN_END[name].search(markup, pos)
-            pos = len(markup) if hidden_end is None else hidden_end.end()
-        elif name == "br":
-            end_line(always=True)
-        elif name in _BREAKS:
-            end_line()
-            if name == "p" and lines and lines[-1]:
-                lines.append("")  # a paragraph ends with a blank line
-            if name == "blockquote":
-                depth = max(0, depth - 1) if closing else depth + 1
-    end_line()
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")

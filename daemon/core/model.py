@@ -17,7 +17,8 @@ from typing import Literal
 # --------------------------------------------------------------------------------------------
 # Durations, written as people write them: "24 hours", "3 business days", "10 minutes", "0".
 
-_UNITS = {
+TimeUnit = Literal["seconds", "minutes", "hours", "days", "weeks"]
+_UNITS: dict[str, TimeUnit] = {
     "second": "seconds", "seconds": "seconds", "sec": "seconds", "secs": "seconds", "s": "seconds",
     "minute": "minutes", "minutes": "minutes", "min": "minutes", "mins": "minutes", "m": "minutes",
     "hour": "hours", "hours": "hours", "h": "hours", "hr": "hours", "hrs": "hours",
@@ -196,6 +197,28 @@ class SmtpSettings:
     max_attempts: int = 6
 
 
+Provider = Literal["generic", "microsoft365", "google"]
+PROVIDERS: tuple[str, ...] = ("generic", "microsoft365", "google")
+OAuthFlow = Literal["device", "browser", "client_credentials"]
+
+
+@dataclass(frozen=True)
+class OAuthSettings:
+    """How `parting login` enrols and how the daemon gets access tokens (mailbox.auth: oauth2)."""
+
+    client_id: str
+    token_url: str
+    scopes: tuple[str, ...]
+    token_file: str  # in the state directory: the refresh token, mode 0600, never in the YAML
+    flow: OAuthFlow = "device"
+    tenant: str | None = None  # Microsoft 365: the directory (tenant) id or domain
+    authorize_url: str | None = None  # installed-app flow (PKCE)
+    device_url: str | None = None  # device authorization endpoint (RFC 8628)
+    revoke_url: str | None = None
+    client_secret_file: str | None = None
+    client_secret_env: str | None = None
+
+
 @dataclass(frozen=True)
 class MailboxSettings:
     address: str  # our main address, lower-case; review tokens are plus-addresses of it
@@ -203,6 +226,11 @@ class MailboxSettings:
     imap: ImapSettings
     smtp: SmtpSettings
     append_to_sent: Literal["auto", "true", "false"] = "auto"
+    provider: Provider = "generic"
+    auth: Literal["password", "oauth2"] = "password"
+    oauth: OAuthSettings | None = None  # set when auth is oauth2
+    # (key path, value) the provider preset filled in because the file left them out
+    preset_filled: tuple[tuple[str, str], ...] = ()
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -289,6 +317,11 @@ class ParsedMessage:
     size: int
     text: str | None = None  # first text/plain part (or text of the first text/html), when fetched
     new_text: str | None = None  # text without quoted reply and signature, when fetched
+    # How often each field RFC 5322 section 3.6 allows at most once appears (mail.SINGLE_FIELDS,
+    # present ones only): a staff reply with any of them repeated is refused (core/review.py).
+    header_counts: tuple[tuple[str, int], ...] = ()
+    # The provider's stamps core/evidence.py reads (X-MS-Exchange-Organization-AuthAs, ...), topmost first
+    evidence_headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -317,8 +317,8 @@ def thread_headers(
     parent = _message_id_or_none(parent_id)
     chain: list[str] = []
     # Ids come from other people's mail: a malformed one is left out, never fatal.
-    for raw in [*parent_refs, parent_id]:
-        ref = _message_id_or_none(raw)
+    for written in [*parent_refs, parent_id]:
+        ref = _message_id_or_none(written)
         if ref and ref not in chain:
             chain.append(ref)
     if len(chain) > MAX_REFERENCES:

@@ -231,7 +231,7 @@ def _checked_timeline(client: Client, history: Sequence[Envelope],
     return messages, [env.at for env in messages]
 
 
-def _order(env: Envelope) -> tuple:
+def _order(env: Envelope) -> tuple[object, ...]:
     # A total order on envelopes, so that nothing downstream depends on the history's order.
     return (env.at, env.message_id, env.direction, env.thread_id, env.subject, env.from_addr,
             env.auto_reply or "", env.bounce, env.question, env.tagged, env.parting_kind or "",

@@ -9,17 +9,32 @@ Rules of this module:
   block or a forwarded-message marker ends the new text: everything below it is the rest.
 - HTML-only replies become text first (`html_to_text`): quoted parts get a "> " prefix, so the
   same rules apply to them.
-- The command is the first non-empty line of the new text and must start with an English
-  command word ("Approve.", "APPROVED" yes; "I don't approve", "Genehmigt" no). Anything else
-  is "unknown" with a problem that tells the person what they can write.
+- The command grammar (strict about what counts, kind to how people write; `command_help`
+  sends it with every refusal):
+      reply        = *blank [greeting [greeting]] command-line *line
+      greeting     = a salutation (SALUTATIONS: Hi, Hello, Dear, Hallo, Bonjour...) and at most
+                     three name words, optionally ended by "," "!" "." or ":" ("Hi Alice,")
+      command-line = APPROVE | APPROVED                     and nothing else but punctuation
+                   | REJECT | REJECTED  [reason]            reason: the rest of the line and the
+                                                            paragraph below it
+                   | HOLD [for] n [day|days|d] [reason]     n in digits, 1 to 90
+                   | EDIT                                    new text on the lines below
+                   | DONE [note]                             deadlines only
+  The command words are exactly COMMAND_WORDS, English, any letter case, with leading
+  punctuation allowed ("**Approve**"). "Approve?" or any "?" on an APPROVE line, any other word
+  on it ("NOT", "only", "if", "by whom"...), and a "?" or a QUALIFIERS word (not, only, if,
+  unless, after, but...) on the lines right below it, up to a blank line, make the reply
+  "unknown", answered with help: a misread APPROVE is the one mistake this tool must never make,
+  so when in doubt parting asks again.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from typing import Literal
+
+from daemon.core.htmltext import html_to_text
 
 __all__ = ["Command", "command_help", "html_to_text", "is_signature_line", "parse_command", "split_reply"]
 
@@ -172,7 +187,7 @@ def _trim_blank_lines(lines: list[str]) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# The command.
+# The command (the grammar is in the module's rules at the top and in `command_help`).
 
 CommandKind = Literal["approve", "reject", "hold", "edit", "stop", "done", "unknown"]
 # "notice": the last-chance notice sent when a version becomes sendable (it can only stop it).
@@ -184,29 +199,60 @@ COMMANDS_FOR_ROLE: dict[str, tuple[str, ...]] = {
     "deadline": ("done",),
     "notice": ("stop", "reject", "hold"),
 }
-_COMMAND_WORDS = {"approve": "approve", "approved": "approve", "reject": "reject",
-                  "rejected": "reject", "hold": "hold", "edit": "edit", "stop": "stop",
-                  "done": "done"}
+# Exactly these words are commands, in any letter case.
+COMMAND_WORDS = {"approve": "approve", "approved": "approve", "reject": "reject",
+                 "rejected": "reject", "hold": "hold", "edit": "edit", "stop": "stop",
+                 "done": "done"}
 MAX_HOLD_DAYS = 90
+MAX_GREETING_LINES = 2
 _FIRST_WORD = re.compile(r"^[\W_]*([^\W\d_]+)(.*)$")
 _HOLD = re.compile(r"^\s*[:\-–—]?\s*(?:for\s+)?(\d{1,6})\s*([^\W\d_]+)?(.*)$", re.IGNORECASE)
 _OTHER_TIME_UNITS = {"week", "weeks", "wk", "wks", "w", "month", "months", "year", "years", "hour",
                      "hours", "h", "hr", "hrs", "minute", "minutes", "min", "mins", "business", "working"}
 _PUNCTUATION = " \t:;,.!-–—*_"
+# A greeting line: a salutation, then at most three name words (letters, "." "'" "-"), then at
+# most one closing mark. "Hi Alice," and "Bonjour !" yes; "Hi Alice, approved" no.
+SALUTATIONS = ("hi", "hello", "hey", "dear", "hallo", "hello all", "hi all", "hi there", "good morning",
+               "good afternoon", "good evening", "bonjour", "salut", "hola", "hej", "moin", "guten tag",
+               "guten morgen", "liebe", "lieber", "ciao", "buongiorno", "goedemorgen", "beste", "olá")
+# Matched against the stripped line, at most MAX_GREETING_LENGTH characters. Every repeat starts
+# with white space and the name characters exclude it, so the match is linear (an ambiguous
+# "\s*[,!]?\s*$" took minutes on a greeting followed by 100,000 spaces).
+MAX_GREETING_LENGTH = 80
+_GREETING = re.compile(
+    r"(?:" + "|".join(re.escape(s).replace(r"\ ", " ") for s in sorted(SALUTATIONS, key=len, reverse=True))
+    + r")(?:[ \t]+[^\W\d_][\w.'’-]{0,30}){0,3}(?:[ \t]?[,!.:])?",
+    re.IGNORECASE,
+)
+# Words that turn an approval into something else: a negation, a condition, a doubt. They are
+# not read, only noticed: any of them (or any other word, or a "?") on the APPROVE line, or one of
+# them or a "?" on the lines right below it, makes the reply unknown and parting asks again.
+QUALIFIERS = frozenset({
+    "not", "no", "don't", "dont", "do", "never", "only", "if", "unless", "after", "before", "but",
+    "except", "until", "till", "once", "when", "provided", "wait", "hold", "however", "whom", "who",
+    "why", "maybe", "perhaps", "pending", "conditional", "conditionally", "nicht", "pas", "ne",
+})
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
 
 
 @dataclass(frozen=True)
 class Command:
     kind: CommandKind
-    reason: str = ""  # REJECT's reason, or the note given with APPROVE, HOLD or DONE
+    reason: str = ""  # REJECT's reason, or the note given with HOLD or DONE
     days: int | None = None  # HOLD
     text: str | None = None  # EDIT: the replacement text
     problem: str | None = None  # unknown: what went wrong and what the person can write
 
 
 def command_help(role: str) -> str:
-    lines = ["Write one of these English words on the first line of your reply, above the quoted"
-             " email (commands are English words whatever the language of your mail):"]
+    """What a person may write: the grammar of the command, with what is and is not an APPROVE."""
+    words = ", ".join(sorted(w.upper() for w, kind in COMMAND_WORDS.items() if kind in COMMANDS_FOR_ROLE.get(
+        role, ())))
+    lines = [
+        "Write your command in English above the quoted email (commands are English words whatever the"
+        " language of your mail). A greeting line may come first (\"Hi Alice,\", \"Hello,\", \"Dear Bob,\");"
+        " the next line must start with one of these words:",
+    ]
     if role == "deadline":
         lines.append("  DONE <note>       the follow-up is done; the note goes into the case file")
     elif role == "notice":
@@ -214,35 +260,78 @@ def command_help(role: str) -> str:
                   "  REJECT <reason>   do not send it; the reason is recorded",
                   f"  HOLD <n> days     do not send it now; ask again in n days (1 to {MAX_HOLD_DAYS})"]
     else:
-        lines += ["  APPROVE           send this version (the owner adopts it as their email)",
+        lines += ["  APPROVE           send this version (the owner adopts it as their email); write it"
+                  " alone on its line",
                   "  REJECT <reason>   do not send it; the reason is recorded",
                   f"  HOLD <n> days     ask again in n days (1 to {MAX_HOLD_DAYS})",
-                  "  EDIT              then your own text on the lines below: it becomes a new version"]
+                  "  EDIT              then your own text on the lines below: it becomes a new version",
+                  "  STOP              do not send it (as REJECT, without a reason)"]
+    lines.append(f"The command words are exactly: {words}.")
+    if role not in ("deadline", "notice"):
+        lines += [
+            "An APPROVE line holds the word and nothing else. Anything more on it (NOT, only, if, unless,"
+            " after, but, a question mark, any other word), or a question mark or such a word on the"
+            " lines right below it, is not an approval: parting asks again.",
+            "  read as APPROVE:      \"Hi Alice,\" then \"Approved.\"",
+            "  not read as APPROVE:  \"Approve only after Alice fixes the date\"",
+        ]
     return "\n".join(lines)
 
 
 def parse_command(new_text: str, *, role: Role) -> Command:
-    """The command on the first non-empty line of the reply's new text."""
+    """The command on the first non-empty line of the reply's new text after any greeting lines."""
     if role not in COMMANDS_FOR_ROLE:
         raise ValueError(f"unknown role {role!r}")
     lines = [line.rstrip() for line in new_text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
     lines = _until_signature(lines)
-    first = next((i for i, line in enumerate(lines) if line.strip()), None)
-    if first is None:
+    content = [i for i, line in enumerate(lines) if line.strip()]
+    if not content:
         return _unknown(role, "Your reply had no new text above the quoted email.")
+    first = content[0]
+    for index in content[:MAX_GREETING_LINES]:
+        if not _is_greeting(lines[index]):
+            break
+        later = [i for i in content if i > index]
+        if not later:
+            return _unknown(role, "Your reply had a greeting but no command below it.")
+        first = later[0]
     shown = lines[first].strip()[:80]
     match = _FIRST_WORD.match(lines[first].strip())
-    kind = _COMMAND_WORDS.get(match.group(1).lower()) if match else None
+    kind = COMMAND_WORDS.get(match.group(1).lower()) if match else None
     if match is None or kind is None or kind not in COMMANDS_FOR_ROLE[role]:
-        return _unknown(role, f"The first line of your reply, {shown!r}, does not start with a command.")
+        return _unknown(role, f"The line {shown!r} does not start with a command.")
     remainder, below = match.group(2), lines[first + 1:]
     if remainder.strip().startswith("?"):
         return _unknown(role, f"{shown!r} reads as a question, not a decision.")
+    if kind == "approve":
+        return _approve(shown, remainder, below, role)
     if kind == "edit":
         return _edit(remainder, below, role)
     if kind == "hold":
         return _hold(remainder, below, role)
-    return Command(kind, reason=_reason(remainder, below, look_below=kind != "approve"))  # type: ignore[arg-type]
+    return Command(kind, reason=_reason(remainder, below))  # type: ignore[arg-type]
+
+
+def _is_greeting(line: str) -> bool:
+    stripped = " ".join(line.split())  # white space folded: "Good  morning" is "Good morning"
+    return len(stripped) <= MAX_GREETING_LENGTH and _GREETING.fullmatch(stripped) is not None
+
+
+def _approve(shown: str, remainder: str, below: list[str], role: str) -> Command:
+    """APPROVE alone: a misread approval is the one mistake that must never happen."""
+    if "?" in remainder or "\uff1f" in remainder:
+        return _unknown(role, f"{shown!r} reads as a question, not a decision.")
+    if _has_words(remainder):
+        return _unknown(role, f"{shown!r} says more than APPROVE; write APPROVE alone on its line"
+                              " if you approve, or REJECT or HOLD if you do not.")
+    for line in below:
+        if not line.strip():
+            break
+        words = {word.lower().replace("’", "'") for word in _WORD.findall(line)}
+        if "?" in line or "\uff1f" in line or words & QUALIFIERS:
+            return _unknown(role, f"The line below APPROVE, {line.strip()[:80]!r}, may qualify the"
+                                  " approval; write APPROVE alone if you approve, or REJECT or HOLD.")
+    return Command("approve")
 
 
 def _until_signature(lines: list[str]) -> list[str]:
@@ -259,13 +348,10 @@ def _has_words(text: str) -> bool:
     return any(char.isalnum() for char in text)
 
 
-def _reason(remainder: str, below: list[str], *, look_below: bool = True) -> str:
+def _reason(remainder: str, below: list[str]) -> str:
     """The rest of the command line and the lines right below it, up to the first blank line;
-    with nothing after the command word, the first paragraph below it. APPROVE's note is its
-    own line only, so that a sign-off ("Approve" / "Thanks, Alice") is not taken for a note."""
+    with nothing after the command word, the first paragraph below it."""
     first = remainder.strip().lstrip(_PUNCTUATION).strip() if _has_words(remainder) else ""
-    if not look_below:
-        return first
     paragraph: list[str] = []
     for line in below:
         if not line.strip():
@@ -298,141 +384,3 @@ def _edit(remainder: str, below: list[str], role: str) -> Command:
     if not text.strip():
         return _unknown(role, "EDIT needs your new text on the lines below it; there was none.")
     return Command("edit", text=text)
-
-
-# --------------------------------------------------------------------------------------------
-# HTML-only replies.
-
-_SKIPPED = {"style", "script", "head", "title", "template"}
-_VOID = {"br", "hr", "img", "meta", "link", "input", "wbr", "col", "area", "base", "source"}
-_BLOCK = {
-    "address", "article", "aside", "blockquote", "center", "dd", "div", "dl", "dt", "fieldset",
-    "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main",
-    "nav", "ol", "p", "pre", "section", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
-}
-# Outlook (web and desktop) and Outlook for Mac mark where the original message begins; from
-# there to the end everything is the quote.
-_QUOTE_STARTS_HERE = {"divrplyfwdmsg", "appendonsend", "olk_src_body_section"}
-_QUOTING_CLASSES = {"gmail_quote", "gmail_quote_container", "yahoo_quoted", "moz-cite-prefix"}
-
-
-def html_to_text(html: str) -> str:
-    """Readable text of an HTML reply; quoted parts (Gmail, Outlook, Apple Mail) start with "> "."""
-    parser = _ReplyHtmlParser()
-    try:
-        parser.feed(html)
-        parser.close()
-    except Exception:  # noqa: BLE001 - html.parser rarely raises; keep what was read so far
-        pass
-    return parser.text()
-
-
-class _ReplyHtmlParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self._lines: list[tuple[int, str]] = []  # (quote depth, text)
-        self._current: list[str] = []
-        self._current_depth = 0
-        self._open: list[tuple[str, bool]] = []  # (tag, quotes its content)
-        self._quote_depth = 0
-        self._rest_is_quote = False
-        self._skipping = 0
-        self._pre = 0
-        self._pre_opened = False
-
-    # -- structure -------------------------------------------------------------------------
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = {name.lower(): (value or "") for name, value in attrs}
-        element_id = attributes.get("id", "").lower()
-        classes = set(attributes.get("class", "").lower().split())
-        if element_id in _QUOTE_STARTS_HERE or classes & _QUOTE_STARTS_HERE:
-            self._flush()
-            self._rest_is_quote = True
-        if tag == "body" and any(name == "head" for name, _ in self._open):
-            self.handle_endtag("head")  # an unclosed <head> ends where the body begins
-        if tag in _SKIPPED:
-            self._skipping += 1
-        if tag == "br":
-            self._flush(force=True)
-            return
-        if tag in _BLOCK:
-            self._flush()
-        if "gmail_signature" in classes:
-            self._flush()
-            self._lines.append((self._depth(), "-- "))
-        if tag in _VOID:
-            return
-        quotes = tag == "blockquote" or bool(classes & _QUOTING_CLASSES)
-        self._open.append((tag, quotes))
-        self._quote_depth += quotes
-        self._pre += tag == "pre"
-        self._pre_opened = tag == "pre"
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _BLOCK:
-            self._flush()
-        if not any(name == tag for name, _ in self._open):
-            return  # a stray end tag: browsers ignore it too
-        while self._open:
-            name, quotes = self._open.pop()
-            self._quote_depth -= quotes
-            self._pre -= name == "pre"
-            if name in _SKIPPED:
-                self._skipping = max(0, self._skipping - 1)
-            if name == tag:
-                break
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
-        if tag not in _VOID:
-            self.handle_endtag(tag)
-
-    def handle_data(self, data: str) -> None:
-        if self._skipping:
-            return
-        if self._pre:
-            if self._pre_opened and data.startswith("\n"):
-                data = data[1:]  # HTML ignores the line break right after <pre>
-            self._pre_opened = False
-            first, *others = data.split("\n")
-            self._add(first)
-            for part in others:
-                self._flush(force=True)
-                self._add(part)
-            return
-        # HTML collapses ASCII white space only: a no-break space is content, and a block
-        # holding just "&nbsp;" is how Outlook writes an empty line.
-        data = re.sub(r"[ \t\r\n\f]+", " ", data)
-        if not self._current or "".join(self._current).endswith(" "):
-            data = data.lstrip(" ")
-        self._add(data)
-
-    # -- lines -----------------------------------------------------------------------------
-
-    def _depth(self) -> int:
-        return max(self._quote_depth, 1 if self._rest_is_quote else 0)
-
-    def _add(self, data: str) -> None:
-        if not data:
-            return
-        if not self._current:
-            self._current_depth = self._depth()
-        self._current.append(data)
-
-    def _flush(self, force: bool = False) -> None:
-        raw = "".join(self._current)
-        line = raw.replace("\xa0", " ").rstrip()
-        if line or force or "\xa0" in raw:
-            self._lines.append((self._current_depth if line else self._depth(), line))
-        self._current = []
-
-    def text(self) -> str:
-        self._flush()
-        out: list[str] = []
-        for depth, line in self._lines:
-            rendered = f"{'>' * depth} {line}".rstrip() if depth else line
-            if not rendered.strip() and out and not out[-1].strip():
-                continue  # one blank line is enough where HTML stacked empty blocks
-            out.append(rendered)
-        return "\n".join(out).strip("\n")

@@ -4,6 +4,11 @@ Rules of this module:
 - A reply counts only when every check of `judge_reply` passes, in its order; each refusal has
   a named code (REFUSALS). Answering a refused sender is `safe_to_answer` only when the sender
   is authenticated, is the person the valid token names, and did not send an auto-reply.
+- A reply with more than one of any SINGLE_FIELDS (From, Sender, To, Cc, Subject, Date,
+  Message-ID, In-Reply-To, References; RFC 5322 section 3.6) is refused as repeated_header, and
+  one dated more than DATE_SKEW before its token was issued (or undated) as older_than_token:
+  a DKIM signature covers only the bottom copy of a field, so stacked copies and old dates are
+  how a genuine mail of an insider is replayed with a stolen token.
 - The command is read from the new text only, by core/replytext.py (re-exported here).
 - A token is token_id + "-" + 26 base32 characters of HMAC-SHA256 over the canonical claims;
   the MAC is recomputed from the stored claims and compared with hmac.compare_digest.
@@ -20,11 +25,12 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Literal
 
-from daemon.core.authres import AuthVerdict, check_authentication
+from daemon.core.authres import AuthVerdict, OrganizationalDomain, check_authentication
+from daemon.core.mail import SINGLE_FIELDS  # at most one of each (RFC 5322 section 3.6)
 from daemon.core.release import (
     LIVE_STATES,
     DraftState,
@@ -36,20 +42,22 @@ from daemon.core.release import (
     next_step,
     sendable,
 )
-from daemon.core.replytext import Command, CommandKind, Role, command_help, parse_command
+from daemon.core.replytext import Command, CommandKind, Role, command_help, parse_command, split_reply
 
 # Commands are read in core/replytext.py; they are part of this module's interface too.
 __all__ = [
     "LIVE_STATES", "Command", "CommandKind", "DraftState", "Endorsement", "Judgement", "Outcome", "ReplyFacts",
     "Role", "Sendability", "Step", "TokenCheck", "TokenClaims", "TokenRecord", "apply_command",
-    "command_help", "issue_token", "judge_reply", "next_step", "normalise_address", "parse_command",
+    "command_help", "issue_token", "judge_reply", "reply_facts", "next_step", "normalise_address", "parse_command",
     "sendable", "split_token", "subject_names_other_review", "subject_tag", "token_address",
     "token_from_addresses", "token_id_from_bytes", "verify_token",
 ]
 
-REFUSALS = ("no_token", "unknown_token", "forged_token", "replayed", "expired", "superseded",
-            "not_in_review", "not_a_reply", "wrong_sender", "auto_reply", "not_authenticated",
-            "unknown_command")
+REFUSALS = ("no_token", "repeated_header", "unknown_token", "forged_token", "replayed", "expired",
+            "older_than_token", "superseded", "not_in_review", "not_a_reply", "wrong_sender", "auto_reply",
+            "not_authenticated", "unknown_command")
+# A reply cannot be older than the token it answers; clocks of mail clients drift a little.
+DATE_SKEW = timedelta(minutes=5)
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,6 +208,27 @@ class ReplyFacts:
     authentication_results: tuple[str, ...]  # raw header values, topmost first
     new_text: str  # replytext.split_reply(...)[0]
     token: str | None  # token_from_addresses(to + cc, our address); None: it carries none
+    # (field, count) of SINGLE_FIELDS as the message arrived (core/mail.py counts them); None when
+    # they were not counted, which refuses the reply as repeated_header would.
+    header_counts: tuple[tuple[str, int], ...] | None = ()
+    date: datetime | None = None  # its Date header; judged against the token's issue
+
+
+def reply_facts(
+    *, from_addr: str, to_addrs: Sequence[str], cc_addrs: Sequence[str], in_reply_to: Sequence[str],
+    references: Sequence[str], subject: str, auto_reply: str | None, authentication_results: Sequence[str],
+    text: str | None, our_address: str, header_counts: tuple[tuple[str, int], ...] | None,
+    date: datetime | None,
+) -> ReplyFacts:
+    """The facts of a reply from what core/mail.py read out of it (stored or just parsed): its
+    new text (replytext.split_reply) and the token in a plus-address of ours among To and Cc."""
+    addresses = (*to_addrs, *cc_addrs)
+    return ReplyFacts(
+        from_addr=from_addr, to_addrs=addresses, in_reply_to=tuple(in_reply_to), references=tuple(references),
+        subject=subject, auto_reply=auto_reply, authentication_results=tuple(authentication_results),
+        new_text=split_reply(text or "")[0], token=token_from_addresses(addresses, our_address),
+        header_counts=header_counts, date=date,
+    )
 
 
 @dataclass(frozen=True)
@@ -210,6 +239,7 @@ class TokenRecord:
     person_email: str  # the address of claims.person
     review_message_id: str | None  # Message-ID of the review email the token went out in
     used_at: datetime | None = None
+    issued_at: datetime | None = None  # when given, a reply dated earlier (beyond DATE_SKEW) is refused
 
 
 @dataclass(frozen=True)
@@ -221,6 +251,9 @@ class Judgement:
     code: str  # "accepted" or one of REFUSALS
     authentication: AuthVerdict | None = None
     authentication_skipped: bool = False  # accepted although authentication failed (opt-out)
+
+
+_SINGLE_LOWER = frozenset(name.lower() for name in SINGLE_FIELDS)
 
 
 def normalise_address(address: str) -> str:
@@ -242,16 +275,23 @@ def judge_reply(
     current_version: int | None,
     draft_state: str,
     current_text_sha256: str | None = None,
+    organizational_domain: OrganizationalDomain | None = None,
+    authentication: AuthVerdict | None = None,
 ) -> Judgement:
     """Accept the reply's command, or refuse it with the first failing check's code and reason.
 
     The caller finds the token with token_from_addresses, looks its claims up by token id and
     passes them as `token` (None when the id is unknown). For a deadline token, pass None as
-    `current_version` and the deadline's state as `draft_state`.
+    `current_version` and the deadline's state as `draft_state`. `organizational_domain` (from
+    the Public Suffix List, adapters/publicsuffix.py) makes DKIM/SPF alignment relaxed; without
+    it the signing domain must equal the From domain. `authentication`: the verdict of
+    core/evidence.py (the provider's evidence, which applies the same alignment); None: the
+    configured authserv-id's Authentication-Results only.
     """
     sender = normalise_address(reply.from_addr)
-    auth = check_authentication(reply.authentication_results, authserv_id=authserv_id,
-                                from_domain=sender.rpartition("@")[2])
+    auth = authentication or check_authentication(reply.authentication_results, authserv_id=authserv_id,
+                                                  from_domain=sender.rpartition("@")[2],
+                                                  organizational_domain=organizational_domain)
     named = token is not None and "@" in sender and sender == normalise_address(token.person_email)
 
     def refuse(
@@ -262,12 +302,30 @@ def judge_reply(
 
     if not reply.token:
         return refuse("no_token", "the reply carries no review token", token_valid=False)
+    # Checked before the token, since a stacked To may be where the token came from; answered
+    # only when the token is genuine (it names the person the answer would go to).
+    genuine = token is not None and verify_token(key, reply.token, token.claims, now).code != "forged_token"
+    if reply.header_counts is None:
+        return refuse("repeated_header", "the reply's header fields were not counted when it arrived;"
+                      " please send it again", token_valid=genuine)
+    repeated = [f"{count} {name}" for name, count in reply.header_counts
+                if count > 1 and name.lower() in _SINGLE_LOWER]
+    if repeated:
+        return refuse("repeated_header", f"the reply has {', '.join(repeated)} header fields; RFC 5322 allows"
+                      " one of each, and stacked copies are how a genuine mail is replayed", token_valid=genuine)
     if token is None:
         return refuse("unknown_token", "the review token is not known", token_valid=False)
     check = verify_token(key, reply.token, token.claims, now, used_at=token.used_at)
     if not check.ok:
         return refuse(check.code, check.reason, token_valid=check.code != "forged_token")
     claims = token.claims
+    if token.issued_at is not None:
+        if reply.date is None:
+            return refuse("older_than_token", "the reply has no readable Date, so it cannot be shown to be"
+                          " newer than its review token")
+        if reply.date < token.issued_at - DATE_SKEW:
+            return refuse("older_than_token", f"the reply is dated {reply.date.isoformat()}, before its review"
+                          f" token was issued at {token.issued_at.isoformat()}: a replay of older mail")
     stale_text = (current_text_sha256 is not None
                   and (claims.text_sha256 or "").lower() != current_text_sha256.lower())
     if claims.version != current_version or stale_text:

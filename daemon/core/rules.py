@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, tzinfo
+from typing import Protocol
 
 from daemon.core.model import Client, Envelope, Policy
 from daemon.core.workhours import Calendar
@@ -204,8 +205,23 @@ def is_request(env: Envelope, policy: Policy) -> bool:
     return env.tagged
 
 
-def is_real_reply(env: Envelope) -> bool:
-    return env.direction == "in" and not env.auto_reply and not env.bounce and not env.parting_kind
+class MailSigns(Protocol):
+    """What tells a real reply: an Envelope, or a stored message row."""
+
+    @property
+    def direction(self) -> str: ...
+    @property
+    def auto_reply(self) -> str | None: ...
+    @property
+    def bounce(self) -> bool: ...
+    @property
+    def parting_kind(self) -> str | None: ...
+
+
+def is_real_reply(mail: MailSigns) -> bool:
+    """Inbound and written by a person: no auto-reply, no bounce, not parting's own mail. The one
+    test of a reply, for the verdict, for ingest's client replies and for answered follow-up calls."""
+    return mail.direction == "in" and not mail.auto_reply and not mail.bounce and not mail.parting_kind
 
 
 # ---- the rules --------------------------------------------------------------------------------
@@ -339,7 +355,7 @@ def _ladder(f: Facts) -> Hits:
     hits = []
     for step in f.policy.ladder:
         if step.after_ignored > len(by_due):
-            if _silence_reached(f):
+            if _silence_reached(f) and f.silent_at is not None:  # (silence reached implies the time)
                 oldest = next(r for r in f.requests if r.open)
                 hits.append(f.hit(f"ladder:{step.action}", (oldest.envelope.message_id,),
                                   f"{step.action} reached because the client has been silent for "

@@ -40,7 +40,8 @@ _PREFIXES_RE = re.compile(
 
 def normalize_subject(subject: str) -> str:
     """The subject without any leading reply/forward prefixes or [tags], casefolded, spaces folded."""
-    rest = subject[_PREFIXES_RE.match(subject).end():]
+    prefixes = _PREFIXES_RE.match(subject)  # the pattern matches the empty string: never None
+    rest = subject[prefixes.end():] if prefixes else subject
     return " ".join(rest.casefold().split())
 
 

@@ -32,6 +32,7 @@ _MAX_DAYS_WITHOUT_WORK = 366
 # Entries per memo before it starts again: ample for decades of days, small in memory.
 _MEMO_SIZE = 20_000
 _Value = TypeVar("_Value")
+_Key = TypeVar("_Key")
 
 
 class Calendar:
@@ -207,7 +208,8 @@ class Calendar:
             clock = hours.start
         day = self.working_days_after(day, whole)
         # Most mail is sent outside working hours, so most counts start at an opening: remembered.
-        landed = self.working_interval(day)[0] if clock == hours.start else self.instant(day, clock)
+        interval = self.working_interval(day) if clock == hours.start else None  # `day` is a working day
+        landed = interval[0] if interval else self.instant(day, clock)
         if fraction:
             landed = self._add_working_time(landed, self._working_day_length() * fraction)
         return landed
@@ -227,7 +229,7 @@ class Calendar:
         raise ValueError(f"cannot count {remaining} of working time after {start}: no working days found")
 
 
-def _remember(memo: dict, key: object, value: _Value) -> _Value:
+def _remember(memo: dict[_Key, _Value], key: _Key, value: _Value) -> _Value:
     if len(memo) >= _MEMO_SIZE:
         memo.clear()
     memo[key] = value

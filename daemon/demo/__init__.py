@@ -102,14 +102,15 @@ class Demo:
         self.console = console
         self.credentials: Credentials = new_credentials()
         self.clock = ManualClock(START)
-        names = {p.id: p.name for p in (ALICE, BOB)} | {c["id"]: c["name"] for c in CLIENTS}
+        names = {p.id: p.name for p in (ALICE, BOB)} | {str(c["id"]): str(c["name"]) for c in CLIENTS}
         self.tell = Narrator(console, TIMEZONE, names)
         self.imap = ImapServer()
         self.smtp = SmtpSink(workdir, deliver_locally=self._deliver_to_staff)
         self.config: Path | None = None
         self.service: Service | None = None
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[int] | None = None
         self.log_file: TextIO | None = None
+        self.ports = (0, 0)  # IMAP, SMTP once the servers listen
         self.seen_event = 0
         self.seen_mail = 0
         self._sent: dict[str, Mail] = {}  # our requests by tag, to thread the clients' answers
@@ -137,7 +138,7 @@ class Demo:
             await self.shutdown()
         if self.keep:
             self.tell.say(f"Stopped the daemon and both servers; the files stay in {self.workdir}")
-        return DemoResult(self.workdir, self.config, self.workdir / "parting.db", self.smtp.jsonl_path, casefile)
+        return DemoResult(self.workdir, self.config_file, self.workdir / "parting.db", self.smtp.jsonl_path, casefile)
 
     async def start_servers(self) -> None:
         self.tell.step("The company's mail servers start, in this process, on 127.0.0.1")
@@ -145,6 +146,7 @@ class Demo:
         for person in (ALICE, BOB):
             await self.imap.add_user(person.email, self.credentials.staff_password)
         imap_port, smtp_port = await self.imap.start(), await self.smtp.start()
+        self.ports = (imap_port, smtp_port)
         self.tell.say(f"IMAP 127.0.0.1:{imap_port}  pymap, in memory, with IDLE: mailboxes for the office, "
                       "Alice and Bob")
         self.tell.say(f"SMTP 127.0.0.1:{smtp_port}  aiosmtpd: records every message in {self.smtp.jsonl_path.name}, "
@@ -167,7 +169,7 @@ class Demo:
 
     def write_configuration(self) -> None:
         self.tell.step("The configuration a user would write")
-        self.config = write_config(self.workdir, imap_port=self.imap.port, smtp_port=self.smtp.port,
+        self.config = write_config(self.workdir, imap_port=self.ports[0], smtp_port=self.ports[1],
                                    credentials=self.credentials)
         self.tell.say(f"{self.config}: Example Ltd; alice owns acme and globex; bob is the second reader")
         self.tell.say("imap-password, token-key: secret files, mode 0600, never in the YAML")
@@ -177,9 +179,9 @@ class Demo:
         self.tell.step("parting starts: the real daemon, with a simulated clock", START)
         self.log_file = (self.workdir / "daemon.log").open("a", encoding="utf-8")
         setup_logging("text", "info", stream=self.log_file)
-        self.service = Service(self.config, clock=self.clock, tick=0.1, grace=5.0)
+        self.service = Service(self.config_file, clock=self.clock, tick=0.1, grace=5.0)
         self.task = asyncio.create_task(self.service.run(install_signals=False), name="parting")
-        await self.until(lambda: self.service.ctx is not None and self.service.cycles > 0, "the daemon's first cycle")
+        await self.until(lambda: self.running.opened and self.running.cycles > 0, "the daemon's first cycle")
         await self.until(lambda: self.store.message_count() >= 4, "the daemon to read the mailbox")
         await self.settle()
         self.tell.say(f"watching the mailbox: logged in to IMAP as {OFFICE}, read {self.store.message_count()} "
@@ -293,7 +295,7 @@ class Demo:
             path = Path(written[-1].data["path"])
             self.tell.say("the daemon wrote it when the release left")
         else:
-            ctx = self.service.ctx
+            ctx = self.running.ctx
             path = write_casefile(ctx.store, ctx.settings, ctx.templates, "acme", self.workdir / "casefiles",
                                   now=self.clock.now())
             self.tell.say("written from the database, as `parting casefile acme` does")
@@ -304,7 +306,7 @@ class Demo:
 
     def final_status(self, casefile: Path | None) -> None:
         self.tell.step("parting status", self.clock.now())
-        views.status(status_query.status(self.config, now=self.clock.now()), self.console)
+        views.status(status_query.status(self.config_file, now=self.clock.now()), self.console)
         self.console.print()
         self.tell.say(f"Workdir:      {self.workdir}")
         self.tell.say(f"Database:     {self.workdir / 'parting.db'}")
@@ -333,7 +335,7 @@ class Demo:
 
     async def shutdown(self) -> None:
         if self.task is not None:
-            self.service.stop.set()
+            self.running.stop.set()
             try:
                 await asyncio.wait_for(self.task, timeout=30)
             except Exception as exc:  # noqa: BLE001 - the servers must still be stopped
@@ -349,8 +351,20 @@ class Demo:
     # ---- the mechanics -------------------------------------------------------------------------
 
     @property
+    def running(self) -> Service:
+        if self.service is None:
+            raise RuntimeError("the demo's daemon has not started yet")
+        return self.service
+
+    @property
+    def config_file(self) -> Path:
+        if self.config is None:
+            raise RuntimeError("the demo's configuration is not written yet")
+        return self.config
+
+    @property
     def store(self) -> Any:
-        return self.service.ctx.store
+        return self.running.ctx.store
 
     async def move_clock(self, when: datetime) -> None:
         self.clock.set(when)
@@ -358,9 +372,9 @@ class Demo:
 
     async def settle(self) -> None:
         """Let the daemon finish two full cycles at the current clock."""
-        seen = self.service.cycles
-        self.service.wake.set()
-        await self.until(lambda: self.service.cycles >= seen + 2, "two daemon cycles")
+        seen = self.running.cycles
+        self.running.wake.set()
+        await self.until(lambda: self.running.cycles >= seen + 2, "two daemon cycles")
 
     async def send(self, mail: Mail) -> Mail:
         """Our own message to a client: filed in Sent, as the office mail client does."""

@@ -1,8 +1,9 @@
 """How the demo tells its story: numbered steps, short lines, what happened and why.
 
 Rules of this module:
-- The narrator only reports what the daemon recorded (its events) and what reached the SMTP
-  server; it decides nothing. So the transcript is evidence, not a script that could drift from
+- The narrator only reports what the daemon recorded (its events, in the words core/events.py
+  declares, with a newcomer's "why" on the main steps) and what reached the SMTP server; it
+  decides nothing. So the transcript is evidence, not a script that could drift from
   what the daemon really did.
 - Text from mail (subjects, drafts) is printed as written: no rich markup is interpreted in it.
 """
@@ -19,6 +20,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from daemon.adapters.store import Event, Store
+from daemon.core.events import Wording, describe
 from daemon.demo.servers import ReceivedMail
 
 LADDER_WORDS = {
@@ -96,9 +98,15 @@ class Narrator:
         if handler is not None:
             handler(event, data, client, store)
         elif event.kind not in QUIET_EVENTS:
-            self.say(f"• {event.kind} ({client or 'no client'})")
+            self.say(f"• {self.words(event)} ({client or 'no client'})")
 
-    def _on_verdict(self, event: Event, data: dict, client: str, store: Store) -> None:
+    def words(self, event: Event) -> str:
+        """The event in the words core/events.py declares for it, with people by name."""
+        data = event.data or {}
+        who = data.get("person") or data.get("by")
+        return describe(event.kind, data, self.names.get(who, who) if who else None, Wording(self.zone))
+
+    def _on_verdict(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
         """A change of state or count, with the evidence not told before (a new episode's
         evidence is all new), and the verdict's summary line."""
         client_id = event.client_id or ""
@@ -120,23 +128,23 @@ class Narrator:
         self.lines([line for line in facts if line not in told] + summary)
         told.update(facts)
 
-    def _on_ladder_step(self, event: Event, data: dict, client: str, store: Store) -> None:
+    def _on_ladder_step(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
         self.say(f"• ladder step '{data['action']}' for {client}: {LADDER_WORDS.get(data['action'], '')}")
 
-    def _on_draft_created(self, event: Event, data: dict, client: str, store: Store) -> None:
-        draft = store.draft(event.draft_id)
+    def _on_draft_created(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
+        draft = store.draft(event.draft_id or 0)  # draft_created always names its draft
         text = store.versions(draft.id)[-1].text
         self.say(f"• draft #{draft.id} ({data['kind']}, version {data['version']}) written from the template, "
                  f"for {client}:")
         self.block(f"Subject: {draft.subject}", text)
 
-    def _on_review_requested(self, event: Event, data: dict, client: str, store: Store) -> None:
+    def _on_review_requested(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
         person = self.names.get(data["person"], data["person"])
         expires = self.when(datetime.fromisoformat(data["expires_at"]))
         self.say(f"• review email queued for {person} ({data['role']}), version {data['version']}; "
                  f"single-use token {data['token_id']}, valid until {expires}")
 
-    def _on_review_decision(self, event: Event, data: dict, client: str, store: Store) -> None:
+    def _on_review_decision(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
         person = self.names.get(data["person"], data["person"])
         auth = data.get("authentication") or {}
         decided = f"{person} ({data['role']}): {data['command'].upper()}"
@@ -145,13 +153,13 @@ class Narrator:
         self.why("a reply counts only with a valid single-use token, from the person it was issued to, "
                  "authenticated by our own server, and with the command in its new text (never the quote)")
 
-    def _on_release_queued(self, event: Event, data: dict, client: str, store: Store) -> None:
+    def _on_release_queued(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
         not_before = datetime.fromisoformat(data["not_before"])
         minutes = round((not_before - event.at).total_seconds() / 60)
         self.say(f"• release for {client} queued (outbox #{data['outbox_id']}), not before {self.when(not_before)}")
         self.why(f"send_delay: for {minutes} minutes a REJECT still stops it")
 
-    def _on_deadline_set(self, event: Event, data: dict, client: str, store: Store) -> None:
+    def _on_deadline_set(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
         due = self.when(datetime.fromisoformat(data["due_at"]))
         if data["kind"] == "phone_call":
             self.console.print(Text.assemble("  • ", ("deadline: phone call", "bold"),
@@ -160,13 +168,13 @@ class Narrator:
         else:
             self.say(f"• deadline: {data['kind']} due by {due}")
 
-    def _on_casefile_written(self, event: Event, data: dict, client: str, store: Store) -> None:
-        self.say(f"• case file for {client} written: {data.get('path')}")
+    def _on_casefile_written(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
+        self.say(f"• {self.words(event)} (for {client})")
 
-    def _on_reply_refused(self, event: Event, data: dict, client: str, store: Store) -> None:
-        self.say(f"• reply refused ({data.get('code')}): {data.get('reason')}", style="bold red")
+    def _on_reply_refused(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
+        self.say(f"• {self.words(event)} ({data.get('code')})", style="bold red")
 
-    def _on_sent(self, event: Event, data: dict, client: str, store: Store) -> None:
+    def _on_sent(self, event: Event, data: dict[str, Any], client: str, store: Store) -> None:
         if data.get("kind") == "release":
             self.say(f"• release sent: the SMTP server answered {data.get('server_reply')}")
 
@@ -182,9 +190,6 @@ class Narrator:
 
     # ---- the audit trail, when there is no case file writer ------------------------------------
 
-    def trail(self, events: list[Event]) -> None:
-        for event in events:
-            data = event.data or {}
-            detail = ", ".join(f"{key}={data[key]}" for key in ("state", "action", "person", "command", "kind")
-                               if data.get(key) is not None)
-            self.lines([f"{self.when(event.at)}  {event.kind:<18} {detail}"], style="")
+    def trail(self, trail: list[Event]) -> None:
+        for event in trail:
+            self.lines([f"{self.when(event.at)}  {self.words(event)}"], style="")

@@ -69,7 +69,7 @@ class ImapServer:
         self._login = Login(self._config)
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
 
     async def add_user(self, address: str, password: str, folders: tuple[str, ...] = ()) -> None:
         self._config.apply_context()
@@ -99,6 +99,7 @@ class ImapServer:
 
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             task = asyncio.current_task()
+            assert task is not None  # a connection is served in a task of its own
             self._writers.add(writer)
             self._tasks.add(task)
             try:

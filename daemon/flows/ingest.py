@@ -14,7 +14,7 @@ import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from daemon.adapters.imap.connection import FetchedHeader
 from daemon.adapters.store import MessageRow, Store
@@ -23,12 +23,14 @@ from daemon.core.mail import (
     asks_something,
     bounce_recipients,
     message_text,
+    message_time,
     parse_message,
     request_header,
 )
 from daemon.core.model import ParsedMessage, Settings
 from daemon.core.replytext import split_reply
 from daemon.core.review import token_from_addresses
+from daemon.core.rules import is_real_reply
 from daemon.core.threads import (
     Classification,
     ThreadLookup,
@@ -40,9 +42,6 @@ from daemon.core.threads import (
 )
 from daemon.runtime.logs import get_logger
 
-# A Date header this far from the server's INTERNALDATE is not believed: the server's clock wins.
-DATE_TRUST_BEFORE = timedelta(days=7)
-DATE_TRUST_AFTER = timedelta(days=1)
 CLASSIFY_CACHE = 10_000  # distinct correspondent sets remembered; a few MB at most
 
 
@@ -214,7 +213,7 @@ class Ingestor:
                 report.clients.add(row.client_id)
             if row.from_staff and row.body_text is not None:
                 report.staff_replies.append(row.message_id)
-            elif row.direction == "in" and row.client_id and not row.auto_reply and not row.bounce:
+            elif row.client_id and is_real_reply(row):
                 report.client_replies.append(row.message_id)
         return report
 
@@ -263,25 +262,16 @@ class Ingestor:
             ingested_at=now,
             body_text=text if item.is_staff_reply else None,
             auth_results=parsed.authentication_results if item.is_staff_reply else (),
+            header_counts=parsed.header_counts if item.is_staff_reply else None,
+            date_header=parsed.date if item.is_staff_reply else None,
+            evidence_headers=parsed.evidence_headers if item.is_staff_reply else (),
         )
         return row, assignment.triage_reason
 
 
 def _when(item: Pending) -> datetime:
-    """When a message was written or received.
-
-    Our own mail carries our Date header, which we trust unless it lies in the future of the
-    server's INTERNALDATE. For inbound mail the server's INTERNALDATE wins unless the sender's
-    Date agrees with it (a forged or skewed Date cannot move a reply in time).
-    """
-    date, internal = item.parsed.date, item.internaldate
-    if internal is None:
-        return date or datetime(1970, 1, 1, tzinfo=UTC)
-    if date is None or date > internal + DATE_TRUST_AFTER:
-        return internal
-    if item.kind.direction == "out" or internal - DATE_TRUST_BEFORE <= date:
-        return date
-    return internal
+    """When a message was written or received (which of its dates to trust: core/mail.py)."""
+    return message_time(item.parsed.date, item.internaldate, item.kind.direction)
 
 
 def _sha256(data: bytes) -> str:

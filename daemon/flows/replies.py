@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import datetime
 
+from daemon.adapters.publicsuffix import organizational_domain
 from daemon.adapters.store import Draft, TokenRow
 from daemon.adapters.templates import TemplateProblem
 from daemon.core import release as machine
 from daemon.core import review as core
+from daemon.core.evidence import evidence_policy, judge_evidence
 from daemon.core.outgoing import HeaderInjection, InvalidAddress
-from daemon.core.replytext import split_reply
 from daemon.flows.context import Context, common_context, queue_mail
 from daemon.flows.drafts import advance, person_named
 from daemon.flows.followup import close_by_reply
@@ -30,14 +31,14 @@ def handle_reply(ctx: Context, message_id: str, now: datetime) -> core.Judgement
     row = store.message(message_id)
     if row is None:
         raise ValueError(f"no stored message {message_id} to handle as a reply")
-    token = core.token_from_addresses((*row.to_addrs, *row.cc_addrs), ctx.settings.mailbox.address)
-    parts = core.split_token(token) if token else None
-    token_row = store.token(parts[0]) if parts else None
-    facts = core.ReplyFacts(
-        from_addr=row.from_addr, to_addrs=(*row.to_addrs, *row.cc_addrs), in_reply_to=row.in_reply_to,
+    facts = core.reply_facts(
+        from_addr=row.from_addr, to_addrs=row.to_addrs, cc_addrs=row.cc_addrs, in_reply_to=row.in_reply_to,
         references=row.references, subject=row.subject, auto_reply=row.auto_reply,
-        authentication_results=row.auth_results, new_text=split_reply(row.body_text or "")[0], token=token,
+        authentication_results=row.auth_results, text=row.body_text, our_address=ctx.settings.mailbox.address,
+        header_counts=row.header_counts, date=row.date_header,
     )
+    parts = core.split_token(facts.token) if facts.token else None
+    token_row = store.token(parts[0]) if parts else None
     record, subject = None, None
     if token_row is not None:
         person = person_named(ctx, token_row.person)
@@ -47,7 +48,7 @@ def handle_reply(ctx: Context, message_id: str, now: datetime) -> core.Judgement
             person.email if person else "", token_row.review_message_id,
             # A token revoked with its version or draft (no reply spent it) is judged by why it died
             # (superseded, no longer in review); the store still never lets it be spent.
-            token_row.used_at if token_row.used_by_message_id else None)
+            token_row.used_at if token_row.used_by_message_id else None, token_row.issued_at)
         subject = (store.draft(token_row.subject_id) if token_row.subject_kind == "draft"
                    else store.deadline(token_row.subject_id))
     is_draft = token_row is not None and token_row.subject_kind == "draft"
@@ -56,6 +57,9 @@ def handle_reply(ctx: Context, message_id: str, now: datetime) -> core.Judgement
         require_authentication=ctx.settings.review.require_authentication,
         current_version=subject.current_version if is_draft else None,  # type: ignore[union-attr]
         draft_state=subject.state if subject is not None else "unknown",
+        organizational_domain=organizational_domain,
+        authentication=judge_evidence(evidence_policy(ctx.settings), facts.from_addr, facts.authentication_results,
+                                      row.evidence_headers, organizational_domain=organizational_domain),
     )
     client_id = subject.client_id if subject is not None else None
     try:
@@ -96,6 +100,7 @@ def _record(ctx: Context, judgement: core.Judgement, row, token_row: TokenRow | 
                 _answer_refusal(ctx, row, judgement, client_id, token_row.role if token_row else "owner", now)
             ctx.log.warning("reply refused: %s", judgement.reason, extra={"message_id": message_id, "client": client_id})
             return judgement
+        ctx.log.info("reply accepted: %s", judgement.reason, extra={"message_id": message_id, "client": client_id})
         if judgement.authentication_skipped:
             ctx.log.warning("reply accepted WITHOUT authentication (review.require_authentication is false)",
                             extra={"message_id": message_id, "client": client_id})

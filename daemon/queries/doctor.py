@@ -17,15 +17,18 @@ import os
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from daemon.adapters.imap.connection import ImapAuthError, ImapConnection, ImapError
+from daemon.adapters.oauth import Login, OAuthCredential, OAuthProblem, SignInNeeded
 from daemon.adapters.settings.load import Problem, SettingsError, check_runtime, load_secrets, load_settings
 from daemon.adapters.smtp import DeliveryProblem, check_login
 from daemon.adapters.store import SCHEMA_VERSION, Store, StoreError
 from daemon.adapters.templates import SAMPLE_CONTEXTS, TemplateProblem, Templates
-from daemon.core.model import ImapSettings, Settings, SmtpSettings
+from daemon.core.model import ImapSettings, OAuthSettings, Settings, SmtpSettings
+from daemon.queries.doctor_evidence import evidence_lines
 
 __all__ = ["Check", "as_json", "config_problems", "report_lines", "run_checks"]
 
@@ -93,12 +96,37 @@ async def run_checks(config_path: str | Path, *, environ: Mapping[str, str] | No
     checks += secret_checks
     runtime = check_runtime(settings)
     mailbox = settings.mailbox
+    imap_login: Login = _text(values.get("mailbox.imap.password"))
+    smtp_login: Login = _text(values.get("mailbox.smtp.password"))
+    if mailbox.oauth is not None:
+        sign_in, credential = await asyncio.to_thread(
+            _sign_in_check, mailbox.oauth, _text(values.get("mailbox.oauth.client_secret")), str(config_path))
+        checks.append(sign_in)
+        imap_login = smtp_login = credential
     database, imap, smtp = await asyncio.gather(
         asyncio.to_thread(_database_check, settings, runtime),
-        asyncio.to_thread(_imap_checks, mailbox.imap, values.get("mailbox.imap.password")),
-        _smtp_check(mailbox.smtp, values.get("mailbox.smtp.password")),
+        asyncio.to_thread(_imap_checks, mailbox.imap, imap_login, settings),
+        _smtp_check(mailbox.smtp, smtp_login),
     )
     return [*checks, database, *imap, smtp, _templates_check(settings), _mode_check(settings, runtime)]
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8")
+
+
+def _sign_in_check(oauth: OAuthSettings, client_secret: str | None,
+                   config_path: str) -> tuple[Check, OAuthCredential | None]:
+    """Whether an access token can be had from the token file `parting login` wrote."""
+    credential = OAuthCredential(oauth, client_secret)
+    try:
+        credential.access_token()
+    except SignInNeeded as problem:
+        return _failed("OAuth sign-in", str(problem), f"run `parting login --config {config_path}`"), None
+    except OAuthProblem as problem:
+        return _failed("OAuth sign-in", str(problem), "check the network or proxy to the identity provider "
+                                                       f"({oauth.token_url}), then run doctor again"), None
+    return _passed("OAuth sign-in", f"access token renewed from {oauth.token_file} ({oauth.flow})"), credential
 
 
 # ---------------------------------------------------------------------------------- secrets
@@ -119,7 +147,12 @@ class _Secret:
 def _secrets(settings: Settings, environ: Mapping[str, str]) -> tuple[dict[str, bytes], list[Check]]:
     """The secrets that could be read (by key), and one check per configured secret."""
     imap, smtp, review = settings.mailbox.imap, settings.mailbox.smtp, settings.review
-    secrets = [_Secret("IMAP password", "mailbox.imap.password", imap.password_file, imap.password_env)]
+    secrets = [] if settings.mailbox.oauth else [
+        _Secret("IMAP password", "mailbox.imap.password", imap.password_file, imap.password_env)]
+    oauth = settings.mailbox.oauth
+    if oauth is not None and (oauth.client_secret_file or oauth.client_secret_env):
+        secrets.append(_Secret("OAuth client secret", "mailbox.oauth.client_secret", oauth.client_secret_file,
+                               oauth.client_secret_env))
     if smtp.password_file or smtp.password_env:
         secrets.append(_Secret("SMTP password", "mailbox.smtp.password", smtp.password_file, smtp.password_env))
     secrets.append(_Secret("token key", "review.token_key", review.token_key_file, review.token_key_env))
@@ -287,12 +320,14 @@ def _database_check(settings: Settings, runtime: list[Problem]) -> Check:
 # ---------------------------------------------------------------------------------- IMAP
 
 
-def _imap_checks(imap: ImapSettings, password: bytes | None) -> list[Check]:
-    """Login, the inbox, the Sent folder and IDLE, over one connection (blocking: a worker thread)."""
-    later = ("inbox folder", "Sent folder", "IMAP IDLE")
+def _imap_checks(imap: ImapSettings, password: Login, settings: Settings) -> list[Check]:
+    """Login, the inbox, the Sent folder, IDLE and the colleagues' evidence, over one connection
+    (blocking: a worker thread)."""
+    later = ("inbox folder", "Sent folder", "IMAP IDLE", "colleagues")
     if password is None:
-        return [_skipped("IMAP login", "IMAP password"), *(_skipped(name, "IMAP login") for name in later)]
-    connection = ImapConnection(imap, password.decode("utf-8"))
+        needs = "OAuth sign-in" if settings.mailbox.oauth else "IMAP password"
+        return [_skipped("IMAP login", needs), *(_skipped(name, "IMAP login") for name in later)]
+    connection = ImapConnection(imap, password)
     try:
         connection.connect()
     except ImapAuthError as error:
@@ -317,9 +352,21 @@ def _imap_checks(imap: ImapSettings, password: bytes | None) -> list[Check]:
         else:
             checks.append(_warned("IMAP IDLE", f"not offered by {connection.where}: works with polling, "
                                                "new mail is noticed at the next poll"))
+        checks.append(_colleagues_check(connection, settings))
         return checks
     finally:
         connection.close()
+
+
+def _colleagues_check(connection: ImapConnection, settings: Settings) -> Check:
+    """Per person: would an approval from them be accepted today, and on what evidence."""
+    lines, worst = evidence_lines(connection, settings, date.today())
+    detail = "\n".join(lines)
+    if worst == "refused" and settings.review.require_authentication:
+        return _failed("colleagues", detail, "set mailbox.provider (microsoft365, google) or review.authserv_id "
+                                             "to the server that stamps your colleagues' mail (README: Microsoft 365, "
+                                             "Google Workspace)")
+    return _warned("colleagues", detail) if worst != "ok" else _passed("colleagues", detail)
 
 
 _SENT_FIX = "create a Sent folder or name it in mailbox.imap.folders.sent"
@@ -349,14 +396,14 @@ def _sent_check(connection: ImapConnection, configured: str) -> Check:
 # ---------------------------------------------------------------------------------- SMTP
 
 
-async def _smtp_check(smtp: SmtpSettings, password: bytes | None) -> Check:
+async def _smtp_check(smtp: SmtpSettings, password: Login) -> Check:
     where = f"{smtp.host}:{smtp.port}"
     security = {"tls": "TLS", "starttls": "STARTTLS", "none": "no TLS"}[smtp.security]
     name = "SMTP login" if smtp.username else "SMTP server"
     if smtp.username and password is None:
         return _skipped(name, "SMTP password")
     try:
-        await check_login(smtp, None if password is None else password.decode("utf-8"))
+        await check_login(smtp, password)
     except DeliveryProblem as problem:
         if smtp.username and problem.code in _SMTP_AUTH_CODES:
             secret = (f"{smtp.password_file} (mailbox.smtp.password_file)" if smtp.password_file

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from daemon.core.model import Client, Envelope, Settings
+from daemon.adapters.oauth import sign_in_problem
+from daemon.core.model import Client, Envelope, OAuthSettings, Settings
 from daemon.core.policy import Verdict
 from daemon.core.rules import is_real_reply
 from daemon.queries.common import (
@@ -19,6 +20,12 @@ from daemon.queries.common import (
     stored_histories,
     verdicts_at,
 )
+
+
+def sign_in_status(oauth: OAuthSettings | None) -> str | None:
+    """"sign-in needed: run parting login (why)" while the daemon cannot sign in with OAuth2."""
+    problem = sign_in_problem(oauth)
+    return f"sign-in needed: run parting login ({problem})" if problem else None
 
 
 def status(config_path: str | Path, *, now: datetime) -> Data:
@@ -38,6 +45,7 @@ def status(config_path: str | Path, *, now: datetime) -> Data:
             # Items a failure set aside (flows/context.py `park`): the rest went on without them.
             "parked": [{"what": e.data.get("what"), "client": e.client_id, "reason": e.data.get("reason"),
                         "at": iso(e.at)} for e in store.events(kinds=["item_parked"])],
+            "sign_in": sign_in_status(settings.mailbox.oauth),
             "triage": [{"id": t.id, "message_id": t.message_id, "client": t.client_id, "reason": t.reason,
                         "at": iso(t.at)} for t in store.triage()],
         }

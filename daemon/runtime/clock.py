@@ -1,14 +1,15 @@
 """Where the daemon's `now` comes from. The core never reads the clock; the shell asks one of these.
 
 `SystemClock` in production. `ManualClock` for in-process use (the demo, tests) where simulated
-days pass by calling `advance`. `FileClock` lets a test drive a daemon running in another process:
-the file holds an ISO time (read on every call); its absence means real time. It is enabled only by
-the PARTING_TEST_CLOCK_FILE environment variable and logged loudly at start.
+days pass by calling `advance`. `FileClock` lets a test or benchmark drive a daemon running in
+another process: the file holds an ISO time (read on every call); its absence means real time. It
+is chosen only explicitly, by the hidden `parting --clock-file FILE` option, and its use is logged
+as a warning by `run` and said on stderr by every other command: no environment variable can
+quietly move a daemon's time.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -53,10 +54,9 @@ class FileClock:
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
 
 
-def clock_from_environment(environ: dict[str, str] | None = None) -> Clock:
-    env = environ if environ is not None else os.environ
-    path = env.get("PARTING_TEST_CLOCK_FILE")
-    return FileClock(path) if path else SystemClock()
+def clock_for(clock_file: str | Path | None) -> Clock:
+    """The file clock when a file is named (tests, benchmarks), else the system clock."""
+    return FileClock(clock_file) if clock_file else SystemClock()
 
 
 def write_clock_file(path: str | Path, when: datetime) -> None:
@@ -66,6 +66,3 @@ def write_clock_file(path: str | Path, when: datetime) -> None:
     temporary.write_text(when.astimezone(UTC).isoformat())
     temporary.replace(target)
 
-
-def from_now(clock: Clock, **delta: float) -> datetime:
-    return clock.now() + timedelta(**delta)

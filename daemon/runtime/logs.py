@@ -13,26 +13,12 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from daemon.adapters.redaction import mask as _mask
+from daemon.adapters.redaction import register_secret
+
+__all__ = ["get_logger", "register_secret", "setup_logging"]
+
 CONTEXT_KEYS = ("client", "draft", "message_id", "folder", "uid", "outbox", "deadline", "person")
-
-_secrets: set[str] = set()
-
-
-def register_secret(value: str | bytes | None) -> None:
-    """Mask this value wherever it would appear in a log line."""
-    if not value:
-        return
-    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-    if len(text) >= 4:
-        _secrets.add(text)
-
-
-def _mask(text: str) -> str:
-    for secret in _secrets:
-        if secret in text:
-            text = text.replace(secret, "********")
-    return text
-
 
 def _context(record: logging.LogRecord) -> dict[str, object]:
     return {key: getattr(record, key) for key in CONTEXT_KEYS if getattr(record, key, None) is not None}

@@ -10,11 +10,11 @@ from daemon.runtime.logs import get_logger
 def progress_reporter(interactive: bool) -> Callable[[str, int, int], None]:
     log = get_logger("backfill")
     if interactive:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
         bar = Progress(TextColumn("reading {task.description}"), BarColumn(), MofNCompleteColumn(),
                        TimeRemainingColumn(), transient=True)
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def draw(folder: str, done: int, total: int) -> None:
             if folder not in tasks:

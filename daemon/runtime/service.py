@@ -18,12 +18,15 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from daemon.adapters import smtp as mailer
 from daemon.adapters.imap import watcher as mailbox
+from daemon.adapters.oauth import OAuthCredential, TokenFile, sign_in_problem
 from daemon.adapters.settings.load import SettingsError, check_runtime, load_secrets, load_settings
 from daemon.adapters.store import OutboxRow, Store
 from daemon.adapters.templates import Templates
+from daemon.core.hosts import appends_to_sent
 from daemon.core.mail import HEADER_FIELDS
 from daemon.core.model import Settings
 from daemon.flows.casefiles import write_missing_casefiles
@@ -42,7 +45,9 @@ from daemon.runtime.notify import Notifier, watchdog_interval
 
 SHUTDOWN_GRACE = 20.0  # default seconds a send in flight may take to finish after SIGTERM
 DEFAULT_TICK = 60.0  # seconds between cycles when no mail arrives
-PROVIDERS_FILING_SENT = ("gmail.com", "googlemail.com", "office365.com", "outlook.com")
+
+
+TOKEN_FILE_POLL = 0.5  # seconds: how often a waiting watcher looks for a new token file
 
 
 def open_context(config_path: str | Path, environ: dict[str, str] | None = None) -> Context:
@@ -52,8 +57,12 @@ def open_context(config_path: str | Path, environ: dict[str, str] | None = None)
     if problems:
         raise SettingsError(problems)
     secrets = load_secrets(settings, environ=environ)
-    for value in (secrets.imap_password, secrets.smtp_password, secrets.token_key):
-        register_secret(value)
+    for value in (secrets.imap_password, secrets.smtp_password, secrets.token_key, secrets.oauth_client_secret):
+        if not isinstance(value, OAuthCredential):  # its tokens are registered as they are read
+            register_secret(value)
+    if settings.mailbox.oauth is not None:  # IMAP and SMTP sign in with tokens instead of passwords
+        credential = OAuthCredential(settings.mailbox.oauth, secrets.oauth_client_secret)
+        secrets = replace(secrets, imap_password=credential, smtp_password=credential)
     store = Store.open(settings.database)
     return Context(settings, secrets, store, Templates(settings.templates_dir))
 
@@ -73,12 +82,27 @@ class Service:
         self.stop = asyncio.Event()
         self.reload = asyncio.Event()
         self.wake = asyncio.Event()
-        self.ctx: Context | None = None
+        self._ctx: Context | None = None
         self.watchers: list[mailbox.FolderWatcher] = []
-        self._watcher_tasks: list[asyncio.Task] = []
+        self._watcher_tasks: list[asyncio.Task[None]] = []
         self._staff_replies: list[str] = []
         self.agenda = Agenda()
         self.cycles = 0
+
+    @property
+    def ctx(self) -> Context:
+        """The running context: settings, secrets, store, templates (from `run` on)."""
+        if self._ctx is None:
+            raise RuntimeError("the service has not opened its configuration yet (call run first)")
+        return self._ctx
+
+    @ctx.setter
+    def ctx(self, value: Context) -> None:
+        self._ctx = value
+
+    @property
+    def opened(self) -> bool:
+        return self._ctx is not None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -127,7 +151,8 @@ class Service:
     async def _wait_until_connected(self) -> None:
         connected = [asyncio.ensure_future(w.connected.wait()) for w in self.watchers]
         stopped = asyncio.ensure_future(self.stop.wait())
-        await asyncio.wait([asyncio.gather(*connected), stopped], return_when=asyncio.FIRST_COMPLETED)
+        waiting: list[asyncio.Future[Any]] = [asyncio.gather(*connected), stopped]
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
         for task in connected:
             task.cancel()
@@ -159,8 +184,8 @@ class Service:
         for task in self._watcher_tasks:
             task.cancel()
         await asyncio.gather(*self._watcher_tasks, return_exceptions=True)
-        if self.ctx is not None:
-            self.ctx.store.close()
+        if self._ctx is not None:
+            self._ctx.store.close()
         self.log.info("stopped")
 
     # ------------------------------------------------------------------ one cycle
@@ -196,7 +221,8 @@ class Service:
         self._stage("resume held drafts", lambda: resume_held(ctx, now()))
         self._stage("review reminders", lambda: remind_reviews(ctx, now()))
         self._stage("deadline reminders", lambda: remind_due(ctx, now()))
-        await self._send_with_grace()
+        if self._can_send():
+            await self._send_with_grace()
         write_missing_casefiles(ctx, now())
         self.cycles += 1
         self.notifier.status(self.status_line())
@@ -217,6 +243,12 @@ class Service:
     def _unread_folders(self) -> list[str]:
         return [watcher.role for watcher in self.watchers if not watcher.caught_up.is_set()]
 
+    def _can_send(self) -> bool:
+        """Not while OAuth sign-in is needed: every attempt would fail and count towards
+        smtp.max_attempts; the outbox waits as it is until someone runs `parting login`."""
+        settings = self.ctx.settings
+        return settings.mode == "dry_run" or sign_in_problem(settings.mailbox.oauth) is None
+
     async def _send_with_grace(self) -> None:
         """Send what is due; after a stop request, a send in flight gets `grace` seconds to finish."""
         task = asyncio.ensure_future(send_due(self.ctx, self.clock.now, self._send, file_copy=self._file_in_sent,
@@ -232,14 +264,14 @@ class Service:
                                  " checked against the Sent folder at the next start")
                 await asyncio.gather(task, return_exceptions=True)
                 return
-        if task.done() and not task.cancelled() and task.exception():
-            raise task.exception()
+        if task.done() and not task.cancelled() and (problem := task.exception()) is not None:
+            raise problem
 
     async def _send(self, row: OutboxRow) -> mailer.SendResult:
         settings = self.ctx.settings
         if settings.mode == "dry_run":
             try:
-                path = await asyncio.to_thread(mailer.write_eml, row.raw, settings.dry_run_dir, row.message_id)
+                path = await asyncio.to_thread(mailer.write_eml, row.raw, _dry_run_folder(settings), row.message_id)
             except OSError as exc:
                 raise mailer.TemporaryFailure(f"dry run: could not write to {settings.dry_run_dir}: {exc}") from exc
             return mailer.SendResult(250, f"dry run: written to {path}")
@@ -249,19 +281,11 @@ class Service:
     async def _file_in_sent(self, row: OutboxRow) -> None:
         """File the copy the server accepted in Sent, unless the provider does or nothing was sent."""
         ctx = self.ctx
-        if ctx.settings.mode == "dry_run" or not self._appends_to_sent(ctx.settings):
+        box = ctx.settings.mailbox
+        if ctx.settings.mode == "dry_run" or not appends_to_sent(box.append_to_sent, box.smtp.host):
             return
         await mailbox.append_message(ctx.settings.mailbox.imap, ctx.secrets.imap_password,
                                      ctx.settings.mailbox.imap.sent, row.raw)
-
-    @staticmethod
-    def _appends_to_sent(settings: Settings) -> bool:
-        choice = settings.mailbox.append_to_sent
-        if choice != "auto":
-            return choice == "true"
-        # By domain, not by substring: a self-hosted "outlook.example.com" files nothing itself.
-        host = settings.mailbox.smtp.host.strip().lower().rstrip(".")
-        return not any(host == domain or host.endswith("." + domain) for domain in PROVIDERS_FILING_SENT)
 
     # ------------------------------------------------------------------ mailbox
 
@@ -272,10 +296,25 @@ class Service:
             mailbox.FolderWatcher(imap, ctx.secrets.imap_password, role, on_batch=self._on_batch,
                                   get_state=self._get_state, on_uidvalidity_change=self._on_uidvalidity_change,
                                   stop=self.stop, log=get_logger(f"imap.{role}"), fetch_fields=HEADER_FIELDS,
-                                  on_progress=self.on_progress, today=lambda: self.clock.now().date())
+                                  on_progress=self.on_progress, today=lambda: self.clock.now().date(),
+                                  sleep=self._backoff_sleep)
             for role in ("inbox", "sent")
         ]
         return self.watchers
+
+    async def _backoff_sleep(self, delay: float) -> None:
+        """A watcher's wait before trying again; with OAuth2 cut short when the token file changes
+        (`parting login` wrote a new one), so the mail that arrived meanwhile is read at once."""
+        assert self.ctx is not None
+        oauth = self.ctx.settings.mailbox.oauth
+        if oauth is None:
+            await asyncio.sleep(delay)
+            return
+        loop = asyncio.get_running_loop()
+        token_file = TokenFile(oauth.token_file)
+        end, before = loop.time() + delay, token_file.identity()
+        while (left := end - loop.time()) > 0 and token_file.identity() == before:
+            await asyncio.sleep(min(left, TOKEN_FILE_POLL))
 
     def _start_watchers(self) -> None:
         self._watcher_tasks = [asyncio.create_task(w.run(), name=f"watch-{w.role}") for w in self._make_watchers()]
@@ -292,10 +331,11 @@ class Service:
         await asyncio.gather(*self._watcher_tasks, return_exceptions=True)
         self._watcher_tasks = []
 
-    async def _get_state(self, folder: str):
+    async def _get_state(self, folder: str) -> mailbox.KnownFolder | None:
         return self.ctx.store.folder_state(folder)
 
-    async def _on_batch(self, folder: str, info, headers, read_bodies: mailbox.ReadBodies) -> None:
+    async def _on_batch(self, folder: str, info: mailbox.FolderInfo, headers: list[mailbox.FetchedHeader],
+                        read_bodies: mailbox.ReadBodies) -> None:
         batch = self.ingestor.parse(folder, info.uidvalidity, headers)
         bodies = await read_bodies(batch.body_uids) if batch.body_uids else {}
         report = self.ingestor.commit(batch, bodies, self.clock.now())
@@ -324,7 +364,7 @@ class Service:
 
         async def found_in_sent(message_id: str) -> bool | None:
             if ctx.settings.mode == "dry_run":
-                return (Path(ctx.settings.dry_run_dir) / mailer.eml_filename(message_id)).exists()
+                return (Path(_dry_run_folder(ctx.settings)) / mailer.eml_filename(message_id)).exists()
             try:
                 return await mailbox.find_in_folder(ctx.settings.mailbox.imap, ctx.secrets.imap_password,
                                                     ctx.settings.mailbox.imap.sent, message_id)
@@ -379,6 +419,8 @@ class Service:
         line = (f"watching {len(self.ctx.settings.clients)} clients; {in_review} drafts in review; "
                 f"{due} deadlines due; outbox {queued} queued")
         line += f", {attention} need a person" if attention else ""
+        if sign_in_problem(self.ctx.settings.mailbox.oauth):  # written by the IMAP or SMTP sign-in
+            line = "sign-in needed: run parting login; " + line
         # Say why no verdict appears yet (a missing Sent folder keeps it so: see the log).
         if unread := self._unread_folders():
             line += f"; clients not judged until {' and '.join(unread)} {'is' if len(unread) == 1 else 'are'} read"
@@ -391,3 +433,9 @@ class Service:
         if settings.mode == "dry_run":
             self.log.warning("dry run: nothing is sent; messages are written to %s", settings.dry_run_dir)
 
+
+def _dry_run_folder(settings: Settings) -> str:
+    """Where dry_run mode writes outgoing mail (the settings give a default folder)."""
+    if not settings.dry_run_dir:
+        raise mailer.TemporaryFailure("dry run: no dry_run.folder is configured")
+    return settings.dry_run_dir

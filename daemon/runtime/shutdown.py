@@ -19,3 +19,13 @@ def _remember(signum: int, frame: object) -> None:
 
 def catch_early_stop() -> None:
     signal.signal(signal.SIGTERM, _remember)
+
+
+def is_run_command(argv: list[str]) -> bool:
+    """Whether these arguments (without the program name) start `parting run`, group options
+    (`--debug`, the hidden `--clock-file FILE`) skipped."""
+    args = list(argv)
+    while args and args[0].startswith("-"):
+        takes_value = args[0] == "--clock-file"
+        args = args[2:] if takes_value else args[1:]
+    return args[:1] == ["run"]

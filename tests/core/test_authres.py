@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from daemon.adapters.publicsuffix import organizational_domain
 from daemon.core.authres import (
     AuthResultsError,
     AuthVerdict,
     aligned,
     check_authentication,
-    organizational_domain,
     parse_authentication_results,
 )
 
@@ -27,7 +27,8 @@ GMAIL_STYLE = (
 
 
 def check(*headers: str, from_domain: str = "example.com"):
-    return check_authentication(headers, authserv_id=OURS, from_domain=from_domain)
+    return check_authentication(headers, authserv_id=OURS, from_domain=from_domain,
+                                organizational_domain=organizational_domain)
 
 
 # -- parsing -------------------------------------------------------------------------------------
@@ -78,6 +79,15 @@ def test_parse_raises_nothing_but_its_own_error(value: str) -> None:
         parse_authentication_results(value)
 
 
+@pytest.mark.parametrize("value", ["0 \u00b2", "mx.example.com \u00b2; dkim=pass", "mx.example.com \u0663; spf=pass",
+                                   "mx.example.com " + "9" * 5000 + "; dmarc=pass"])
+def test_a_version_that_is_not_ascii_digits_is_a_problem_not_a_crash(value: str) -> None:
+    # "\u00b2".isdigit() is True but int() refuses it; 5000 digits exceed int()'s limit.
+    parsed = parse_authentication_results(value)
+    assert parsed.version is None
+    assert parsed.problems and "after the authserv-id" in parsed.problems[0]
+
+
 # -- alignment -----------------------------------------------------------------------------------
 
 
@@ -86,8 +96,10 @@ def test_parse_raises_nothing_but_its_own_error(value: str) -> None:
     ("example.co.uk", "example.co.uk"), ("mail.example.co.uk", "example.co.uk"),
     ("shop.example.com.au", "example.com.au"),
     ("localhost", "localhost"),
+    ("evil.ac.at", "evil.ac.at"), ("www.uni.ac.at", "uni.ac.at"), ("a.b.github.io", "b.github.io"),
+    ("Mail.Example.COM", "example.com"), ("co.uk", "co.uk"),
 ])
-def test_organizational_domain(domain: str, organizational: str) -> None:
+def test_organizational_domain_from_the_public_suffix_list(domain: str, organizational: str) -> None:
     assert organizational_domain(domain) == organizational
 
 
@@ -99,10 +111,28 @@ def test_organizational_domain(domain: str, organizational: str) -> None:
     ("evil.example", "example.com", False),
     ("example.com.evil.example", "example.com", False),
     ("evil.co.uk", "example.co.uk", False),
+    ("evil.ac.at", "uni.ac.at", False),  # the hand-written list knew no ac.at
+    ("mail.uni.ac.at", "uni.ac.at", True),
+    ("evil.github.io", "example.github.io", False),
     ("", "example.com", False),
 ])
 def test_relaxed_alignment(domain: str, from_domain: str, expected: bool) -> None:
-    assert aligned(domain, from_domain) is expected
+    assert aligned(domain, from_domain, organizational_domain) is expected
+
+
+def test_without_the_public_suffix_list_alignment_is_strict() -> None:
+    assert aligned("example.com", "EXAMPLE.com.")
+    assert not aligned("mail.example.com", "example.com")
+    verdict = check_authentication(["mx.example.com; dkim=pass header.d=mail.example.com"], authserv_id=OURS,
+                                   from_domain="example.com")
+    assert not verdict.ok
+
+
+def test_an_alignment_function_that_raises_aligns_nothing() -> None:
+    def broken(domain: str) -> str:
+        raise ValueError(domain)
+
+    assert not aligned("mail.example.com", "example.com", broken)
 
 
 # -- the decision --------------------------------------------------------------------------------
@@ -116,6 +146,42 @@ def test_dmarc_pass_for_another_from_domain_is_not() -> None:
     verdict = check("mx.example.com; dmarc=pass header.from=other.example")
     assert not verdict.ok
     assert verdict.reason == "dmarc=pass for other.example, not example.com"
+
+
+def test_dmarc_pass_without_header_from_says_nothing_about_this_from() -> None:
+    verdict = check("mx.example.com; dmarc=pass")
+    assert (verdict.ok, verdict.reason) == (False, "dmarc=pass without header.from")
+
+
+@pytest.mark.parametrize("failing", ["fail", "softfail", "permerror", "temperror"])
+def test_a_failing_dkim_result_overrides_its_pass_in_either_order(failing: str) -> None:
+    passing, bad = "dkim=pass header.d=example.com", f"dkim={failing} header.d=example.com"
+    for results in (f"{passing}; {bad}", f"{bad}; {passing}"):
+        verdict = check(f"mx.example.com; {results}")
+        assert not verdict.ok, results
+        assert f"dkim=pass overridden by dkim={failing}" in verdict.reason
+
+
+def test_a_failing_spf_result_overrides_its_pass() -> None:
+    verdict = check("mx.example.com; spf=pass smtp.mailfrom=example.com; spf=softfail smtp.mailfrom=example.com")
+    assert not verdict.ok and "spf=pass overridden by spf=softfail" in verdict.reason
+
+
+def test_dmarc_pass_listed_before_dmarc_fail_does_not_win() -> None:
+    verdict = check("mx.example.com; dmarc=pass header.from=example.com; dmarc=fail header.from=example.com")
+    assert verdict == AuthVerdict(False, "dmarc=fail")
+
+
+def test_dmarc_temperror_overrides_its_pass_but_aligned_dkim_still_counts() -> None:
+    verdict = check("mx.example.com; dmarc=pass header.from=example.com; dmarc=temperror header.from=example.com")
+    assert (verdict.ok, verdict.reason) == (False, "dmarc=pass overridden by dmarc=temperror; dmarc=temperror")
+    verdict = check("mx.example.com; dmarc=temperror header.from=example.com; dkim=pass header.d=example.com")
+    assert (verdict.ok, verdict.method) == (True, "dkim")
+
+
+def test_a_failure_of_one_method_does_not_override_another() -> None:
+    verdict = check("mx.example.com; spf=fail smtp.mailfrom=example.com; dkim=pass header.d=example.com")
+    assert (verdict.ok, verdict.method) == (True, "dkim")
 
 
 def test_dkim_aligned_is_authentic() -> None:

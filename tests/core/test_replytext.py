@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
 from pathlib import Path
 
@@ -11,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.core.replytext import html_to_text, parse_command, split_reply
+from daemon.core.mail import message_text
+from daemon.core.replytext import Command, command_help, html_to_text, parse_command, split_reply
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "replies"
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text(encoding="utf-8"))
@@ -19,16 +18,23 @@ MANIFEST = json.loads((CORPUS / "manifest.json").read_text(encoding="utf-8"))
 REVIEW_ONLY = "adopt the email below as yours"
 
 
-def reply_text(path: Path) -> str:
-    """The reply's text as the mail adapter would hand it over: plain text, else HTML as text."""
+def corpus_message(path: Path) -> bytes:
+    """The corpus file as the raw message the IMAP adapter fetches: whole messages (.eml) as they
+    are, bare replies (.txt, .html) wrapped as a single-part UTF-8 message."""
     raw = path.read_bytes()
     if path.suffix == ".eml":
-        message = email.message_from_bytes(raw, policy=email.policy.default)
-        part = message.get_body(preferencelist=("plain", "html"))
-        content = part.get_content()
-        return html_to_text(content) if part.get_content_subtype() == "html" else content
-    text = raw.decode("utf-8")
-    return html_to_text(text) if path.suffix == ".html" else text
+        return raw
+    subtype = "html" if path.suffix == ".html" else "plain"
+    head = (f"From: alice@example.com\r\nTo: office@example.com\r\nSubject: Re: review\r\n"
+            f"Message-ID: <{path.stem}@example.com>\r\nMIME-Version: 1.0\r\n"
+            f"Content-Type: text/{subtype}; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
+    return head.encode() + raw
+
+
+def reply_text(path: Path) -> str:
+    """The reply's text read by production's path: core/mail.message_text on the fetched body, as
+    flows/ingest.py does (plain text, else the HTML through the one converter)."""
+    return message_text(corpus_message(path)) or ""
 
 
 def test_the_corpus_is_large_and_every_file_has_an_expectation() -> None:
@@ -62,7 +68,7 @@ COMMANDS = [
     ("APPROVED", "reviewer", "approve", "", None),
     ("approve!", "owner", "approve", "", None),
     ("**Approve**", "owner", "approve", "", None),
-    ("\n\n  Approve, looks right to me\n", "reviewer", "approve", "looks right to me", None),
+    ("\n\n  Approve.\n", "reviewer", "approve", "", None),
     ("Approve\n\nAlice", "owner", "approve", "", None),
     ("Approve\nThanks, Alice", "owner", "approve", "", None),
     ("REJECT\nShe paid.\n\nAlice", "owner", "reject", "She paid.", None),
@@ -93,6 +99,7 @@ def test_commands(text: str, role: str, kind: str, reason: str, days: int | None
     ("approvement", "owner", "does not start with a command"),
     ("1. approve", "owner", "does not start with a command"),
     ("Approve?", "owner", "question"),
+    ("Approve, looks right to me", "reviewer", "says more than APPROVE"),
     ("HOLD 0 days", "owner", "out of range"),
     ("HOLD 91 days", "owner", "out of range"),
     ("hold three days", "owner", "in digits"),
@@ -111,6 +118,90 @@ def test_unknown_commands_explain_what_to_write(text: str, role: str, problem: s
     assert command.kind == "unknown"
     assert problem in command.problem
     assert ("HOLD <n> days" in command.problem) == (role != "deadline")
+
+
+# -- the grammar: greetings first, then the command; APPROVE alone ------------------------------
+
+GREETINGS = ["Hi Alice,", "Hello,", "Dear Bob,", "Hallo,", "Bonjour,", "Hi,", "hello all!", "Dear Mr. O'Neil,",
+             "Good morning Alice,", "Hi Alice Smith", "Bonjour à tous,"]
+
+
+@pytest.mark.parametrize("greeting", GREETINGS)
+def test_a_greeting_line_before_the_command_is_skipped(greeting: str) -> None:
+    assert parse_command(f"{greeting}\n\nApproved.\n\nBob", role="owner") == Command("approve")
+    assert parse_command(f"{greeting}\nREJECT she paid", role="owner") == Command("reject", reason="she paid")
+
+
+def test_the_most_ordinary_reply_is_an_approval() -> None:
+    new_text, _ = split_reply("Hi Alice,\n\nApproved.\n\nBob\n\nOn Mon, 2 Nov 2026 at 10:00, Office wrote:\n> x")
+    assert parse_command(new_text, role="reviewer") == Command("approve")
+
+
+@pytest.mark.parametrize("text", [
+    "Hi Alice, approved",  # not only a salutation and a name: the line is the command line
+    "Hi Alice,",  # a greeting and nothing else
+    "Hi Alice,\nHi again,\nHello,\nApproved",  # at most two greeting lines
+    "Thanks Alice,\nApproved",  # not a salutation
+    "Dear Bob, I approve",
+])
+def test_more_than_a_greeting_is_not_skipped(text: str) -> None:
+    assert parse_command(text, role="owner").kind == "unknown"
+
+
+def test_a_salutation_followed_by_much_white_space_is_read_in_linear_time() -> None:
+    # An ambiguous greeting pattern backtracked quadratically here (minutes for this line).
+    assert parse_command("Hi" + " " * 100_000 + "!!\nApprove", role="owner").kind == "unknown"
+    assert parse_command("Hi   Alice ,\nApprove", role="owner") == Command("approve")
+
+
+NOT_APPROVALS = [
+    "Approve - NOT. We should call them first.",
+    "Approved by whom? I never saw this.",
+    "Approve only after Alice fixes the date",
+    "Approve if she has not paid by Friday",
+    "Approve unless Bob objects",
+    "Approved, but change the date",
+    "Approve after the audit",
+    "approve not",
+    "APPROVE? Not sure",
+    "Approve. Is that right?",
+    "Approved (?)",
+    "Approve\nonly after Alice fixes the date",
+    "Approve\nbut not before Monday",
+    "Approve\nAre you sure?",
+    "Hi Bob,\nApprove - NOT",
+]
+
+
+@pytest.mark.parametrize("text", NOT_APPROVALS)
+def test_negations_conditions_and_questions_are_never_an_approval(text: str) -> None:
+    command = parse_command(text, role="owner")
+    assert command.kind == "unknown"
+    assert "An APPROVE line holds the word and nothing else" in command.problem
+
+
+@pytest.mark.parametrize("text", ["Approve", "APPROVED.", "**Approve**", "approve!", "Approve\nThanks, Alice",
+                                  "Approve\n\nAlice", "Hi Alice,\n\nApproved.\n\nBob"])
+def test_what_is_an_approval(text: str) -> None:
+    assert parse_command(text, role="reviewer") == Command("approve")
+
+
+def test_command_help_shows_the_grammar_and_what_is_and_is_not_an_approval() -> None:
+    text = command_help("owner")
+    assert "A greeting line may come first" in text
+    assert "The command words are exactly: APPROVE, APPROVED, EDIT, HOLD, REJECT, REJECTED, STOP." in text
+    assert 'read as APPROVE:      "Hi Alice," then "Approved."' in text
+    assert 'not read as APPROVE:  "Approve only after Alice fixes the date"' in text
+    # the two examples are true of the parser
+    assert parse_command("Hi Alice,\nApproved.", role="owner") == Command("approve")
+    assert parse_command("Approve only after Alice fixes the date", role="owner").kind == "unknown"
+    assert "The command words are exactly: DONE." in command_help("deadline")
+    assert "APPROVE" not in command_help("deadline")
+
+
+def test_every_refusal_for_an_unknown_command_carries_the_grammar() -> None:
+    for text in ("Genehmigt", "Approve?", "HOLD 0 days", "Approve only if"):
+        assert command_help("owner") in parse_command(text, role="owner").problem
 
 
 def test_edit_text_is_exact_below_the_edit_line() -> None:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import email
-import email.policy
 from datetime import UTC, datetime, timedelta
-from email.utils import getaddresses
 from pathlib import Path
 
 import pytest
@@ -14,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from daemon.core import review
-from daemon.core.replytext import html_to_text, split_reply
+from daemon.core.mail import parse_message
 from daemon.core.review import (
     Command,
     Endorsement,
@@ -26,6 +23,7 @@ from daemon.core.review import (
     issue_token,
     judge_reply,
     next_step,
+    reply_facts,
     sendable,
     split_token,
     subject_names_other_review,
@@ -58,12 +56,14 @@ def facts(**changes: object) -> ReplyFacts:
         in_reply_to=(REVIEW_ID,), references=(REVIEW_ID,),
         subject="Re: [parting #obqxe5dj] Release email to Acme Ltd, version 2",
         auto_reply=None, authentication_results=PASSING, new_text="Approve", token=TOKEN,
+        header_counts=(("From", 1), ("To", 1), ("Date", 1)), date=NOW - timedelta(minutes=30),
     )
     return dataclasses.replace(base, **changes)
 
 
 def record(**changes: object) -> TokenRecord:
-    return dataclasses.replace(TokenRecord(CLAIMS, "alice@example.com", REVIEW_ID, None), **changes)
+    issued = NOW - timedelta(hours=1)
+    return dataclasses.replace(TokenRecord(CLAIMS, "alice@example.com", REVIEW_ID, None, issued_at=issued), **changes)
 
 
 def judge(reply: ReplyFacts, token: TokenRecord | None, **changes: object) -> review.Judgement:
@@ -227,16 +227,19 @@ def test_every_refusal_in_order_then_acceptance() -> None:
     """Start with a reply that fails every check; fixing one at a time reveals the next."""
     reply = facts(token=None, in_reply_to=("other@x",), references=(), from_addr="mallory@example.com",
                   auto_reply="Auto-Submitted: auto-replied", authentication_results=(),
-                  new_text="I do not approve")
+                  new_text="I do not approve", header_counts=(("To", 2), ("In-Reply-To", 2)),
+                  date=NOW - timedelta(days=3))
     token: TokenRecord | None = None
     options = dict(now=CLAIMS.expires_at + timedelta(hours=1), current_version=3, draft_state="sent")
     # (the refusal expected now, the fix that gets past it)
     steps: list[tuple[str, dict]] = [
         ("no_token", {"reply": {"token": TOKEN[:-1] + "a"}}),
+        ("repeated_header", {"reply": {"header_counts": (("To", 1), ("In-Reply-To", 1))}}),
         ("unknown_token", {"token": record(used_at=NOW)}),
         ("forged_token", {"reply": {"token": TOKEN}}),
         ("replayed", {"token": record()}),
         ("expired", {"options": {"now": NOW}}),
+        ("older_than_token", {"reply": {"date": NOW - timedelta(hours=1, minutes=4)}}),
         ("superseded", {"options": {"current_version": 2}}),
         ("not_in_review", {"options": {"draft_state": "second_review"}}),
         ("not_a_reply", {"reply": {"references": (f"<{REVIEW_ID}>",)}}),
@@ -338,17 +341,13 @@ def test_deadline_token_takes_done_while_open() -> None:
 
 
 def _facts_from_message(path: Path) -> ReplyFacts:
-    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-    part = message.get_body(preferencelist=("plain", "html"))
-    text = part.get_content()
-    if part.get_content_subtype() == "html":
-        text = html_to_text(text)
-    to = tuple(address for _, address in getaddresses(message.get_all("To", [])))
-    return ReplyFacts(
-        from_addr=message["From"], to_addrs=to, in_reply_to=(message["In-Reply-To"],),
-        references=tuple(message["References"].split()), subject=message["Subject"], auto_reply=None,
-        authentication_results=tuple(str(v) for v in message.get_all("Authentication-Results", [])),
-        new_text=split_reply(text)[0], token=token_from_addresses(to, "office@example.com"),
+    """As production reads it: core/mail.parse_message, then review.reply_facts."""
+    parsed = parse_message(path.read_bytes())
+    return reply_facts(
+        from_addr=parsed.from_addr, to_addrs=parsed.to, cc_addrs=parsed.cc, in_reply_to=parsed.in_reply_to,
+        references=parsed.references, subject=parsed.subject, auto_reply=parsed.auto_reply,
+        authentication_results=parsed.authentication_results, text=parsed.text,
+        our_address="office@example.com", header_counts=parsed.header_counts, date=parsed.date,
     )
 
 
@@ -358,7 +357,7 @@ def _facts_from_message(path: Path) -> ReplyFacts:
     ("outlook_html_only.eml", Command("approve")),
 ])
 def test_whole_corpus_messages_are_accepted(name: str, expected: Command) -> None:
-    judgement = judge(_facts_from_message(CORPUS / name), record())
+    judgement = judge(_facts_from_message(CORPUS / name), record(issued_at=datetime(2026, 11, 2, 10, tzinfo=UTC)))
     assert judgement.accepted, judgement.reason
     assert judgement.command == expected
     assert judgement.authentication is not None and judgement.authentication.method == "dmarc"

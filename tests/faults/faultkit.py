@@ -1,7 +1,7 @@
 """What every fault test needs: the daemon as a subprocess, looks at what the SMTP sink got, and
 the audit of the database that says whether anything was lost, duplicated or left unrecorded.
 
-The daemon runs as `python -m daemon run` on a file clock (PARTING_TEST_CLOCK_FILE), so the test
+The daemon runs as `python -m daemon --clock-file FILE run` on a file clock, so the test
 moves business time by writing a file; PARTING_CRASH_AT (daemon/faults.py) makes it SIGKILL itself
 at a named point. The database is only ever read here (read-only URI), except through the
 `parting` command line, as a person would.
@@ -45,7 +45,7 @@ class DaemonProcess:
 
     @property
     def env(self) -> dict[str, str]:
-        environment = {**os.environ, "PARTING_TEST_CLOCK_FILE": str(self.clock_file)}
+        environment = dict(os.environ)
         environment.pop("PARTING_CRASH_AT", None)
         environment.pop("NOTIFY_SOCKET", None)
         return environment
@@ -57,7 +57,7 @@ class DaemonProcess:
         with open(self.log, "ab") as log:
             log.write(f"---- start {self.starts + 1} (crash at {crash_at or 'nothing'})\n".encode())
             self.process = subprocess.Popen(
-                daemon_command(self.config, "--tick", str(self.tick), "--grace", "2", *extra),
+                daemon_command(self.config, "--tick", str(self.tick), "--grace", "2", *extra, clock_file=self.clock_file),
                 env=env, stdout=log, stderr=subprocess.STDOUT)
         self.starts += 1
 
@@ -99,7 +99,7 @@ class DaemonProcess:
 
     def run_once(self, timeout: float = 60) -> subprocess.CompletedProcess:
         """`parting run --once`: recover, catch up, decide and send what is due, exit."""
-        out = subprocess.run(daemon_command(self.config, "--once"), env=self.env, capture_output=True,
+        out = subprocess.run(daemon_command(self.config, "--once", clock_file=self.clock_file), env=self.env, capture_output=True,
                              text=True, timeout=timeout)
         with open(self.log, "a") as log:
             log.write(f"---- run --once (exit {out.returncode})\n{out.stdout}{out.stderr}")

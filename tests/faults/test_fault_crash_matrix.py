@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import pytest
 from faultkit import DaemonProcess
-from harness import write_config
+from harness import seed_history, write_config
 from release_scenario import REVIEW_SETTINGS, T0, ReleaseScenario
-from test_daemon_review import seed_history
 
 pytestmark = pytest.mark.integration
 

@@ -21,10 +21,9 @@ from datetime import timedelta
 import pytest
 import yaml
 from faultkit import DaemonProcess, audit, by_kind, copies
-from harness import write_config
+from harness import START, seed_history, write_config
 from proxy import TcpProxy
 from servers import SmtpSink
-from test_daemon_review import START, seed_history
 
 pytestmark = pytest.mark.integration
 

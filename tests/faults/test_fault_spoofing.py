@@ -16,8 +16,7 @@ from email.policy import SMTP
 import mailfactory as mf
 import pytest
 from faultkit import DaemonProcess, by_kind, wait_until
-from harness import CLIENTS, daemon_command, write_config
-from test_daemon_review import START, seed_history
+from harness import CLIENTS, START, daemon_command, seed_history, write_config
 
 pytestmark = pytest.mark.integration
 

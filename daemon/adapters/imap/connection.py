@@ -46,6 +46,7 @@ from daemon.adapters.imap.values import (  # noqa: F401 - also re-exported
     _section_value,
     header_fields_item,
 )
+from daemon.adapters.oauth import Login, OAuthCredential, OAuthProblem, SignInNeeded
 from daemon.core.hosts import is_loopback
 from daemon.core.model import ImapSettings
 
@@ -84,11 +85,15 @@ def _retained_change(client: imapclient.IMAPClient) -> bool:
     return any([retained.pop(name, None) for name in ("EXISTS", "RECENT", "EXPUNGE")])
 
 
+class ImapSignInNeeded(ImapAuthError):
+    """The server refused OAuth sign-in even with a fresh token, or there is no usable token."""
+
+
 class ImapConnection:
     """One logged-in IMAP session. Use as a context manager, or connect() ... close()."""
 
     def __init__(
-        self, settings: ImapSettings, password: str | None, *, log: logging.Logger | None = None
+        self, settings: ImapSettings, password: Login, *, log: logging.Logger | None = None
     ) -> None:
         self._settings = settings
         self._password = password
@@ -97,6 +102,7 @@ class ImapConnection:
         self._capabilities: frozenset[bytes] = frozenset()
         self._quiet_after_noop = False  # the last command was a NOOP that reported nothing
         self.where = f"{settings.host}:{settings.port}"
+        self.auth_mechanism = "LOGIN"  # or the SASL mechanism an OAuth sign-in used
 
     # ---------------------------------------------------------------- session
 
@@ -255,17 +261,6 @@ class ImapConnection:
                 headers.append(header)
         return headers
 
-    def iter_new(self, last_uid: int, *, since: date | None = None, batch: int = 1000,
-                 fields: Sequence[str] = DEFAULT_HEADER_FIELDS) -> Iterator[list[FetchedHeader]]:
-        """Headers of the messages above last_uid, `batch` at a time, fetched lazily."""
-        if batch < 1:
-            raise ValueError("batch must be at least 1")
-        uids = self.new_uids(last_uid, since=since)
-        for start in range(0, len(uids), batch):
-            headers = self.fetch_headers(uids[start:start + batch], fields)
-            if headers:
-                yield headers
-
     def fetch_full(self, uid: int, *, max_bytes: int = MAX_MESSAGE_BYTES) -> bytes | None:
         """The whole message (None if it is gone). A message over max_bytes is cut after its
         last complete line within the limit, and a warning is logged."""
@@ -295,7 +290,7 @@ class ImapConnection:
 
     def _whole_message(self, uid: int, data: dict | None, max_bytes: int) -> bytes | None:
         body = _section_value(data, b"BODY[]") if data else None
-        if body is None:
+        if body is None or data is None:
             return None
         size = data.get(b"RFC822.SIZE")
         if (size is not None and size > max_bytes) or len(body) > max_bytes:
@@ -305,6 +300,12 @@ class ImapConnection:
             self._log.warning("message uid %s at %s is %s bytes; read only the first %s",
                               uid, self.where, size, len(body))
         return body
+
+    def search_from(self, folder: str, address: str, since: date) -> list[int]:
+        """UIDs in the folder of messages from this address that arrived since this day, oldest first."""
+        self.select(folder)
+        with self._guard("UID SEARCH FROM") as client:
+            return sorted(client.search(["FROM", address, "SINCE", since]))
 
     def search_message_id(self, folder: str, message_id: str) -> list[int]:
         """UIDs in the folder whose Message-ID is this one (with or without angle brackets)."""
@@ -430,6 +431,9 @@ class ImapConnection:
 
     def _login(self, client: imapclient.IMAPClient) -> None:
         user = self._settings.username
+        if isinstance(self._password, OAuthCredential):
+            self._oauth_login(client, self._password)
+            return
         if self._password is None:
             raise ImapAuthError(f"no IMAP password given for {user!r} at {self.where}")
         try:
@@ -437,6 +441,36 @@ class ImapConnection:
         except imap_exceptions.LoginError as exc:
             reason = str(exc).replace(self._password, "***") if self._password else str(exc)
             raise ImapAuthError(f"{self.where} refused the login of {user!r}: {reason}") from exc
+
+    def _oauth_login(self, client: imapclient.IMAPClient, credential: OAuthCredential) -> None:
+        """OAUTHBEARER (RFC 7628) where offered, else XOAUTH2; a refused token is renewed once."""
+        user = self._settings.username
+        mechanism = "OAUTHBEARER" if client.has_capability("AUTH=OAUTHBEARER") else "XOAUTH2"
+        self.auth_mechanism = mechanism
+        refused = ""
+        for _attempt in range(2):
+            try:
+                token = credential.access_token()
+            except SignInNeeded as exc:
+                credential.record_problem(str(exc))
+                raise ImapSignInNeeded(f"{self.where}: sign-in needed for {user!r}: {exc}") from None
+            except OAuthProblem as exc:
+                raise ImapConnectionError(f"{self.where}: no access token for {user!r}: {exc}") from None
+            try:
+                if mechanism == "OAUTHBEARER":
+                    client.oauthbearer_login(user, token)
+                else:
+                    client.oauth2_login(user, token)
+            except imap_exceptions.LoginError as exc:
+                refused = str(exc).replace(token, "***")
+                credential.invalidate(token)  # expired early, or revoked: one fresh token is worth a try
+                continue
+            credential.record_problem(None)
+            return
+        problem = (f"{self.where} refused the {mechanism} login of {user!r} twice, with a fresh access token "
+                   f"the second time ({refused}): run `parting login` (or check the app's mailbox permission)")
+        credential.record_problem(problem)
+        raise ImapSignInNeeded(problem)
 
     @contextmanager
     def _guard(self, action: str) -> Iterator[imapclient.IMAPClient]:

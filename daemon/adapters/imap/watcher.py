@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from daemon.adapters.imap.connection import (
     DEFAULT_HEADER_FIELDS,
@@ -34,13 +34,15 @@ from daemon.adapters.imap.connection import (
     ImapConnectionLost,
     ImapError,
     ImapFolderError,
+    ImapSignInNeeded,
     header_fields_item,
     is_loopback,
 )
+from daemon.adapters.oauth import Login
 from daemon.core.model import ImapSettings
 
 __all__ = [
-    "DEFAULT_HEADER_FIELDS", "Backoff", "FetchedHeader", "FolderInfo", "FolderState",
+    "DEFAULT_HEADER_FIELDS", "Backoff", "FetchedHeader", "FolderInfo", "FolderState", "KnownFolder",
     "FolderWatcher", "IdleResult", "ReadBodies", "ImapAuthError", "ImapConnection", "ImapConnectionError",
     "ImapConnectionLost", "ImapError", "ImapFolderError", "append_message",
     "find_in_folder", "header_fields_item", "is_loopback",
@@ -50,10 +52,19 @@ FolderRole = Literal["inbox", "sent"]
 AFTER_NEWS_ROUND = 1.0  # seconds of the first IDLE round after a sync
 ReadBodies = Callable[[Sequence[int]], Awaitable[dict[int, bytes]]]
 OnBatch = Callable[[str, FolderInfo, list[FetchedHeader], ReadBodies], Awaitable[None]]
-GetState = Callable[[str], Awaitable["FolderState | None"]]
+GetState = Callable[[str], Awaitable["KnownFolder | None"]]
 OnUidvalidityChange = Callable[[str, int, int], Awaitable[None]]
 OnProgress = Callable[[str, int, int], None]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class KnownFolder(Protocol):
+    """What a watcher needs of the store's record of a folder (the store's FolderState has it)."""
+
+    @property
+    def uidvalidity(self) -> int: ...
+    @property
+    def last_uid(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -105,7 +116,7 @@ class FolderWatcher:
     def __init__(
         self,
         settings: ImapSettings,
-        password: str | None,
+        password: Login,
         folder_role: FolderRole,
         *,
         on_batch: OnBatch,
@@ -162,8 +173,9 @@ class FolderWatcher:
                 raise
             except ImapAuthError as exc:
                 delay = self._backoff.cap
-                self._log.error("%s: %s; trying again in %.0f s (check the IMAP password "
-                                "and username)", self.role, exc, delay)
+                hint = ("sign-in needed: run parting login" if isinstance(exc, ImapSignInNeeded)
+                        else "check the IMAP password and username")
+                self._log.error("%s: %s; trying again in %.0f s (%s)", self.role, exc, delay, hint)
             except ImapFolderError as exc:
                 delay = self._backoff.next_delay()
                 self._log.error("%s: %s; trying again in %.2f s", self.role, exc, delay)
@@ -313,7 +325,7 @@ def _resolved(connection: ImapConnection, folder: str) -> str:
     return found
 
 
-async def find_in_folder(settings: ImapSettings, password: str | None, folder: str,
+async def find_in_folder(settings: ImapSettings, password: Login, folder: str,
                          message_id: str) -> bool:
     """Whether a message with this Message-ID is in the folder ("auto": the \\Sent folder)."""
     def work() -> bool:
@@ -322,7 +334,7 @@ async def find_in_folder(settings: ImapSettings, password: str | None, folder: s
     return await asyncio.to_thread(work)
 
 
-async def append_message(settings: ImapSettings, password: str | None, folder: str, raw: bytes,
+async def append_message(settings: ImapSettings, password: Login, folder: str, raw: bytes,
                          *, flags: Sequence[bytes] = (b"\\Seen",),
                          msg_time: datetime | None = None) -> None:
     """File a message in the folder ("auto": the \\Sent folder)."""

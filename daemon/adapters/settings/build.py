@@ -10,10 +10,12 @@ Rules of this module:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import time
 from pathlib import Path
+from typing import Any
 
+from daemon.adapters.settings.providers import MS_CLIENT_CREDENTIALS_SCOPES, expand_tenant
 from daemon.adapters.settings.rules import merge_policy
 from daemon.core.model import (
     WEEKDAYS,
@@ -23,6 +25,7 @@ from daemon.core.model import (
     ImapSettings,
     LadderStep,
     MailboxSettings,
+    OAuthSettings,
     Person,
     Policy,
     ReviewSettings,
@@ -35,7 +38,8 @@ from daemon.core.model import (
 _PORTS = {"imap": {"tls": 993, "starttls": 143, "none": 143}, "smtp": {"tls": 465, "starttls": 587, "none": 25}}
 
 
-def build_settings(tree: dict, file: str, config_dir: Path, environ: Mapping[str, str]) -> Settings:
+def build_settings(tree: dict, file: str, config_dir: Path, environ: Mapping[str, str],
+                   preset_filled: tuple[tuple[str, str], ...] = ()) -> Settings:
     """model.Settings from a checked tree read from `file` (in `config_dir`)."""
     credentials = environ.get("CREDENTIALS_DIRECTORY")
 
@@ -55,6 +59,9 @@ def build_settings(tree: dict, file: str, config_dir: Path, environ: Mapping[str
     hours = tree["working_hours"]
     calendar = hours["holidays"]
     review = tree["review"]
+    database = path(tree["state"]["database"]) or ""  # required: the schema reported it if missing
+    oauth = (_oauth(mailbox, Path(database or config_dir).parent, secret_path, preset_filled)
+             if mailbox["auth"] == "oauth2" else None)
     return Settings(
         source=file,
         company=tree["company"]["name"],
@@ -74,7 +81,8 @@ def build_settings(tree: dict, file: str, config_dir: Path, environ: Mapping[str
             ),
             smtp=SmtpSettings(
                 host=smtp["host"], port=smtp["port"] or _PORTS["smtp"][smtp["security"]],
-                security=smtp["security"], username=smtp["username"],
+                security=smtp["security"],
+                username=smtp["username"] or (main_address if mailbox["auth"] == "oauth2" else None),
                 password_file=secret_path(smtp["password_file"]), password_env=smtp["password_env"],
                 ca_file=secret_path(smtp["ca_file"]),
                 connect_timeout=smtp["timeouts"]["connect"].as_timedelta().total_seconds(),
@@ -82,8 +90,9 @@ def build_settings(tree: dict, file: str, config_dir: Path, environ: Mapping[str
                 max_per_hour=smtp["max_per_hour"], max_attempts=smtp["max_attempts"],
             ),
             append_to_sent=mailbox["append_to_sent"],
+            provider=mailbox["provider"], auth=mailbox["auth"], oauth=oauth, preset_filled=preset_filled,
         ),
-        database=path(tree["state"]["database"]),
+        database=database,
         people=tuple(Person(p["id"], p["name"], p["email"]) for p in tree["people"]),
         clients=tuple(_client(c) for c in tree["clients"]),
         working_hours=WorkingHours(
@@ -108,6 +117,28 @@ def build_settings(tree: dict, file: str, config_dir: Path, environ: Mapping[str
         mode=tree["mode"],
         dry_run_dir=path(tree["dry_run"]["folder"]),
         templates_dir=path(tree["templates"]["dir"]),
+    )
+
+
+def _oauth(mailbox: dict[str, Any], state_dir: Path, secret_path: Callable[[str | None], str | None],
+           preset_filled: tuple[tuple[str, str], ...]) -> OAuthSettings:
+    written = mailbox["oauth"]
+    tenant = written["tenant"]
+    # Microsoft's app-only access asks for the app's permissions (<resource>/.default), not the
+    # delegated scopes the preset fills for a person's sign-in.
+    app_only = (mailbox["provider"] == "microsoft365" and written["flow"] == "client_credentials"
+                and ("mailbox.oauth.scopes", ", ".join(written["scopes"] or ())) in preset_filled)
+    token_file = Path(written["token_file"]).expanduser()
+    return OAuthSettings(
+        client_id=written["client_id"], tenant=tenant, flow=written["flow"] or "device",
+        token_url=expand_tenant(written["token_url"], tenant) or "",
+        authorize_url=expand_tenant(written["authorize_url"], tenant),
+        device_url=expand_tenant(written["device_url"], tenant),
+        revoke_url=expand_tenant(written["revoke_url"], tenant),
+        scopes=tuple(written["scopes"] or ()) if not app_only else MS_CLIENT_CREDENTIALS_SCOPES,
+        token_file=str(token_file if token_file.is_absolute() else state_dir / token_file),
+        client_secret_file=secret_path(written["client_secret_file"]),
+        client_secret_env=written["client_secret_env"],
     )
 
 

@@ -37,7 +37,8 @@ from daemon.adapters.settings import schema
 from daemon.adapters.settings.build import build_policy, build_settings
 from daemon.adapters.settings.kinds import IDENT, Invalid, Scalar, did_you_mean, shown
 from daemon.adapters.settings.problems import Problem, SettingsError, problem_at, remember_key_lines
-from daemon.adapters.settings.rules import BAD, cross_check, merge_policy
+from daemon.adapters.settings.providers import apply_preset
+from daemon.adapters.settings.rules import BAD, cross_check, merge_policy, ok
 from daemon.adapters.settings.schema import Items, Leaf, Named, Section, Spec
 from daemon.adapters.settings.secret_files import Secrets, check_runtime, load_secrets
 from daemon.core.model import Settings
@@ -70,15 +71,26 @@ def _settings_from(root: Node, file: str, environ: Mapping[str, str]) -> Setting
     # Copied before reading: the reader merges `<<:` keys into the nodes in place.
     policy_pairs = copy.deepcopy(_top_pairs(root, _POLICY_KEYS))
     tree = reader.section(root, schema.SCHEMA, "")
+    filled = apply_preset(tree, set(reader.lines), _preset_value) if ok(tree["mailbox"]["provider"]) else []
     cross_check(tree, set(reader.lines),
                 lambda path, message, at=None: reader.report(path, message, reader.line_of(at or path)))
     if reader.problems:
         raise SettingsError(reader.problems)
-    settings = build_settings(tree, file, Path(file).absolute().parent, environ)
+    settings = build_settings(tree, file, Path(file).absolute().parent, environ, tuple(filled))
     remember_key_lines(settings, reader.lines)
     _policy_pairs[id(settings)] = policy_pairs
     weakref.finalize(settings, _policy_pairs.pop, id(settings), None)
     return settings
+
+
+def _preset_value(key_path: str, value: object) -> object:
+    """A preset value as the key's kind converts it (presets are written like the config)."""
+    spec: Any = schema.SCHEMA
+    for part in key_path.split("."):
+        spec = spec.keys[part]
+    if isinstance(value, list):
+        return [spec.kind.convert(Scalar(item, str(item))) for item in value]
+    return spec.kind.convert(Scalar(value, str(value)))
 
 
 def _top_pairs(root: Node, keys: tuple[str, ...]) -> list[tuple[Node, Node]]:
@@ -144,7 +156,7 @@ def load_policy_override(path: str | Path, base: Settings) -> Settings:
         if missing:
             names = sorted(other.policies)
             raise SettingsError([problem_at(other, "policies", f"client {c.id} uses policy {c.policy!r}, which "
-                                            f"this file does not define{did_you_mean(c.policy, names)}")
+                                            f"this file does not define{did_you_mean(c.policy or '', names)}")
                                  for c in missing])
         return replace(other, people=base.people, clients=base.clients)
 
@@ -282,7 +294,7 @@ class _Reader:
         seen: dict[str, int] = {}
         if node is not None:
             try:
-                self._constructor.flatten_mapping(node)
+                self._constructor.flatten_mapping(node)  # type: ignore[arg-type]  # a mapping, checked by the caller
             except yaml.YAMLError as error:
                 self.report(path, f"cannot merge keys: {getattr(error, 'problem', error)}", _line(node))
             for key_node, value_node in node.value:
@@ -326,7 +338,8 @@ class _Reader:
             return None
         if spec.many == "one":
             return spec.kind.convert(Scalar(spec.default, str(spec.default)))
-        return [spec.kind.convert(Scalar(item, str(item))) for item in spec.default]
+        defaults = spec.default if isinstance(spec.default, list | tuple) else (spec.default,)
+        return [spec.kind.convert(Scalar(item, str(item))) for item in defaults]
 
     def value(self, node: Node, spec: Spec, path: str, partial: bool) -> Any:
         if isinstance(spec, Section):

@@ -11,6 +11,7 @@ Rules of this module:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import holidays
 
@@ -42,7 +43,7 @@ def cross_check(tree: dict, written: set[str], report: Report) -> None:
     staff_emails = [p["email"] for p in tree["people"] if p is not BAD and ok(p["email"])]
     _check_clients(tree["clients"], people, set(tree["policies"]), {*our_addresses, *staff_emails}, report)
     if "review" in written:
-        _check_review(tree["review"], tree["clients"], people, report)
+        _check_review(tree["review"], tree["clients"], people, report, tree["mailbox"]["provider"])
     _check_header_texts(tree, report)
 
 
@@ -87,9 +88,18 @@ def _check_mailbox(mailbox: dict, written: set[str], report: Report) -> list[str
             report(f"mailbox.address[{index}]", f"the local part {local!r} is {len(local)} characters: replies to "
                    f"review emails go to {local}+r-<token>@..., and RFC 5321 allows 64 characters before the @, "
                    f"so it can be at most {MAX_MAILBOX_LOCAL}. Use a shorter alias of the mailbox")
+    generic = mailbox["provider"] == "generic"
+    oauth2 = mailbox["auth"] == "oauth2"
     for protocol in ("imap", "smtp"):
         server, path = mailbox[protocol], f"mailbox.{protocol}"
-        if path not in written or not ok(server["host"]):
+        if "mailbox" in written and generic and path not in written:
+            report(path, f"required key is missing (mailbox.provider is generic): the {protocol.upper()} server")
+            continue
+        if "mailbox" not in written or not ok(server["host"]):
+            continue
+        if server["host"] is None:
+            report(f"{path}.host", "required key is missing: the server's host name (or set mailbox.provider "
+                   "to microsoft365 or google, which fill it in)", at=path if path in written else "mailbox")
             continue
         if server["security"] == "none" and not is_loopback(server["host"]):
             report(f"{path}.security", "security none sends passwords and mail unencrypted, so it is allowed "
@@ -98,6 +108,11 @@ def _check_mailbox(mailbox: dict, written: set[str], report: Report) -> list[str
         has_file, has_env = server["password_file"] is not None, server["password_env"] is not None
         if has_file and has_env:
             report(f"{path}.password_env", "give password_file or password_env, not both")
+        if oauth2:
+            if has_file or has_env:
+                report(f"{path}.{'password_file' if has_file else 'password_env'}", "mailbox.auth is oauth2, so "
+                       "no password is used: remove it, or set mailbox.auth: password")
+            continue
         if protocol == "imap" and not (has_file or has_env):
             report(path, "needs password_file or password_env: the password to log in with")
         if protocol == "smtp" and server["username"] is None and (has_file or has_env):
@@ -106,7 +121,33 @@ def _check_mailbox(mailbox: dict, written: set[str], report: Report) -> list[str
         if protocol == "smtp" and server["username"] not in (None, BAD) and not (has_file or has_env):
             report(f"{path}.username", "a username but no password: add password_file or password_env, "
                    "or remove username for a server without login")
+    if oauth2 and "mailbox" in written:
+        _check_oauth(mailbox["oauth"], report)
     return addresses
+
+
+def _check_oauth(oauth: dict[str, Any], report: Report) -> None:
+    at = "mailbox.oauth"
+    if oauth["client_id"] is None:
+        report(f"{at}.client_id", "required with mailbox.auth oauth2: the application (client) id of your "
+               "app registration (README: Microsoft 365 / Google Workspace)", at="mailbox.auth")
+    if oauth["token_url"] is None:
+        report(f"{at}.token_url", "required with mailbox.auth oauth2 when mailbox.provider is generic: the "
+               "identity provider's token endpoint", at="mailbox.auth")
+    needs = {"device": "device_url", "browser": "authorize_url"}.get(oauth["flow"] or "device")
+    if needs and oauth[needs] is None and ok(oauth["flow"]):
+        report(f"{at}.{needs}", f"required for flow {oauth['flow'] or 'device'}: the identity provider's "
+               f"{'device authorization' if needs == 'device_url' else 'authorization'} endpoint",
+               at=f"{at}.flow" if oauth["flow"] else "mailbox.auth")
+    has_file, has_env = oauth["client_secret_file"] is not None, oauth["client_secret_env"] is not None
+    if has_file and has_env:
+        report(f"{at}.client_secret_env", "give client_secret_file or client_secret_env, not both")
+    if oauth["flow"] == "client_credentials" and not (has_file or has_env):
+        report(f"{at}.flow", "client_credentials needs the app's secret: set client_secret_file (or "
+               "client_secret_env)")
+    if not oauth["scopes"] and ok(oauth["scopes"]):
+        report(f"{at}.scopes", "required with mailbox.auth oauth2 when mailbox.provider is generic: the "
+               "scopes that give access to IMAP and SMTP", at="mailbox.auth")
 
 
 def _check_people(people: list, report: Report) -> set[str] | None:
@@ -155,7 +196,7 @@ def _check_working_hours(hours: dict, report: Report) -> None:
 def _check_policy(policy: dict, path: str, written: dict | None, report: Report) -> None:
     """Sanity of one policy; for a named policy only rules touching keys it writes itself."""
     if written is None or "ladder" in written:
-        previous, actions = 0, {}
+        previous, actions = 0, dict[str, int]()
         for index, step in enumerate(_listed(policy["ladder"])):
             if step is BAD:
                 continue
@@ -171,7 +212,7 @@ def _check_policy(policy: dict, path: str, written: dict | None, report: Report)
             actions.setdefault(action, index)
     window_written = written is None or "within" in written.get("unresponsive", {})
     ignored_after, within = policy["ignored_after"], policy["unresponsive"]["within"]
-    if (window_written or "ignored_after" in written) and ok(ignored_after, within) \
+    if (window_written or (written is not None and "ignored_after" in written)) and ok(ignored_after, within) \
             and within.as_timedelta() < ignored_after.as_timedelta():
         report(f"{path}.unresponsive.within" if window_written else f"{path}.ignored_after",
                f"this policy can never fire: a request counts as ignored only after {ignored_after}, so "
@@ -223,7 +264,8 @@ def _check_clients(clients: list, people: set[str] | None, policies: set[str], o
                            "would belong to two clients")
 
 
-def _check_review(review: dict, clients: list, people: set[str] | None, report: Report) -> None:
+def _check_review(review: dict, clients: list, people: set[str] | None, report: Report,
+                  provider: object = "generic") -> None:
     reviewers = [r for r in _listed(review["reviewers"]) if r is not BAD]
     seen: set[str] = set()
     for index, reviewer in enumerate(_listed(review["reviewers"])):
@@ -235,7 +277,8 @@ def _check_review(review: dict, clients: list, people: set[str] | None, report: 
         elif reviewer in seen:
             report(f"review.reviewers[{index}]", f"{reviewer} is listed twice")
         seen.add(reviewer)
-    if review["require_authentication"] is True and review["authserv_id"] is None:
+    # microsoft365 and google bring their own evidence (core/evidence.py); generic has only this.
+    if review["require_authentication"] is True and review["authserv_id"] is None and provider == "generic":
         report("review.authserv_id", "required while require_authentication is true: the authserv-id that "
                "your receiving server writes in Authentication-Results, e.g. mx.example.com")
     has_file, has_env = review["token_key_file"] is not None, review["token_key_env"] is not None

@@ -41,6 +41,7 @@ from daemon.adapters.settings.kinds import (
 )
 from daemon.core.model import (
     ACTIONS,
+    PROVIDERS,
     WEEKDAYS,
     FollowupSettings,
     ImapSettings,
@@ -171,7 +172,8 @@ POLICY = Section({
 def _server(security_default: str, ports: str, timeouts: dict[str, Spec], extra: dict[str, Spec],
             username_doc: str, username_default_doc: str) -> dict[str, Spec]:
     return {
-        "host": Leaf(HOST, "Server host name.", required=True),
+        "host": Leaf(HOST, "Server host name (required when mailbox.provider is generic).",
+                     default_doc="from mailbox.provider; required for generic"),
         "port": Leaf(PORT, "Server port.", default_doc=ports),
         "security": Leaf(choice("tls", "starttls", "none"), "tls: encrypted from the start; starttls: "
                          "upgraded; none: plain text, allowed to a loopback host only.",
@@ -199,7 +201,8 @@ IMAP = Section(_server(
      "idle_renew": Leaf(duration(zero=False, business=False, at_most=timedelta(minutes=29),
                                  at_most_why=": servers may end an IDLE after 30 minutes (RFC 2177)"),
                         "Restart IDLE this often.", default=str(_IMAP.idle_renew))},
-    "Login name.", "mailbox.address"), "The IMAP server we read mail from.", required=True)
+    "Login name.", "mailbox.address"), "The IMAP server we read mail from (required when mailbox.provider "
+    "is generic).")
 
 SMTP = Section(_server(
     _SMTP.security, "465 for tls, 587 for starttls, 25 for none",
@@ -210,8 +213,29 @@ SMTP = Section(_server(
                           default=_SMTP.max_per_hour),
      "max_attempts": Leaf(whole_number(1), "Give up on a message after this many failed attempts.",
                           default=_SMTP.max_attempts)},
-    "Login name; leave it out when the server needs no login.", "no login"),
-    "The SMTP server we send through.", required=True)
+    "Login name; leave it out when the server needs no login (with auth oauth2: mailbox.address).",
+    "no login"), "The SMTP server we send through (required when mailbox.provider is generic).")
+
+OAUTH = Section({
+    "client_id": Leaf(TEXT, "The application (client) id of your app registration.",
+                      default_doc="required with auth oauth2"),
+    "tenant": Leaf(TEXT, "Microsoft 365: your directory (tenant) id or domain; {tenant} in the URLs "
+                   "becomes it.", default_doc="organizations (microsoft365)"),
+    "client_secret_file": Leaf(PATH, "File holding the client secret (or a systemd credential name); "
+                               "needed by client_credentials and by Google's installed-app clients."),
+    "client_secret_env": Leaf(ENV_NAME, "Environment variable holding the client secret, instead of a file."),
+    "flow": Leaf(choice("device", "browser", "client_credentials"), "How `parting login` enrols: device "
+                 "code (RFC 8628), browser sign-in with PKCE, or the app's own client credentials "
+                 "(Microsoft 365, no person's token).", default_doc="device; browser for google"),
+    "authorize_url": Leaf(TEXT, "Authorization endpoint (browser flow).", default_doc="from mailbox.provider"),
+    "token_url": Leaf(TEXT, "Token endpoint.", default_doc="from mailbox.provider; required for generic"),
+    "device_url": Leaf(TEXT, "Device authorization endpoint (device flow).", default_doc="from mailbox.provider"),
+    "revoke_url": Leaf(TEXT, "Token revocation endpoint (RFC 7009), used by `parting login --revoke`.",
+                       default_doc="from mailbox.provider"),
+    "scopes": Leaf(TEXT, "Scopes asked for.", many="list", default_doc="from mailbox.provider"),
+    "token_file": Leaf(PATH, "Where the refresh token is kept (mode 0600), relative to the state "
+                       "database's folder.", default="oauth-token.json"),
+}, "OAuth2 sign-in (mailbox.auth: oauth2); `parting login` writes the token file.")
 
 SCHEMA = Section({
     "company": Section({"name": Leaf(TEXT, "Company name, used in emails.", required=True)},
@@ -223,6 +247,13 @@ SCHEMA = Section({
     "mailbox": Section({
         "address": Leaf(EMAIL, "Our address, or a list: the first is the main one, the others aliases.",
                         required=True, many="one_or_list"),
+        "provider": Leaf(choice(*PROVIDERS), "Who hosts the mailbox: fills hosts, ports, security, the Sent "
+                         "folder, append_to_sent and the OAuth endpoints and scopes; every value it "
+                         "fills can still be written here.", default="generic"),
+        "auth": Leaf(choice("password", "oauth2"), "How parting signs in to IMAP and SMTP: password, or "
+                     "oauth2 (run `parting login` once; the token lives in the state folder).",
+                     default="password"),
+        "oauth": OAUTH,
         "imap": IMAP,
         "smtp": SMTP,
         "append_to_sent": Leaf(choice("auto", "true", "false"), "File a copy of what we send in the Sent "
@@ -368,7 +399,8 @@ def reference_rows() -> list[tuple[str, str, str, str]]:
     for path, spec in iter_specs():
         if path.endswith(".<name>"):
             named = SCHEMA.keys[path.removesuffix(".<name>")]
-            rows.append((path, "mapping", "", f"One named policy: any keys of `{named.same_keys_as}`, "
+            same = named.same_keys_as if isinstance(named, Named) else ""
+            rows.append((path, "mapping", "", f"One named policy: any keys of `{same}`, "
                          "each replacing the top-level value; the others are inherited."))
         else:
             rows.append((path, _type_shown(spec), _default_shown(spec), spec.doc))

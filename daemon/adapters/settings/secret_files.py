@@ -13,24 +13,30 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from daemon.adapters.settings.problems import Problem, SettingsError, problem_at
 from daemon.core.model import Settings
 
+if TYPE_CHECKING:
+    from daemon.adapters.oauth import Login
+
 
 @dataclass(frozen=True)
 class Secrets:
-    imap_password: str | None
-    smtp_password: str | None
+    imap_password: Login  # an OAuthCredential once the runtime sets up mailbox.auth: oauth2
+    smtp_password: Login
     token_key: bytes
     warnings: tuple[str, ...] = ()
+    oauth_client_secret: str | None = None  # mailbox.oauth.client_secret_file / _env
 
     def __repr__(self) -> str:
         def masked(value: object) -> str:
             return "None" if value is None else "'***'"
 
         return (f"Secrets(imap_password={masked(self.imap_password)}, smtp_password={masked(self.smtp_password)}, "
-                f"token_key={masked(self.token_key)}, warnings={self.warnings!r})")
+                f"token_key={masked(self.token_key)}, oauth_client_secret={masked(self.oauth_client_secret)}, "
+                f"warnings={self.warnings!r})")
 
     __str__ = __repr__
 
@@ -61,6 +67,9 @@ def load_secrets(settings: Settings, *, environ: Mapping[str, str] | None = None
     imap_password = read("mailbox.imap.password", imap.password_file, imap.password_env, "IMAP password")
     smtp_password = read("mailbox.smtp.password", smtp.password_file, smtp.password_env, "SMTP password")
     token_key = read("review.token_key", review.token_key_file, review.token_key_env, "token key")
+    oauth = settings.mailbox.oauth
+    client_secret = read("mailbox.oauth.client_secret", oauth.client_secret_file, oauth.client_secret_env,
+                         "OAuth client secret") if oauth is not None else None
     if token_key is not None and len(token_key) < _TOKEN_KEY_MIN_BYTES:
         where = "review.token_key_file" if review.token_key_file else "review.token_key_env"
         problems.append(problem_at(settings, where, f"the token key is {len(token_key)} bytes; it must be at "
@@ -70,7 +79,8 @@ def load_secrets(settings: Settings, *, environ: Mapping[str, str] | None = None
         problems.append(problem_at(settings, "review",
                                    "no token key: set review.token_key_file or token_key_env"))
     passwords = {}
-    for key, value in (("mailbox.imap.password", imap_password), ("mailbox.smtp.password", smtp_password)):
+    for key, value in (("mailbox.imap.password", imap_password), ("mailbox.smtp.password", smtp_password),
+                       ("mailbox.oauth.client_secret", client_secret)):
         try:
             passwords[key] = None if value is None else value.decode("utf-8")
         except UnicodeDecodeError:
@@ -78,7 +88,7 @@ def load_secrets(settings: Settings, *, environ: Mapping[str, str] | None = None
     if problems:
         raise SettingsError(problems)
     return Secrets(passwords["mailbox.imap.password"], passwords["mailbox.smtp.password"], token_key or b"",
-                   tuple(warnings))
+                   tuple(warnings), passwords["mailbox.oauth.client_secret"])
 
 
 def _strip_newline(data: bytes) -> bytes:

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import sqlite_utils
 
@@ -39,6 +39,10 @@ def maybe_utc_text(moment: datetime | None) -> str | None:
     return None if moment is None else to_utc_text(moment)
 
 
+@overload
+def from_utc_text(text: str) -> datetime: ...
+@overload
+def from_utc_text(text: None) -> None: ...
 def from_utc_text(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
@@ -160,6 +164,13 @@ class StoreBase:
     def _scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
         row = self.conn.execute(sql, params).fetchone()
         return None if row is None else row[0]
+
+    def _insert(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        """One INSERT (see _write); the new row's id."""
+        row_id = self._write(sql, params).lastrowid
+        if row_id is None:
+            raise StoreError(f"no row id after {sql.split('(')[0].strip()}")
+        return row_id
 
     def _write(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
         """One statement in its own transaction, or in the caller's."""

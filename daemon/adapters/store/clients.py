@@ -91,11 +91,10 @@ class ClientsMixin(StoreBase):
     # -- case-file notes -------------------------------------------------------------------------
 
     def add_note(self, client_id: str, author: str, text: str, at: datetime) -> int:
-        cursor = self._write(
+        return self._insert(
             "INSERT INTO casefile_notes (client_id, author, text, at) VALUES (?, ?, ?, ?)",
             [client_id, author, text, to_utc_text(at)],
         )
-        return int(cursor.lastrowid)
 
     def notes(self, client_id: str) -> list[Note]:
         """The client's case-file notes, oldest first."""

@@ -1,7 +1,8 @@
 """The append-only audit trail: every decision with its inputs.
 
 SQLite triggers refuse UPDATE and DELETE on the table, so not even a bug in parting can
-rewrite history; the case file and `explain` read from here.
+rewrite history; the case file and `explain` read from here. Only the kinds and data keys
+daemon/core/events.py declares are written.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from daemon.core.events import check as check_event
 
 from .base import StoreBase, from_json, from_utc_text, json_tuple, to_json, to_utc_text
 
@@ -51,14 +54,18 @@ class EventsMixin(StoreBase):
         data: dict[str, Any] | None = None,
         policy_hash: str | None = None,
     ) -> int:
-        """Record one event; returns its id (ids grow with time and are never reused)."""
-        cursor = self._write(
+        """Record one event; returns its id (ids grow with time and are never reused).
+
+        The kind and its data keys must be declared in daemon/core/events.py (UndeclaredEvent
+        otherwise): events are kept forever, so a key a writer renames on its own would
+        silently blank what every old case file shows."""
+        check_event(kind, data)
+        return self._insert(
             "INSERT INTO events (at, kind, client_id, draft_id, message_ids, data, policy_hash)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             [to_utc_text(at), kind, client_id, draft_id, to_json(list(message_ids)),
              to_json(data), policy_hash],
         )
-        return int(cursor.lastrowid)
 
     def events(
         self,
@@ -69,7 +76,8 @@ class EventsMixin(StoreBase):
         limit: int | None = None,
     ) -> list[Event]:
         """Events in the order they were written, optionally filtered."""
-        where, params = ["1"], []
+        where: list[str] = ["1"]
+        params: list[object] = []
         if client_id is not None:
             where.append("client_id = ?")
             params.append(client_id)

@@ -9,6 +9,7 @@ Rules:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 
 from daemon.core.model import Direction, Envelope
 
-from .base import StoreBase, StoreError, from_utc_text, json_tuple, maybe_utc_text, to_json, to_utc_text
+from .base import StoreBase, from_utc_text, json_tuple, maybe_utc_text, to_json, to_utc_text
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,12 @@ class MessageRow:
     body_text: str | None = None
     # Authentication-Results headers, topmost first: kept, like bodies, for staff replies only.
     auth_results: tuple[str, ...] = ()
+    # Staff replies only: (field, count) of the fields RFC 5322 allows once (None: not counted,
+    # as for rows stored before schema v3), and the Date header as written.
+    header_counts: tuple[tuple[str, int], ...] | None = None
+    date_header: datetime | None = None
+    # The provider's stamps (name, value), topmost first: the same, for core/evidence.py.
+    evidence_headers: tuple[tuple[str, str], ...] = ()
 
     def envelope(self) -> Envelope:
         return Envelope(
@@ -65,7 +72,7 @@ _COLUMNS = (
     "message_id", "client_id", "thread_id", "direction", "at", "subject", "from_addr",
     "to_addrs", "cc_addrs", "in_reply_to", '"references"', "thread_index_root", "norm_subject",
     "auto_reply", "bounce", "question", "tagged", "parting_kind", "content_hash", "size",
-    "from_staff", "ingested_at", "body_text", "auth_results",
+    "from_staff", "ingested_at", "body_text", "auth_results", "header_counts", "date_header", "evidence_headers",
 )
 _INSERT_MESSAGE = (
     f"INSERT OR IGNORE INTO messages ({', '.join(_COLUMNS)})"
@@ -93,6 +100,9 @@ def _message_values(row: MessageRow) -> tuple[Any, ...]:
         row.parting_kind, row.content_hash, row.size, int(row.from_staff),
         maybe_utc_text(row.ingested_at), row.body_text,
         to_json(list(row.auth_results)) if row.auth_results else None,
+        to_json(dict(row.header_counts)) if row.header_counts is not None else None,
+        maybe_utc_text(row.date_header),
+        to_json([list(pair) for pair in row.evidence_headers]) if row.evidence_headers else None,
     )
 
 
@@ -115,7 +125,13 @@ def _message(row: dict[str, Any]) -> MessageRow:
         parting_kind=row["parting_kind"], content_hash=row["content_hash"], size=row["size"],
         from_staff=bool(row["from_staff"]), ingested_at=from_utc_text(row["ingested_at"]),
         body_text=row["body_text"], auth_results=json_tuple(row["auth_results"]),
+        header_counts=_counts(row.get("header_counts")), date_header=from_utc_text(row.get("date_header")),
+        evidence_headers=tuple((str(pair[0]), str(pair[1])) for pair in json.loads(row.get("evidence_headers") or "[]")),
     )
+
+
+def _counts(text: str | None) -> tuple[tuple[str, int], ...] | None:
+    return None if text is None else tuple((str(k), int(v)) for k, v in json.loads(text).items())
 
 
 def _envelopes(cursor: Iterable[tuple]) -> Iterable[Envelope]:
@@ -164,13 +180,6 @@ class MessagesMixin(StoreBase):
             )
         return set(ids) - known
 
-    def relink(self, folder: str, uidvalidity: int, uid: int, message_id: str) -> None:
-        """Point folder/uidvalidity/uid at an already stored message."""
-        with self.transaction():
-            if self._scalar("SELECT 1 FROM messages WHERE message_id = ?", [message_id]) is None:
-                raise StoreError(f"cannot link {folder} UID {uid}: no stored message {message_id}")
-            self.conn.execute(_LINK_UID, (folder, uidvalidity, uid, message_id))
-
     # -- reading -------------------------------------------------------------------------------
 
     def known_uids(self, folder: str, uidvalidity: int, uids: Iterable[int]) -> set[int]:
@@ -187,14 +196,6 @@ class MessagesMixin(StoreBase):
         row = self._one("SELECT * FROM messages WHERE message_id = ?", [message_id])
         return None if row is None else _message(row)
 
-    def message_locations(self, message_id: str) -> list[tuple[str, int, int]]:
-        """Every (folder, uidvalidity, uid) where this message was seen."""
-        return [
-            (r["folder"], r["uidvalidity"], r["uid"]) for r in self._rows(
-                "SELECT folder, uidvalidity, uid FROM message_uids WHERE message_id = ?"
-                " ORDER BY folder, uidvalidity, uid", [message_id])
-        ]
-
     def envelopes(self, client_id: str) -> list[Envelope]:
         """The client's messages as the policy sees them, oldest first."""
         with closing(self.conn.execute(
@@ -209,9 +210,10 @@ class MessagesMixin(StoreBase):
                 f"SELECT {_ENVELOPE_COLUMNS} FROM messages WHERE client_id IS NOT NULL"
                 " ORDER BY client_id, at, message_id")) as cursor:
             for envelope in _envelopes(cursor):
-                history = grouped.get(envelope.client_id)
+                client_id = envelope.client_id or ""  # never empty: the query asks for assigned ones
+                history = grouped.get(client_id)
                 if history is None:
-                    history = grouped[envelope.client_id] = []
+                    history = grouped[client_id] = []
                 history.append(envelope)
         return grouped
 

@@ -252,10 +252,6 @@ class OutboxMixin(StoreBase):
             raise StoreError(f"no outbox row {row_id}")
         return _outbox(found)
 
-    def outbox_row_for(self, message_id: str) -> OutboxRow | None:
-        found = self._one("SELECT * FROM outbox WHERE message_id = ?", [message_id])
-        return None if found is None else _outbox(found)
-
     def sent_since(self, since: datetime) -> int:
         """How many messages were sent at or after `since` (for the hourly rate limit)."""
         return int(self._scalar(

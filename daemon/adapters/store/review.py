@@ -122,7 +122,9 @@ class ReviewMixin(StoreBase):
                 " current_version, subject, envelope) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)",
                 [client_id, kind, state, stamp, stamp, episode, subject, to_json(envelope)],
             )
-            draft_id = int(cursor.lastrowid)
+            draft_id = cursor.lastrowid
+            if draft_id is None:
+                raise StoreError("no row id after INSERT INTO drafts")
             self.db.execute(
                 "INSERT INTO draft_versions (draft_id, version, text, text_sha256, writer, created_at)"
                 " VALUES (?, 1, ?, ?, ?, ?)",

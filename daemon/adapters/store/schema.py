@@ -238,6 +238,26 @@ def _v2_address_index(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+# A staff reply is judged on what its header section held when it arrived: how often each field
+# that RFC 5322 allows once appeared, and its own Date (the row's `at` prefers the server's
+# time). Kept, like bodies, for staff replies only.
+_V3 = [
+    "ALTER TABLE messages ADD COLUMN header_counts TEXT",
+    "ALTER TABLE messages ADD COLUMN date_header TEXT",
+]
+
+
+def _v3_reply_headers(db: sqlite_utils.Database) -> None:
+    for statement in _V3:
+        db.execute(statement)
+
+
+def _v4_evidence_headers(db: sqlite_utils.Database) -> None:
+    # The provider's stamps on a staff reply (X-MS-Exchange-Organization-AuthAs, ...): the
+    # evidence core/evidence.py judges, kept like auth_results for staff replies only.
+    db.execute("ALTER TABLE messages ADD COLUMN evidence_headers TEXT")
+
+
 # One release state machine (issue #17): the store refuses what the flows must never do, so a
 # code path that forgets the rule fails loudly instead of sending twice. A draft keeps the
 # envelope its readers saw; an outbox row names the version it carries.
@@ -247,7 +267,7 @@ _SECOND_SENT = """SELECT RAISE(ABORT, 'a release was already sent to this client
         SELECT 1 FROM outbox AS o JOIN drafts AS d ON d.id = o.draft_id, drafts AS n
         WHERE n.id = NEW.draft_id AND o.id != NEW.id AND o.kind = 'release' AND o.state = 'sent'
           AND d.client_id = n.client_id AND d.episode IS n.episode)"""
-_V3 = [
+_V5 = [
     "ALTER TABLE drafts ADD COLUMN envelope TEXT",
     "ALTER TABLE outbox ADD COLUMN draft_version INTEGER",
     # A database from before this rule may hold two live rows for a draft: the older ones go.
@@ -260,14 +280,15 @@ _V3 = [
 ]
 
 
-def _v3_release_rules(db: sqlite_utils.Database) -> None:
-    for statement in _V3:
+def _v5_release_rules(db: sqlite_utils.Database) -> None:
+    for statement in _V5:
         db.execute(statement)
 
 
 Migration = Callable[[sqlite_utils.Database], None]
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index, _v3_release_rules]
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index, _v3_reply_headers, _v4_evidence_headers,
+                               _v5_release_rules]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (

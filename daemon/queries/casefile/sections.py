@@ -3,16 +3,18 @@
 Rules of this module:
 - Only reads: every function takes rows (or the store) and returns dicts of str, int, bool,
   None, lists and dicts, with times as ISO 8601 UTC (iso).
-- Events are described in plain words once, here; the draft and sending kinds in the words of
-  `parting drafts show` (views.describe_event), so the two never tell a story differently.
+- Events are described in the words core/events.py declares, the same words `parting drafts show`
+  uses, so the two never tell a story differently.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from daemon.adapters.store import Deadline, Event, MessageRow, Note, OutboxRow, Store
-from daemon.cli import render as views
+from daemon.core import events
 from daemon.core.model import Settings
 from daemon.queries.common import iso, person_name
 from daemon.queries.listings import endorsement_row, subject_of, version_diff
@@ -46,30 +48,10 @@ def event_entry(settings: Settings, row: Event, header: Data) -> Data:
 
 
 def describe(kind: str, payload: Data, who: str | None, header: Data) -> str:
-    """One event in plain words (the draft and sending kinds as `parting drafts show` words them)."""
-    if kind == "verdict":
-        state, before = payload.get("state"), payload.get("previous")
-        moved = f"{before} -> {state}" if before and before != state else str(state)
-        ladder = ", ".join(payload.get("ladder") or []) or "no ladder step"
-        return (f"verdict {moved} under policy {payload.get('policy')!r}: {payload.get('ignored_count', 0)} "
-                f"ignored request(s), {ladder} reached")
-    if kind == "ladder_step":
-        return f"ladder step {str(payload.get('action', '')).replace('_', ' ')} taken " \
-               f"({payload.get('ignored_count', 0)} ignored request(s))"
-    if kind == "mail_refused":
-        return f"mail for the {payload.get('action')} step was not sent: {payload.get('reason')}"
-    if kind == "message_triaged":
-        return f"a message was set aside for a person: {payload.get('reason')}"
-    if kind in ("client_paused", "client_resumed"):
-        return f"{kind.removeprefix('client_')} by {who or 'someone'}"
-    if kind == "deadline_cancelled":
-        return f"{str(payload.get('kind', '')).replace('_', ' ')} cancelled: {payload.get('reason', 'no reason given')}"
-    if kind == "casefile_written":
-        return f"case file written to {payload.get('path')}"
-    if kind == "sent" and payload.get("server_reply"):
-        return f"{payload.get('kind', 'mail')} sent to {', '.join(payload.get('recipients', []))}; " \
-               f"the server answered {payload['server_reply']!r}"
-    return views.describe_event({"kind": kind, "data": payload, "who": who}, header)
+    """One event in plain words, as core/events.py declares them (the same words `parting drafts show` uses)."""
+    zone = ZoneInfo(header["timezone"])
+    now = datetime.fromisoformat(header["now"]) if header.get("now") else None
+    return events.describe(kind, payload, who, events.Wording(zone, now))
 
 
 def timeline(messages: list[Data], events: list[Data], notes: list[Note]) -> list[Data]:
