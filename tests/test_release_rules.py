@@ -124,7 +124,7 @@ def test_a_reply_that_cannot_be_handled_is_parked_once_and_the_cycle_goes_on(sen
         raise RuntimeError("the disk is on fire")
 
     w = sendable
-    monkeypatch.setattr(replies, "split_reply", broken)
+    monkeypatch.setattr(replies.core, "judge_reply", broken)
     w.reply("bob", w.to("bob", "last-chance")[-1], "STOP")
     w.advance(minutes=11)
     assert [e.data["what"] for e in w.store.events(kinds=["item_parked"])] == [

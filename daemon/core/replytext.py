@@ -217,7 +217,8 @@ def command_help(role: str) -> str:
         lines += ["  APPROVE           send this version (the owner adopts it as their email)",
                   "  REJECT <reason>   do not send it; the reason is recorded",
                   f"  HOLD <n> days     ask again in n days (1 to {MAX_HOLD_DAYS})",
-                  "  EDIT              then your own text on the lines below: it becomes a new version"]
+                  "  EDIT              then your own text on the lines below: it becomes a new version",
+                  "  STOP              do not send it (as REJECT, without a reason)"]
     return "\n".join(lines)
 
 
