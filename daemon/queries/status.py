@@ -36,8 +36,9 @@ def status(config_path: str | Path, *, now: datetime) -> Data:
             "deadlines_due": sum(1 for d in store.deadlines(["open"]) if d.due_at <= now),
             "quarantined": store.quarantine_count(),
             # Items a failure set aside (flows/context.py `park`): the rest went on without them.
-            "parked": [{"what": e.data.get("what"), "client": e.client_id, "reason": e.data.get("reason"),
-                        "at": iso(e.at)} for e in store.events(kinds=["item_parked"])],
+            "parked": [{"what": (e.data or {}).get("what"), "client": e.client_id,
+                        "reason": (e.data or {}).get("reason"), "at": iso(e.at)}
+                       for e in store.events(kinds=["item_parked"])],
             "triage": [{"id": t.id, "message_id": t.message_id, "client": t.client_id, "reason": t.reason,
                         "at": iso(t.at)} for t in store.triage()],
         }

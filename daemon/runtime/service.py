@@ -17,6 +17,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from daemon.adapters import smtp as mailer
@@ -183,8 +184,9 @@ class Service:
                      client_id=draft.client_id if draft else None, draft_id=draft.id if draft else None)
                 with ctx.store.transaction():
                     ctx.store.mark_reply_processed(message_id, f"parked: {type(problem).__name__}", now())
-                self._stage("holding the draft of a parked reply", lambda m=message_id: hold_after_failure(
-                    ctx, m, "a reply about it could not be read: it may have said stop", now()))
+                self._stage("holding the draft of a parked reply", partial(
+                    hold_after_failure, ctx, message_id, "a reply about it could not be read: it may have said stop",
+                    now()))
         self._staff_replies.clear()
         if self.stop.is_set():
             return
