@@ -632,15 +632,18 @@ def test_cancel_from_queued_uncertain_or_failed(store: Store) -> None:
     assert [r.id for r in store.rows(states=["sending", "sent"])] == [sending]
 
 
-def test_a_late_reject_cancels_only_queued_rows_of_the_draft(store: Store) -> None:
-    draft_id, other_draft = new_draft(store), new_draft(store)
-    sending = enqueue(store, 1, draft_id=draft_id)
-    store.claim_next(at(2))
-    queued = enqueue(store, 3, draft_id=draft_id, not_before=at(13))
-    other = enqueue(store, 4, draft_id=other_draft)
-    assert store.cancel_for_draft(draft_id, at(5)) == 1
-    assert [(r.id, r.state) for r in store.rows()] == [
-        (sending, "sending"), (queued, "cancelled"), (other, "queued")]
+def test_a_stop_cancels_the_drafts_queued_failed_and_uncertain_release_rows_not_one_sending(store: Store) -> None:
+    drafts = [new_draft(store) for _ in range(4)]
+    for draft_id in drafts:
+        store.set_draft_state(draft_id, "sendable", at(1))
+    rows = [enqueue(store, n, draft_id=draft_id, draft_version=1) for n, draft_id in enumerate(drafts, 1)]
+    for _ in range(3):
+        store.claim_next(at(5))
+    store.mark_failed(rows[1], "550", at(6))
+    store.mark_uncertain(rows[2], at(6))
+    cancelled = [store.cancel_releases(draft_id, at(7)) for draft_id in drafts]
+    assert cancelled == [[], [rows[1]], [rows[2]], [rows[3]]]
+    assert [store.row(r).state for r in rows] == ["sending", "cancelled", "cancelled", "cancelled"]
 
 
 # -- deadlines -----------------------------------------------------------------------------------

@@ -60,6 +60,11 @@ _DRAFT = {
 _RELEASE = {"subject": "Our work together", "sent_at": "Tue 3 Mar 2026, 10:12 (Europe/London)"}
 
 
+# The release's frozen envelope as the review emails show it.
+_ENVELOPE = {"to": "jane@acme.example", "subject": "Re: Approval needed for the final proof",
+             "threading": "in reply to our message of Wed 18 Feb 2026 09:12"}
+
+
 def _sample(person: str | None = None, **extra: Any) -> dict[str, Any]:
     context = {**COMMON_SAMPLE, **extra}
     if person:
@@ -78,11 +83,17 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
     # To the owner: explain = the policy's evidence lines (`parting explain` output).
     "owner_notice.txt.j2": _sample(explain=_EXPLAIN),
     # To the owner, stage 1: the draft to decide on; expires_at = when the reply token expires.
-    "owner_review.txt.j2": _sample(draft=_DRAFT, explain=_EXPLAIN,
+    "owner_review.txt.j2": _sample(draft=_DRAFT, explain=_EXPLAIN, envelope=_ENVELOPE,
                                    expires_at="Fri 6 Mar 2026, 10:00 (Europe/London)"),
     # To a colleague, stage 2: the version the owner adopted (draft.writer wrote its text).
-    "review_request.txt.j2": _sample("Bob Jones", draft=_DRAFT, explain=_EXPLAIN,
+    "review_request.txt.j2": _sample("Bob Jones", draft=_DRAFT, explain=_EXPLAIN, envelope=_ENVELOPE,
                                      expires_at="Fri 6 Mar 2026, 10:00 (Europe/London)"),
+    # To the owner and every endorser when a version becomes sendable: send_at = when it leaves.
+    "last_chance.txt.j2": _sample("Bob Jones", draft={"id": 17, "version": 2}, envelope=_ENVELOPE,
+                                  send_at="Tue 3 Mar 2026 14:05"),
+    # To the client's owner (or the first person): one item failed and was set aside (parked).
+    "item_parked.txt.j2": _sample(item={"what": "staff reply <a1b2@example.com>",
+                                        "reason": "ValueError: the local part is longer than 64 characters"}),
     # To whoever sent a reply we could not accept: reason = why, instead = what to write.
     "review_refused.txt.j2": _sample(
         "Bob Jones",

@@ -113,6 +113,8 @@ def status(data: Data, console: Console | None = None) -> None:
     for learned in data.get("learned_addresses", []):
         console.print(f"  learned address {learned['address']} -> {learned['client']} (by {learned['by']}, "
                       f"{when(learned['at'], data)}; add it to clients[].addresses to keep it in the YAML)")
+    for item in data.get("parked", []):
+        console.print(f"  set aside: {item['what']}: {item['reason']} ({when(item['at'], data)})")
 
 
 # ---- explain ------------------------------------------------------------------------------------

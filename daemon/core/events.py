@@ -129,7 +129,8 @@ def _queued(kind: str, d: Data, who: str, w: Wording) -> str:
 
 
 def _release_cancelled(kind: str, d: Data, who: str, w: Wording) -> str:
-    return f"queued email cancelled by {who} ({d.get('outbox_rows')} outbox row(s))"
+    why = f": {d['reason']}" if d.get("reason") else ""
+    return f"queued email cancelled by {d.get('by') or who} ({d.get('outbox_rows')} outbox row(s)){why}"
 
 
 def _sent(kind: str, d: Data, who: str, w: Wording) -> str:
@@ -213,6 +214,22 @@ def _hold_over(kind: str, d: Data, who: str, w: Wording) -> str:
     return f"hold over; now {d.get('state')}"
 
 
+def _draft_moved(kind: str, d: Data, who: str, w: Wording) -> str:
+    what = {"draft_sent": "the release left", "draft_suspend": "held while the client is paused",
+            "draft_resume": "resumed", "draft_withdraw": "withdrawn"}.get(kind, kind.replace("_", " "))
+    reason = f" ({d['reason']})" if d.get("reason") else ""
+    return f"{what}{reason}; now {d.get('state')}"
+
+
+def _last_chance(kind: str, d: Data, who: str, w: Wording) -> str:
+    return (f"last chance sent to {d.get('person') or who} for version {d.get('version')}: it leaves "
+            f"{w.when(d.get('send_at'))} unless they reply STOP, REJECT or HOLD")
+
+
+def _item_parked(kind: str, d: Data, who: str, w: Wording) -> str:
+    return f"set aside: {d.get('what')}: {d.get('reason')}"
+
+
 def _client_pause(kind: str, d: Data, who: str, w: Wording) -> str:
     return f"{kind.removeprefix('client_')} by {who}"
 
@@ -239,6 +256,10 @@ def _fields(*names: str) -> frozenset[str]:
 
 
 _SENDING = _fields("outbox_id", "kind", "attempts", "recipients")
+# What flows/drafts.py `advance` records with every move of a draft (core/release.py `transition`).
+_DRAFT_MOVE = _fields("person", "role", "command", "reason", "version", "new_version", "state", "from_state",
+                      "missing", "asking", "note", "tokens_revoked", "authentication", "authentication_skipped",
+                      "outbox_id")
 _OUTBOX_DECISION = _fields("outbox_id", "kind", "from_state", "by")
 
 KINDS: dict[str, EventKind] = {k.kind: k for k in (
@@ -248,18 +269,25 @@ KINDS: dict[str, EventKind] = {k.kind: k for k in (
     EventKind("ladder_step", _fields("action", "episode", "ignored_count"), _ladder_step),
     EventKind("mail_refused", _fields("action", "reason", "reply_from", "outbox_id"), _mail_refused),
     # drafts and their review
-    EventKind("draft_created", _fields("kind", "version", "writer", "text_sha256", "state"), _draft_created),
+    EventKind("draft_created", _fields("kind", "version", "writer", "text_sha256", "state", "envelope"),
+              _draft_created),
     EventKind("review_requested", _fields("person", "role", "version", "token_id", "expires_at"), _review_requested),
-    EventKind("review_decision", _fields("person", "role", "command", "reason", "version", "new_version", "state",
-                                         "missing", "authentication", "authentication_skipped"), _review_decision),
+    EventKind("review_decision", _DRAFT_MOVE, _review_decision),
+    EventKind("draft_sent", _DRAFT_MOVE, _draft_moved),
+    EventKind("draft_suspend", _DRAFT_MOVE, _draft_moved),
+    EventKind("draft_resume", _DRAFT_MOVE, _draft_moved),
+    EventKind("draft_withdraw", _DRAFT_MOVE, _draft_moved),
+    EventKind("last_chance_sent", _fields("person", "version", "token_id", "send_at"), _last_chance),
+    EventKind("item_parked", _fields("what", "item", "reason"), _item_parked),
     EventKind("review_renewed", _fields("person", "version", "reason"), _review_renewed),
     EventKind("review_reminded", _fields("token_id", "person", "role", "version"), _review_reminded),
     EventKind("review_offered", _fields("token_id", "silent", "offered_to"), _review_offered),
     EventKind("reply_refused", _fields("code", "reason", "from", "authentication"), _reply_refused),
     EventKind("release_queued", _fields("version", "text_sha256", "outbox_id", "not_before"), _queued),
     EventKind("nudge_queued", _fields("version", "text_sha256", "outbox_id", "not_before"), _queued),
-    EventKind("release_cancelled", _fields("outbox_rows", "by"), _release_cancelled),
-    EventKind("hold_over", _fields("state", "asking"), _hold_over),
+    EventKind("release_cancelled", _fields("outbox_rows", "outbox_ids", "outbox_id", "by", "reason"),
+              _release_cancelled),
+    EventKind("hold_over", _DRAFT_MOVE, _hold_over),
     # sending
     EventKind("sent", _SENDING | {"server_reply", "recovered_from"}, _sent),
     EventKind("send_deferred", _SENDING | {"reason", "next_attempt_at"}, _send_problem),

@@ -117,7 +117,9 @@ def walk_parts(part: Message) -> Iterator[Message]:
         yield current
         # is_multipart() first: get_payload() of a leaf decodes with its charset, which may raise
         if current.is_multipart() and current.get_content_maintype() == "multipart" and level < MAX_DEPTH:
-            stack.extend((p, level + 1) for p in reversed(current.get_payload()) if isinstance(p, Message))
+            parts = current.get_payload()
+            if isinstance(parts, list):
+                stack.extend((p, level + 1) for p in reversed(parts) if isinstance(p, Message))
 
 
 def _decoded(part: Message) -> str:

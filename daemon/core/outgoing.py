@@ -7,6 +7,8 @@ Rules of this module:
   `check_header_value` first, which also decodes RFC 2047 encoded words so an encoded newline
   (CVE-2024-6923) is refused whatever the Python version.
 - Either a whole message comes back or an exception: nothing partial is ever returned.
+- Identifiers (Message-ID, In-Reply-To, References) are never RFC 2047 encoded words: they are
+  folded between ids only, and an id too long for a line (over MAX_ID characters) is dropped.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from email import policy as email_policy
-from email.headerregistry import Address
+from email.headerregistry import Address, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -44,6 +46,9 @@ MAX_REFERENCES = 20
 # RFC 5322 2.1.1: a line must not exceed 998 characters without its CRLF.
 MAX_LINE = 998
 
+# The longest message id kept when threading: "References: " plus the id must fit in one line.
+MAX_ID = MAX_LINE - len("In-Reply-To: ") - 2
+
 # C0 controls except TAB, DEL, the C1 range (U+0085 NEL among them), and the Unicode line and
 # paragraph separators: all of them end a line for some reader somewhere.
 _FORBIDDEN = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
@@ -66,6 +71,27 @@ _OWN_HEADERS = frozenset(
         "X-Parting-Kind", "Auto-Submitted", "X-Auto-Response-Suppress", "Sender", "Return-Path",
     )
 )
+
+
+class _IdentifierHeader(UnstructuredHeader):
+    """In-Reply-To and References: folded between ids, never into encoded words (which no mail
+    client threads by), however long one id is."""
+
+    def fold(self, *, policy: email_policy.Policy) -> str:
+        name = str(getattr(self, "name"))  # noqa: B009 - set by BaseHeader.__new__, unknown to typeshed
+        lines: list[str] = [f"{name}:"]
+        for ident in str(self).split():
+            if len(lines[-1]) + 1 + len(ident) > 78 and lines[-1] != f"{name}:":
+                lines.append("")
+            lines[-1] += f" {ident}"
+        return str(policy.linesep).join(lines) + str(policy.linesep)
+
+
+_REGISTRY = HeaderRegistry()
+for _name in ("in-reply-to", "references"):
+    _REGISTRY.map_to_type(_name, _IdentifierHeader)  # type: ignore[arg-type]
+# The policy every outgoing message is built (and re-serialised) with.
+SMTP_POLICY = email_policy.SMTP.clone(header_factory=_REGISTRY)
 
 
 class HeaderInjection(ValueError):
@@ -233,7 +259,9 @@ def build_message(
     parent = normalize_message_id(in_reply_to) if in_reply_to else None
     if isinstance(references, str):
         raise TypeError("References: expected a list of message ids, got a single string")
-    chain = [normalize_message_id(ref) for ref in references]
+    chain = [ref for ref in (normalize_message_id(ref) for ref in references) if len(ref) <= MAX_ID]
+    if parent is not None and len(parent) > MAX_ID:
+        parent = None  # too long for any line: threading without it beats an encoded word
     if kind is not None and not _KIND.match(kind):
         raise HeaderInjection(f"header X-Parting-Kind: {kind!r} is not a plain lower-case word")
     extras = []
@@ -244,7 +272,7 @@ def build_message(
         extras.append((name, check_header_value(name, value)))
     text, transfer_encoding = _body_text(body)
 
-    message = EmailMessage(policy=email_policy.SMTP)
+    message = EmailMessage(policy=SMTP_POLICY)
     message["From"] = sender
     message["To"] = recipients
     if copies:
@@ -300,6 +328,7 @@ def thread_headers(
 
 def _message_id_or_none(value: str) -> str | None:
     try:
-        return normalize_message_id(value)
+        ident = normalize_message_id(value)
     except (HeaderInjection, TypeError):
         return None
+    return ident if len(ident) <= MAX_ID else None

@@ -189,19 +189,22 @@ def _trim_blank_lines(lines: list[str]) -> str:
 # --------------------------------------------------------------------------------------------
 # The command (the grammar is in the module's rules at the top and in `command_help`).
 
-CommandKind = Literal["approve", "reject", "hold", "edit", "done", "answered", "assign", "dismiss", "unknown"]
-Role = Literal["owner", "reviewer", "deadline", "notice", "triage"]
+CommandKind = Literal["approve", "reject", "hold", "edit", "stop", "done", "answered", "assign", "dismiss", "unknown"]
+# "notice": an owner notice or nudge (ANSWERED); "last_chance": the notice sent when a version
+# becomes sendable (it can only stop it); "triage": a message from an unknown address.
+Role = Literal["owner", "reviewer", "deadline", "notice", "last_chance", "triage"]
 
 COMMANDS_FOR_ROLE: dict[str, tuple[str, ...]] = {
-    "owner": ("approve", "reject", "hold", "edit"),
-    "reviewer": ("approve", "reject", "hold", "edit"),
+    "owner": ("approve", "reject", "hold", "edit", "stop"),
+    "reviewer": ("approve", "reject", "hold", "edit", "stop"),
     "deadline": ("done",),
     "notice": ("answered",),  # an owner notice or nudge: the client answered outside email
+    "last_chance": ("stop", "reject", "hold"),
     "triage": ("assign", "dismiss"),  # a message from an unknown address
 }
 # Exactly these words are commands, in any letter case.
 COMMAND_WORDS = {"approve": "approve", "approved": "approve", "reject": "reject",
-                 "rejected": "reject", "hold": "hold", "edit": "edit", "done": "done",
+                 "rejected": "reject", "hold": "hold", "edit": "edit", "stop": "stop", "done": "done",
                  "answered": "answered", "assign": "assign", "dismiss": "dismiss"}
 MAX_HOLD_DAYS = 90
 MAX_GREETING_LINES = 2
@@ -263,14 +266,19 @@ def command_help(role: str) -> str:
         lines += ["  ASSIGN <client id> [LEARN]   the message is that client's; LEARN: later mail from"
                   " its address too",
                   "  DISMISS <note>               the message needs nothing; the note is kept"]
+    elif role == "last_chance":
+        lines += ["  STOP              do not send it",
+                  "  REJECT <reason>   do not send it; the reason is recorded",
+                  f"  HOLD <n> days     do not send it now; ask again in n days (1 to {MAX_HOLD_DAYS})"]
     else:
         lines += ["  APPROVE           send this version (the owner adopts it as their email); write it"
                   " alone on its line",
                   "  REJECT <reason>   do not send it; the reason is recorded",
                   f"  HOLD <n> days     ask again in n days (1 to {MAX_HOLD_DAYS})",
-                  "  EDIT              then your own text on the lines below: it becomes a new version"]
+                  "  EDIT              then your own text on the lines below: it becomes a new version",
+                  "  STOP              do not send it (as REJECT, without a reason)"]
     lines.append(f"The command words are exactly: {words}.")
-    if role != "deadline":
+    if "approve" in COMMANDS_FOR_ROLE.get(role, ()):
         lines += [
             "An APPROVE line holds the word and nothing else. Anything more on it (NOT, only, if, unless,"
             " after, but, a question mark, any other word), or a question mark or such a word on the"

@@ -12,24 +12,8 @@ Rules of this module:
 - The command is read from the new text only, by core/replytext.py (re-exported here).
 - A token is token_id + "-" + 26 base32 characters of HMAC-SHA256 over the canonical claims;
   the MAC is recomputed from the stored claims and compared with hmac.compare_digest.
-- A version is sendable when (1) its owner endorsed it, (2) `approvals_required` (at least 1)
-  other people endorsed it and (3) someone other than its writer endorsed it. Writing a
-  version endorses it; so does APPROVE.
-
-The draft state machine (`apply_command`, `next_step`); "the rule" is `sendable`:
-
-    state            event                        next state
-    owner_review     APPROVE by the owner         second_review, or sendable when the rule holds
-    second_review    APPROVE by a reviewer        sendable when the rule holds, else second_review
-    sendable         APPROVE (late)               sendable (the endorsement is recorded)
-    any review state EDIT by the owner            new version -> second_review (writing endorses)
-    any review state EDIT by a reviewer           new version -> owner_review
-    any review state REJECT                       rejected (in sendable: inside send_delay)
-    any review state HOLD n days                  held
-    held             APPROVE                      held (recorded); EDIT / REJECT / HOLD as above
-    held             the n days are over          next_step recomputes the review state
-    sendable         the outbox sent it           sent
-    rejected, sent   anything                     unchanged (final)
+- The two-person rule and the draft's state machine live in core/release.py (re-exported here
+  for the modules that read them from this one).
 """
 
 from __future__ import annotations
@@ -39,7 +23,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
@@ -47,28 +31,33 @@ from typing import Literal
 
 from daemon.core.authres import AuthVerdict, OrganizationalDomain, check_authentication
 from daemon.core.mail import SINGLE_FIELDS  # at most one of each (RFC 5322 section 3.6)
+from daemon.core.release import (
+    LIVE_STATES,
+    DraftState,
+    Endorsement,
+    Outcome,
+    Sendability,
+    Step,
+    apply_command,
+    next_step,
+    sendable,
+)
 from daemon.core.replytext import Command, CommandKind, Role, command_help, parse_command, split_reply
 
 # Commands are read in core/replytext.py; they are part of this module's interface too.
 __all__ = [
-    "Command", "CommandKind", "DraftState", "Endorsement", "Judgement", "Outcome", "ReplyFacts",
+    "LIVE_STATES", "Command", "CommandKind", "DraftState", "Endorsement", "Judgement", "Outcome", "ReplyFacts",
     "Role", "Sendability", "Step", "TokenCheck", "TokenClaims", "TokenRecord", "apply_command",
     "command_help", "issue_token", "judge_reply", "reply_facts", "next_step", "normalise_address", "parse_command",
     "sendable", "split_token", "subject_names_other_review", "subject_tag", "token_address",
     "token_from_addresses", "token_id_from_bytes", "verify_token",
 ]
 
-DraftState = Literal["owner_review", "second_review", "sendable", "held", "rejected", "sent"]
-
 REFUSALS = ("no_token", "repeated_header", "unknown_token", "forged_token", "replayed", "expired",
             "older_than_token", "superseded", "not_in_review", "not_a_reply", "wrong_sender", "auto_reply",
             "not_authenticated", "unknown_command")
 # A reply cannot be older than the token it answers; clocks of mail clients drift a little.
 DATE_SKEW = timedelta(minutes=5)
-# The states in which a token's subject still takes replies. A REJECT may still stop a
-# sendable draft during send_delay; a held draft still records approvals.
-LIVE_STATES = {"draft": ("owner_review", "second_review", "sendable", "held"), "deadline": ("open",),
-               "notice": ("open",), "triage": ("open",)}
 SUBJECT_KINDS = tuple(LIVE_STATES)  # a notice takes ANSWERED, a triage item ASSIGN or DISMISS
 
 
@@ -80,6 +69,10 @@ MAC_LENGTH = 26
 _TOKEN_ID = re.compile(r"^[a-z0-9]{8,24}$")
 _MAC = re.compile(rf"^[a-z2-7]{{{MAC_LENGTH}}}$")
 _SUBJECT_TAG = re.compile(r"\[parting #([a-z0-9]{8})\]", re.IGNORECASE)
+# A token is a 16-character id (10 random bytes), "-" and the MAC; the longest mailbox local part
+# that can still carry "+r-<token>" within RFC 5321's 64 characters.
+TOKEN_LENGTH = 16 + 1 + MAC_LENGTH
+MAX_MAILBOX_LOCAL = 64 - len("+") - len(TOKEN_PREFIX) - TOKEN_LENGTH
 
 
 @dataclass(frozen=True)
@@ -360,110 +353,3 @@ def judge_reply(
            else f"authenticated by {auth.reason}")
     reason = f"{command.kind.upper()} from {claims.person} for version {claims.version}; {how}"
     return Judgement(True, reason, command, auth.ok, "accepted", auth, authentication_skipped=not auth.ok)
-
-
-# --------------------------------------------------------------------------------------------
-# The two-person rule and the draft state machine.
-
-
-@dataclass(frozen=True)
-class Endorsement:
-    person: str  # Person.id
-    role: str  # "owner" or "reviewer"
-    how: Literal["wrote", "approved"]
-
-
-@dataclass(frozen=True)
-class Sendability:
-    ok: bool
-    missing: str  # in words, what is still needed; "" when ok
-
-
-def sendable(
-    endorsements: Collection[Endorsement], *, owner: str, writer: str, approvals_required: int,
-    version: int | None = None,
-) -> Sendability:
-    """Whether the version these endorsements are of may be sent (the rule at the top)."""
-    if approvals_required < 1:
-        raise ValueError("approvals_required must be at least 1: nobody sends their own words unread")
-    endorsers = {e.person for e in endorsements}
-    label = "this version" if version is None else f"version {version}"
-    missing = []
-    if owner not in endorsers:
-        missing.append(f"the owner {owner} has not endorsed {label}")
-    others = len(endorsers - {owner})
-    if others < approvals_required:
-        needed = approvals_required - others
-        missing.append(f"{needed} more endorsement{'s' if needed > 1 else ''} of {label} from"
-                       f" someone other than the owner {owner}")
-    if not endorsers - {writer}:
-        missing.append(f"someone other than its writer {writer} must endorse {label}")
-    return Sendability(not missing, "; ".join(missing))
-
-
-@dataclass(frozen=True)
-class Step:
-    state: DraftState
-    ask: tuple[str, ...] = ()  # people to send a review email to now
-    missing: str = ""  # what the rule still needs
-
-
-def next_step(
-    draft_state: str, version_writer: str, endorsements: Collection[Endorsement], owner: str,
-    reviewers: Sequence[str], approvals_required: int, *, asked: Collection[str] = (),
-    version: int | None = None,
-) -> Step:
-    """Who must be asked next about the current version; any review state is recomputed."""
-    if draft_state in ("held", "rejected", "sent"):
-        return Step(draft_state)  # type: ignore[arg-type]
-    rule = sendable(endorsements, owner=owner, writer=version_writer,
-                    approvals_required=approvals_required, version=version)
-    if rule.ok:
-        return Step("sendable")
-    endorsers = {e.person for e in endorsements}
-    if owner not in endorsers:
-        return Step("owner_review", () if owner in asked else (owner,), rule.missing)
-    waiting = [r for r in reviewers if r in asked and r not in endorsers and r != owner]
-    fresh = [r for r in reviewers if r not in asked and r not in endorsers and r != owner]
-    needed = approvals_required - len(endorsers - {owner}) - len(waiting)
-    ask = tuple(dict.fromkeys(fresh))[:max(0, needed)]
-    missing = rule.missing
-    if len(ask) < needed:
-        missing += f"; no further reviewer other than the owner {owner} is configured to ask"
-    return Step("second_review", ask, missing)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    step: Step  # the draft's next state and whom to ask
-    endorsement: Endorsement | None = None  # to record for the version (or, for EDIT, the new one)
-    new_text: str | None = None  # EDIT: store as a new version written by the person
-    hold_days: int | None = None
-    note: str = ""
-
-
-def apply_command(
-    command: Command, *, person: str, role: str, state: str, writer: str,
-    endorsements: Collection[Endorsement], owner: str, reviewers: Sequence[str],
-    approvals_required: int, asked: Collection[str] = (), version: int | None = None,
-) -> Outcome:
-    """The transition an accepted command causes (the table at the top of this module)."""
-    if state in ("rejected", "sent"):
-        return Outcome(Step(state), note=f"the draft is already {state}")  # type: ignore[arg-type]
-    if command.kind == "reject":
-        return Outcome(Step("rejected"), note=command.reason)
-    if command.kind == "hold":
-        return Outcome(Step("held"), hold_days=command.days, note=command.reason)
-    if command.kind == "approve":
-        endorsement = Endorsement(person, role, "approved")
-        if state == "held":
-            return Outcome(Step("held"), endorsement, note=command.reason)
-        step = next_step(state, writer, {*endorsements, endorsement}, owner, reviewers,
-                         approvals_required, asked=asked, version=version)
-        return Outcome(step, endorsement, note=command.reason)
-    if command.kind == "edit" and command.text:
-        endorsement = Endorsement(person, role, "wrote")
-        step = next_step("owner_review", person, (endorsement,), owner, reviewers, approvals_required,
-                         version=None if version is None else version + 1)
-        return Outcome(step, endorsement, new_text=command.text)
-    raise ValueError(f"{command.kind!r} is not a review command")

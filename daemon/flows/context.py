@@ -109,3 +109,30 @@ def queue_mail(
         client_id=client_id, draft_id=draft_id, deadline_id=deadline_id, not_before=not_before,
     )
     return outbox_id, message_id.strip("<>")
+
+
+def park(ctx: Context, what: str, item: str, problem: BaseException, now: datetime, *,
+         client_id: str | None = None, draft_id: int | None = None) -> bool:
+    """One item (a reply, a client's step, a draft) failed: record it with its reason and tell its
+    owner, once; the caller goes on with the rest. Returns False when it was parked before."""
+    reason = f"{type(problem).__name__}: {problem}"
+    store = ctx.store
+    if any((e.data or {}).get("item") == item for e in store.events(client_id=client_id, kinds=["item_parked"])):
+        return False
+    known = {c.id: c for c in ctx.settings.clients}
+    client = known.get(client_id or "")
+    people = [ctx.owner_of(client)] if client else list(ctx.settings.people[:1])
+    with store.transaction():
+        store.append_event("item_parked", at=now, client_id=client_id, draft_id=draft_id,
+                           data={"what": what, "item": item, "reason": reason})
+        for person in people:
+            try:
+                with store.transaction():
+                    queue_mail(ctx, kind="parked", key=f"parked:{item}", template="item_parked.txt.j2",
+                               context={**common_context(ctx, client, person),
+                                        "item": {"what": what, "reason": reason}},
+                               to=[person.email], now=now, client_id=client_id)
+            except Exception as failure:  # noqa: BLE001 - the record stands even if the notice cannot be built
+                ctx.log.error("could not tell %s about a parked item: %s", person.id, failure)
+    ctx.log.error("%s set aside: %s", what, reason, extra={"client": client_id})
+    return True

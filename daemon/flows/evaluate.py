@@ -16,8 +16,8 @@ from daemon.core.model import Client
 from daemon.core.outgoing import HeaderInjection, InvalidAddress
 from daemon.core.policy import Verdict, due_actions, evaluate, explain
 from daemon.flows.answered import notice_token
-from daemon.flows.context import Context, common_context, describe_time, queue_mail
-from daemon.flows.review import start_draft
+from daemon.flows.context import Context, common_context, describe_time, park, queue_mail
+from daemon.flows.drafts import follow_client, start_draft
 from daemon.runtime.faults import crash_point
 
 # Fields whose change makes a new verdict event; evaluated_at and next_due alone do not.
@@ -73,9 +73,14 @@ def evaluate_all(ctx: Context, now: datetime, only: Collection[str] | None = Non
     for client in clients:
         verdict = evaluate(client, ctx.store.envelopes(client.id), ctx.settings.policy_for(client),
                            ctx.calendar(client), now, paused=client.id in paused)
-        record_verdict(ctx, client, verdict, previous.get(client.id), now)
-        for action in due_actions(verdict, ctx.store.steps_done(client.id, verdict.episode)):
-            take_step(ctx, client, verdict, action, now)
+        try:
+            record_verdict(ctx, client, verdict, previous.get(client.id), now)
+            follow_client(ctx, client.id, verdict.state, verdict.episode, now)
+            for action in due_actions(verdict, ctx.store.steps_done(client.id, verdict.episode)):
+                take_step(ctx, client, verdict, action, now)
+        except Exception as problem:  # noqa: BLE001 - one client's failure must not stop the others
+            park(ctx, f"client {client.id} (episode {verdict.episode})", f"client:{client.id}:{verdict.episode}",
+                 problem, now, client_id=client.id)
         verdicts.append(verdict)
     return verdicts
 

@@ -14,9 +14,12 @@ import secrets
 from datetime import datetime
 
 from daemon.adapters.store import Deadline, OutboxRow, TokenRow
+from daemon.core import release as machine
 from daemon.core import review as core
 from daemon.core.calls import outcome_of
-from daemon.flows.context import Context, common_context, describe_time, queue_mail
+from daemon.core.rules import is_real_reply
+from daemon.flows.context import Context, common_context, describe_time, park, queue_mail
+from daemon.flows.drafts import advance
 from daemon.runtime.faults import crash_point
 
 REMINDER_TEMPLATES = {"phone_call": "followup_reminder.txt.j2", "retrospective": "retrospective.txt.j2"}
@@ -24,12 +27,13 @@ REMINDER_TEMPLATES = {"phone_call": "followup_reminder.txt.j2", "retrospective":
 
 def after_release_sent(ctx: Context, row: OutboxRow, now: datetime) -> None:
     """A sent release (or nudge) closes its draft; a release starts the follow-up deadlines."""
-    if row.draft_id is None or row.kind not in ("release", "nudge"):
+    if row.draft_id is None or row.client_id is None or row.kind not in ("release", "nudge"):
         return
     store = ctx.store
     client = ctx.settings.client(row.client_id)
     with store.transaction():
-        store.set_draft_state(row.draft_id, "sent", now)
+        advance(ctx, store.draft(row.draft_id), machine.Event("sent", person="parting"), now, event_kind="draft_sent",
+                data={"outbox_id": row.id})
         if row.kind != "release":
             return
         followup = ctx.settings.followup
@@ -66,9 +70,9 @@ def cancel_answered_calls(ctx: Context, now: datetime) -> None:
     for deadline in ctx.store.deadlines(["open"]):
         if deadline.kind != "phone_call" or deadline.reminded_at is not None:
             continue
-        sent_at = datetime.fromisoformat(deadline.data["release_sent_at"])
+        sent_at = datetime.fromisoformat((deadline.data or {})["release_sent_at"])
         replies = [m for m in ctx.store.messages_for_client(deadline.client_id)
-                   if m.direction == "in" and not m.auto_reply and not m.bounce and sent_at < m.at <= now
+                   if is_real_reply(m) and sent_at < m.at <= now
                    and m.at <= deadline.due_at]
         if not replies:
             continue
@@ -140,38 +144,26 @@ def close_by_command(ctx: Context, deadline_id: int, note: str, who: str, now: d
 
 
 def resume_held(ctx: Context, now: datetime) -> None:
-    """Drafts whose HOLD is over go back to whoever must still read them."""
-    from daemon.flows.review import ask
-
+    """Drafts whose HOLD is over go back to whoever must still read them (the core decides)."""
     for draft in ctx.store.drafts(["held"]):
         if draft.hold_until is None or draft.hold_until > now:
             continue
-        client = ctx.settings.client(draft.client_id)
-        version = ctx.store.versions(draft.id)[-1]
-        endorsements = [core.Endorsement(e.person, e.role, e.how) for e in ctx.store.endorsements(draft.id, version.version)]
-        reviewers = [r for r in ctx.settings.review.reviewers if r != client.owner]
-        step = core.next_step("owner_review", version.writer, endorsements, client.owner, reviewers,
-                              ctx.settings.review.approvals_required, version=version.version)
-        with ctx.store.transaction():
-            ctx.store.set_draft_state(draft.id, step.state, now)
-            ctx.store.append_event("hold_over", at=now, client_id=client.id, draft_id=draft.id,
-                                   data={"state": step.state, "asking": list(step.ask)})
-            fresh = ctx.store.draft(draft.id)
-            for person_id in step.ask:
-                ask(ctx, fresh, ctx.settings.person(person_id), "owner" if person_id == client.owner else "reviewer", now)
-            if step.state == "sendable":
-                from daemon.flows.review import queue_release
-
-                queue_release(ctx, fresh, now)
+        try:
+            with ctx.store.transaction():
+                advance(ctx, draft, machine.Event("hold_over", person="parting", reason="the hold is over"), now,
+                        event_kind="hold_over")
+        except Exception as problem:  # noqa: BLE001 - one draft's failure must not stop the others
+            park(ctx, f"draft {draft.id} (its hold is over)", f"draft:{draft.id}:hold_over:{draft.hold_until}",
+                 problem, now, client_id=draft.client_id, draft_id=draft.id)
 
 
 def _casefile_path(ctx: Context, client_id: str) -> str:
     written = ctx.store.events(client_id=client_id, kinds=["casefile_written"])
-    return written[-1].data["path"] if written else f"parting casefile {client_id} --format html --output FILE"
+    return (written[-1].data or {})["path"] if written else f"parting casefile {client_id} --format html --output FILE"
 
 
 def _release(ctx: Context, deadline: Deadline, tz: str) -> dict[str, str]:
     draft = ctx.store.draft(deadline.draft_id) if deadline.draft_id else None
-    sent_at = deadline.data.get("release_sent_at")
+    sent_at = (deadline.data or {}).get("release_sent_at")
     return {"subject": draft.subject if draft else "",
             "sent_at": describe_time(datetime.fromisoformat(sent_at), tz) if sent_at else ""}

@@ -50,6 +50,9 @@ def confirm_outbox(config_path: str | Path, row_id: int, *, who: str, now: datet
 def _decide_outbox(config_path: str | Path, row_id: int, action: str, who: str, now: datetime) -> Data:
     with opened(config_path, write=True) as (settings, store), store.transaction():
         before = store.row(row_id)
+        if action == "resend" and (blocker := store.release_blocker(before)):
+            raise ReportError(f"cannot resend outbox row {row_id}: {blocker}; a release is sent again only"
+                              " while its draft is sendable at the version the row carries")
         (store.resend if action == "resend" else store.cancel)(row_id, now)
         store.append_event(f"outbox_{action}", at=now, client_id=before.client_id, draft_id=before.draft_id,
                            message_ids=[before.message_id],
@@ -68,7 +71,8 @@ def close_deadline(config_path: str | Path, deadline_id: int, note: str, *, who:
         ctx = Context(settings, Secrets(None, None, b""), store, Templates())
         if not close_by_command(ctx, deadline_id, note, who, now):
             closed = store.deadline(deadline_id)
-            when = format_time(closed.closed_at, ZoneInfo(settings.working_hours.timezone))
+            when = (format_time(closed.closed_at, ZoneInfo(settings.working_hours.timezone))
+                    if closed.closed_at else "at an unknown time")
             raise ReportError(f"deadline {deadline_id} is already {closed.state} (by {closed.closed_by}, "
                               f"{when}): nothing changed")
         return deadline_row(settings, store.deadline(deadline_id), now)
@@ -84,5 +88,14 @@ def set_paused(config_path: str | Path, client_id: str, paused: bool, *, who: st
                 store.set_paused(client.id, paused, now)
                 store.append_event("client_paused" if paused else "client_resumed", at=now, client_id=client.id,
                                    data={"by": who})
+            if paused:
+                # At once, not at the daemon's next cycle: a paused client's release rows never leave.
+                # (Resuming is the daemon's: it queues mail and signs tokens.)
+                from daemon.adapters.templates import Templates
+                from daemon.flows.context import Context
+                from daemon.flows.drafts import follow_client
+
+                ctx = Context(settings, Secrets(None, None, b""), store, Templates())
+                follow_client(ctx, client.id, "paused", None, now)
         return {"client": client.id, "name": client.name, "paused": paused, "changed": changed, "by": who,
                 "at": iso(now)}

@@ -4,7 +4,7 @@ or DISMISS to a triage email.
 They go through the same judgement as review replies (core/review.judge_reply: the token, the
 sender, Authentication-Results, auto-replies, the command read from the new text only), and
 each reply is handled once: the token's single use, the decision, the event and the processed
-mark commit together. flows/review.handle_reply hands these tokens over here.
+mark commit together. flows/replies.handle_reply hands these tokens over here.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from email.utils import format_datetime
 from daemon.adapters import smtp as mailer
 from daemon.adapters.store import OutboxRow, StoreError
 from daemon.adapters.templates import TemplateProblem
-from daemon.core.outgoing import HeaderInjection, InvalidAddress
+from daemon.core.outgoing import SMTP_POLICY, HeaderInjection, InvalidAddress
 from daemon.flows.context import Context, common_context, queue_mail
 from daemon.flows.followup import after_release_sent
 from daemon.runtime.faults import crash_point
@@ -53,7 +53,7 @@ def restamped(raw: bytes, when: datetime) -> bytes:
     would change, the original bytes are kept: the endorsed text is never touched.
     """
     try:
-        message = BytesParser(policy=email_policy.SMTP).parsebytes(raw)
+        message = BytesParser(policy=SMTP_POLICY).parsebytes(raw)
         message.replace_header("Date", format_datetime(when))
         fresh = message.as_bytes()
     except Exception:  # noqa: BLE001 - an old Date is a blemish; a changed message would be a fault
@@ -240,6 +240,9 @@ def confirm_delivered(ctx: Context, row: OutboxRow, who: str, at: datetime) -> N
         raise StoreError(f"cannot confirm outbox row {row.id}: it is {row.state}, and only an uncertain row"
                          " can be confirmed as delivered")
     with ctx.store.transaction():
+        if blocker := ctx.store.release_blocker(row):
+            raise StoreError(f"cannot confirm outbox row {row.id}: {blocker}; a release is confirmed only while"
+                             " its draft is sendable at the version the row carries")
         ctx.store.mark_sent(row.id, f"confirmed delivered by {who}", at)
         _event(ctx, row, "sent", at, server_reply=f"confirmed delivered by {who}")
         ctx.store.append_event("outbox_confirm", at=at, client_id=row.client_id, draft_id=row.draft_id,

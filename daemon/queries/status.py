@@ -42,6 +42,10 @@ def status(config_path: str | Path, *, now: datetime) -> Data:
             "outbox_attention": len(store.rows(ATTENTION_STATES)),
             "deadlines_due": sum(1 for d in store.deadlines(["open"]) if d.due_at <= now),
             "quarantined": store.quarantine_count(),
+            # Items a failure set aside (flows/context.py `park`): the rest went on without them.
+            "parked": [{"what": (e.data or {}).get("what"), "client": e.client_id,
+                        "reason": (e.data or {}).get("reason"), "at": iso(e.at)}
+                       for e in store.events(kinds=["item_parked"])],
             "sign_in": sign_in_status(settings.mailbox.oauth),
             "triage": [{"id": t.id, "message_id": t.message_id, "client": t.client_id, "reason": t.reason,
                         "at": iso(t.at)} for t in store.triage()],

@@ -10,8 +10,9 @@ The points, in the order a release passes them (tests/faults/ kills the daemon a
 "inside" marks a point inside an open transaction, where a crash must leave no trace:
   service.py           after_ingest_commit (.staff_reply: a batch that brought review replies)
   flows/evaluate.py    after_verdict_event, after_ladder_step
-  flows/review.py      after_draft_created (inside), after_review_requested (inside),
-                       after_reply_committed, after_release_queued (inside)
+  flows/drafts.py      after_draft_created (inside), after_review_requested (inside),
+                       after_release_queued (inside)
+  flows/replies.py     after_reply_committed
   flows/reminders.py,  after_reminder_queued (a review reminder; a deadline's reminder)
   flows/deadlines.py   after_deadline_set (inside the `sent` transaction)
   flows/sending.py     after_claim, after_smtp_before_sent, after_copy_before_sent, after_sent,

@@ -17,6 +17,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,13 @@ from daemon.core.model import Settings
 from daemon.flows.bounces import tell_owners_of_bounces
 from daemon.flows.calls import repeat_call_reminders
 from daemon.flows.casefiles import write_missing_casefiles
-from daemon.flows.context import Context
+from daemon.flows.context import Context, park
 from daemon.flows.evaluate import Agenda, evaluate_all
 from daemon.flows.followup import remind_due, resume_held
 from daemon.flows.ingest import Ingestor
 from daemon.flows.owners import notice_owner_changes
 from daemon.flows.reminders import remind_reviews
-from daemon.flows.review import handle_reply
+from daemon.flows.replies import draft_of_reply, handle_reply, hold_after_failure
 from daemon.flows.sending import recover_in_flight, send_due, settle_from_sent
 from daemon.flows.triage import tell_owners_of_triage
 from daemon.runtime import shutdown
@@ -199,34 +200,56 @@ class Service:
     # ------------------------------------------------------------------ one cycle
 
     async def cycle(self) -> None:
+        """One pass: replies, verdicts, holds, reminders, then sending. A failure in one item (a
+        reply, a client) parks that item; a failure in one stage is logged; sending always runs."""
         ctx, now = self.ctx, self.clock.now
-        assert ctx is not None, "a cycle runs only once run() opened the context"
-        for message_id in [*self._staff_replies, *ctx.store.unprocessed_staff_replies()]:
+        for message_id in dict.fromkeys([*self._staff_replies, *ctx.store.unprocessed_staff_replies()]):
             if self.stop.is_set():
                 break
-            handle_reply(ctx, message_id, now())
+            try:
+                handle_reply(ctx, message_id, now())
+            except Exception as problem:  # noqa: BLE001 - one bad reply must not stop the others
+                try:
+                    draft = draft_of_reply(ctx, message_id)
+                except Exception:  # noqa: BLE001 - without its draft, the first person is told
+                    draft = None
+                park(ctx, f"staff reply <{message_id}>", f"reply:{message_id}", problem, now(),
+                     client_id=draft.client_id if draft else None, draft_id=draft.id if draft else None)
+                with ctx.store.transaction():
+                    ctx.store.mark_reply_processed(message_id, f"parked: {type(problem).__name__}", now())
+                self._stage("holding the draft of a parked reply", partial(
+                    hold_after_failure, ctx, message_id, "a reply about it could not be read: it may have said stop",
+                    now()))
         self._staff_replies.clear()
         if self.stop.is_set():
             return
-        notice_owner_changes(ctx, now())
-        tell_owners_of_bounces(ctx, now())
-        tell_owners_of_triage(ctx, now())
+        self._stage("owner changes", lambda: notice_owner_changes(ctx, now()))
+        self._stage("delivery failures", lambda: tell_owners_of_bounces(ctx, now()))
+        self._stage("triage", lambda: tell_owners_of_triage(ctx, now()))
         when = now()
         self.agenda.history_grew(ctx.rejudge)
         ctx.rejudge.clear()
         if self._history_complete():
             only = self.agenda.next(ctx.store, when)
-            evaluate_all(ctx, when, only)
-            self.agenda.evaluated(only, when)
-        resume_held(ctx, now())
-        remind_reviews(ctx, now())
-        remind_due(ctx, now())
-        repeat_call_reminders(ctx, now())
+            if self._stage("evaluate", lambda: evaluate_all(ctx, when, only)):
+                self.agenda.evaluated(only, when)
+        self._stage("resume held drafts", lambda: resume_held(ctx, now()))
+        self._stage("review reminders", lambda: remind_reviews(ctx, now()))
+        self._stage("deadline reminders", lambda: remind_due(ctx, now()))
+        self._stage("call reminders", lambda: repeat_call_reminders(ctx, now()))
         if self._can_send() and (self.restored is None or await self._settle_after_restore()):
             await self._send_with_grace()
         write_missing_casefiles(ctx, now())
         self.cycles += 1
         self.notifier.status(self.status_line())
+
+    def _stage(self, name: str, run: Callable[[], object]) -> bool:
+        try:
+            run()
+        except Exception:  # noqa: BLE001 - the stages after it, sending above all, still run
+            self.log.exception("%s failed; the rest of the cycle goes on", name)
+            return False
+        return True
 
     def _history_complete(self) -> bool:
         """Clients are judged only once every folder has been read in full since start: with the

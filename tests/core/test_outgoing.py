@@ -273,3 +273,30 @@ def test_thread_headers_feed_build_message() -> None:
     parsed = parse(message(in_reply_to=in_reply_to, references=references))
     assert parsed["In-Reply-To"] == "<last@acme.example>"
     assert parsed["References"].split() == ["<root@example.com>", "<last@acme.example>"]
+
+
+@pytest.mark.parametrize("length", [60, 200, 900])
+def test_identifiers_are_folded_between_ids_and_never_encoded_words(length: int) -> None:
+    long_id = "<" + "a" * length + "@x.example>"
+    chain = [f"<ref{n}.{'b' * 40}@x.example>" for n in range(12)] + [long_id]
+    raw = build_message(from_addr="office@example.com", from_name="Example Ltd", to=["jane@acme.example"],
+                        subject="Re: Signed form 3?", body="Dear Jane\n", message_id="<m1@example.com>",
+                        date=datetime(2026, 11, 2, 10, 0, tzinfo=UTC), auto_submitted=False,
+                        in_reply_to=long_id, references=chain)
+    head = raw.split(b"\r\n\r\n")[0]
+    assert b"=?" not in head
+    parsed = BytesParser(policy=policy.default).parsebytes(raw)
+    assert str(parsed["In-Reply-To"]) == long_id
+    assert str(parsed["References"]).split() == chain
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+
+
+def test_an_id_too_long_for_any_line_is_dropped_not_encoded() -> None:
+    huge = "<" + "x" * 3000 + "@x.example>"
+    raw = build_message(from_addr="office@example.com", from_name="Example Ltd", to=["jane@acme.example"],
+                        subject="s", body="b\n", message_id="<m1@example.com>",
+                        date=datetime(2026, 11, 2, 10, 0, tzinfo=UTC), auto_submitted=False,
+                        in_reply_to=huge, references=["<r1@x.example>", huge])
+    parsed = BytesParser(policy=policy.default).parsebytes(raw)
+    assert parsed["In-Reply-To"] is None and str(parsed["References"]) == "<r1@x.example>"
+    assert thread_headers([(huge, ["<r1@x.example>"])]) == (None, ("<r1@x.example>",))

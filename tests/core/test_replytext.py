@@ -189,7 +189,7 @@ def test_what_is_an_approval(text: str) -> None:
 def test_command_help_shows_the_grammar_and_what_is_and_is_not_an_approval() -> None:
     text = command_help("owner")
     assert "A greeting line may come first" in text
-    assert "The command words are exactly: APPROVE, APPROVED, EDIT, HOLD, REJECT, REJECTED." in text
+    assert "The command words are exactly: APPROVE, APPROVED, EDIT, HOLD, REJECT, REJECTED, STOP." in text
     assert 'read as APPROVE:      "Hi Alice," then "Approved."' in text
     assert 'not read as APPROVE:  "Approve only after Alice fixes the date"' in text
     # the two examples are true of the parser

@@ -18,6 +18,7 @@ import holidays
 from daemon.adapters.settings.kinds import did_you_mean, shown, subdivision_spelling
 from daemon.core.hosts import is_loopback
 from daemon.core.outgoing import HeaderInjection, check_header_value
+from daemon.core.review import MAX_MAILBOX_LOCAL
 
 BAD = object()  # a value that failed its own check; its problem is already reported
 Report = Callable[..., None]  # report(key_path, message, at=key_path_for_the_line)
@@ -82,6 +83,11 @@ def _check_mailbox(mailbox: dict, written: set[str], report: Report) -> list[str
     for index, address in enumerate(_listed(mailbox["address"])):
         if address is not BAD and address in _listed(mailbox["address"])[:index]:
             report(f"mailbox.address[{index}]", f"{address} is listed twice")
+        local = address.rpartition("@")[0] if isinstance(address, str) else ""
+        if len(local) > MAX_MAILBOX_LOCAL:
+            report(f"mailbox.address[{index}]", f"the local part {local!r} is {len(local)} characters: replies to "
+                   f"review emails go to {local}+r-<token>@..., and RFC 5321 allows 64 characters before the @, "
+                   f"so it can be at most {MAX_MAILBOX_LOCAL}. Use a shorter alias of the mailbox")
     generic = mailbox["provider"] == "generic"
     oauth2 = mailbox["auth"] == "oauth2"
     for protocol in ("imap", "smtp"):

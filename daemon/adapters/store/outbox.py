@@ -16,6 +16,7 @@ Rules (DESIGN.md "Sending: at most once, never silently lost"):
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,7 +55,13 @@ class OutboxRow:
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None
+    draft_version: int | None = None  # the version a release row carries
 
+
+# A release row, and the check that its draft is sendable at the row's version (alias `o`).
+_RELEASE_ROW = "(o.draft_id IS NOT NULL AND o.kind IN ('release', 'nudge'))"
+_MAY_LEAVE = ("EXISTS (SELECT 1 FROM drafts AS d WHERE d.id = o.draft_id AND d.state = 'sendable'"
+              " AND (o.draft_version IS NULL OR o.draft_version = d.current_version))")
 
 _TIMES = ("not_before", "next_attempt_at", "created_at", "updated_at", "sent_at")
 
@@ -86,34 +93,91 @@ class OutboxMixin(StoreBase):
         draft_id: int | None = None,
         deadline_id: int | None = None,
         not_before: datetime | None = None,
+        draft_version: int | None = None,
     ) -> int:
-        """Queue a message for sending; returns its row id (the existing one if already queued)."""
+        """Queue a message for sending; returns its row id (the existing one if already queued).
+
+        A second live release row for one draft raises StoreError (the unique index of #17)."""
         stamp = to_utc_text(at)
         with self.transaction():
-            self.db.execute(
-                "INSERT OR IGNORE INTO outbox (message_id, kind, client_id, draft_id, deadline_id,"
-                " sender, recipients, raw, not_before, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [message_id, kind, client_id, draft_id, deadline_id, sender,
-                 to_json(list(recipients)), bytes(raw), maybe_utc_text(not_before), stamp, stamp],
-            )
+            try:
+                self.db.execute(
+                    # Only a repeated Message-ID is a no-op; any other conflict (a second live
+                    # release of a draft) must raise, so not INSERT OR IGNORE.
+                    "INSERT INTO outbox (message_id, kind, client_id, draft_id, deadline_id,"
+                    " sender, recipients, raw, not_before, created_at, updated_at, draft_version)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+                    [message_id, kind, client_id, draft_id, deadline_id, sender,
+                     to_json(list(recipients)), bytes(raw), maybe_utc_text(not_before), stamp, stamp,
+                     draft_version],
+                )
+            except sqlite3.IntegrityError as error:
+                raise StoreError(f"cannot queue {kind} {message_id}: {error}") from None
             return int(self._scalar("SELECT id FROM outbox WHERE message_id = ?", [message_id]))
 
     def claim_next(self, now: datetime) -> OutboxRow | None:
-        """Take the oldest row that is due, marked 'sending' and committed; None if none is due."""
+        """Take the oldest row that is due, marked 'sending' and committed; None if none is due.
+
+        A release row is claimed only while its draft is `sendable` at the row's version, checked
+        in the claim's own transaction; a queued release row whose draft moved on is cancelled
+        there (with a `release_cancelled` event), never sent."""
         stamp = to_utc_text(now)
         with self.transaction():
+            for stale in self._rows(f"SELECT id, client_id, draft_id, message_id FROM outbox AS o"
+                                    f" WHERE state = 'queued' AND {_RELEASE_ROW} AND NOT {_MAY_LEAVE}"):
+                self.db.execute("UPDATE outbox SET state = 'cancelled', updated_at = ?,"
+                                " last_error = 'its draft is no longer sendable at this version' WHERE id = ?",
+                                [stamp, stale["id"]])
+                self.append_event(  # type: ignore[attr-defined]
+                                  "release_cancelled", at=now, client_id=stale["client_id"],
+                                  draft_id=stale["draft_id"], message_ids=[stale["message_id"]],
+                                  data={"outbox_rows": 1, "outbox_id": stale["id"], "by": "parting",
+                                        "reason": "at the claim, its draft was no longer sendable at this version"})
             row = self._one(
-                """UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = :now
-                   WHERE id = (SELECT id FROM outbox
+                f"""UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = :now
+                   WHERE id = (SELECT id FROM outbox AS o
                                WHERE state = 'queued'
                                  AND (not_before IS NULL OR not_before <= :now)
                                  AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
+                                 AND (NOT {_RELEASE_ROW} OR {_MAY_LEAVE})
                                ORDER BY created_at, id LIMIT 1)
                    RETURNING *""",
                 {"now": stamp},
             )
         return None if row is None else _outbox(row)
+
+    def release_blocker(self, row: OutboxRow) -> str:
+        """"" when this row may leave now; for a release row whose draft is not `sendable` at
+        the row's version, why not (what `outbox resend` and `confirm` refuse with)."""
+        if row.draft_id is None or row.kind not in ("release", "nudge"):
+            return ""
+        found = self._one("SELECT state, current_version FROM drafts WHERE id = ?", [row.draft_id])
+        if found is None:
+            return f"its draft {row.draft_id} is not in the store"
+        if found["state"] != "sendable":
+            return f"its draft {row.draft_id} is {found['state']}, not sendable"
+        if row.draft_version is not None and row.draft_version != found["current_version"]:
+            return (f"it carries version {row.draft_version} of draft {row.draft_id}, which is at"
+                    f" version {found['current_version']}")
+        return ""
+
+    def release_rows_of(self, draft_id: int) -> list[OutboxRow]:
+        """Every release (or nudge) row ever queued for the draft, oldest first."""
+        return [_outbox(r) for r in self._rows(
+            "SELECT * FROM outbox WHERE draft_id = ? AND kind IN ('release', 'nudge') ORDER BY id", [draft_id])]
+
+    def cancel_releases(self, draft_id: int, at: datetime) -> list[int]:
+        """Cancel the draft's queued, failed or uncertain release rows; returns their ids.
+
+        A row already `sending` is past stopping (the claim checked the draft just before)."""
+        with self.transaction():
+            ids = [r["id"] for r in self._rows(
+                "SELECT id FROM outbox WHERE draft_id = ? AND kind IN ('release', 'nudge')"
+                " AND state IN ('queued', 'failed', 'uncertain')", [draft_id])]
+            for row_id in ids:
+                self.db.execute("UPDATE outbox SET state = 'cancelled', updated_at = ? WHERE id = ?",
+                                [to_utc_text(at), row_id])
+        return ids
 
     def _move(
         self, row_id: int, allowed_from: tuple[str, ...], doing: str, sql_set: str, params: dict[str, Any]

@@ -41,6 +41,7 @@ class Draft:
     current_version: int
     hold_until: datetime | None
     subject: str
+    envelope: dict[str, Any] | None = None  # the release's frozen recipients, subject and threading
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ def _draft(row: dict[str, Any]) -> Draft:
         "created_at": from_utc_text(row["created_at"]),
         "updated_at": from_utc_text(row["updated_at"]),
         "hold_until": from_utc_text(row["hold_until"]),
+        "envelope": from_json(row.get("envelope")),
     })
 
 
@@ -110,14 +112,15 @@ class ReviewMixin(StoreBase):
         episode: Episode | None,
         at: datetime,
         state: str,
+        envelope: dict[str, Any] | None = None,
     ) -> int:
         """A new draft with its first version; returns the draft id."""
         stamp = to_utc_text(at)
         with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO drafts (client_id, kind, state, created_at, updated_at, episode,"
-                " current_version, subject) VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
-                [client_id, kind, state, stamp, stamp, episode, subject],
+                " current_version, subject, envelope) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)",
+                [client_id, kind, state, stamp, stamp, episode, subject, to_json(envelope)],
             )
             draft_id = cursor.lastrowid
             if draft_id is None:
@@ -242,6 +245,14 @@ class ReviewMixin(StoreBase):
         except sqlite3.IntegrityError:
             return False  # this message already spent another token
         return cursor.rowcount == 1
+
+    def revoke_tokens(self, subject_kind: str, subject_id: int, at: datetime) -> int:
+        """Every unused token of this subject dies now (its draft moved on); returns how many.
+
+        A revoked token reads as used (used_at set, no reply message named)."""
+        return self._write(
+            "UPDATE tokens SET used_at = ? WHERE subject_kind = ? AND subject_id = ? AND used_at IS NULL",
+            [to_utc_text(at), subject_kind, subject_id]).rowcount
 
     def tokens_for(self, subject_kind: str, subject_id: int) -> list[TokenRow]:
         return [_token(r) for r in self._rows(

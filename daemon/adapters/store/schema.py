@@ -370,10 +370,38 @@ def _v8_client_owners(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+# One release state machine (issue #17): the store refuses what the flows must never do, so a
+# code path that forgets the rule fails loudly instead of sending twice. A draft keeps the
+# envelope its readers saw; an outbox row names the version it carries.
+_LIVE_RELEASE = "kind IN ('release', 'nudge') AND state IN ('queued', 'sending', 'uncertain', 'failed')"
+_SECOND_SENT = """SELECT RAISE(ABORT, 'a release was already sent to this client in this episode')
+    WHERE NEW.kind = 'release' AND NEW.state = 'sent' AND NEW.draft_id IS NOT NULL AND EXISTS (
+        SELECT 1 FROM outbox AS o JOIN drafts AS d ON d.id = o.draft_id, drafts AS n
+        WHERE n.id = NEW.draft_id AND o.id != NEW.id AND o.kind = 'release' AND o.state = 'sent'
+          AND d.client_id = n.client_id AND d.episode IS n.episode)"""
+_V9 = [
+    "ALTER TABLE drafts ADD COLUMN envelope TEXT",
+    "ALTER TABLE outbox ADD COLUMN draft_version INTEGER",
+    # A database from before this rule may hold two live rows for a draft: the older ones go.
+    f"""UPDATE outbox SET state = 'cancelled' WHERE draft_id IS NOT NULL AND {_LIVE_RELEASE}
+        AND id NOT IN (SELECT max(id) FROM outbox WHERE draft_id IS NOT NULL AND {_LIVE_RELEASE}
+                       GROUP BY draft_id)""",
+    f"CREATE UNIQUE INDEX outbox_one_live_release ON outbox(draft_id) WHERE draft_id IS NOT NULL AND {_LIVE_RELEASE}",
+    f"CREATE TRIGGER outbox_one_sent_release_update BEFORE UPDATE OF state ON outbox BEGIN {_SECOND_SENT}; END",
+    f"CREATE TRIGGER outbox_one_sent_release_insert BEFORE INSERT ON outbox BEGIN {_SECOND_SENT}; END",
+]
+
+
+def _v9_release_rules(db: sqlite_utils.Database) -> None:
+    for statement in _V9:
+        db.execute(statement)
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index, _v3_reply_headers, _v4_evidence_headers,
-                               _v5_delivery_failures, _v6_recorded_evidence, _v7_triage, _v8_client_owners]
+                               _v5_delivery_failures, _v6_recorded_evidence, _v7_triage, _v8_client_owners,
+                               _v9_release_rules]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
