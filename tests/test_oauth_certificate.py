@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import pytest
 import yaml
@@ -21,6 +24,7 @@ from test_settings_providers import config, problems
 
 from daemon.adapters.imap.connection import ImapConnection
 from daemon.adapters.oauth import OAuthCredential
+from daemon.adapters.oauth_certificate import ClientCertificate
 from daemon.adapters.redaction import mask
 from daemon.adapters.settings.load import SettingsError, load_secrets, load_settings
 from daemon.cli import cli
@@ -164,3 +168,48 @@ def test_doctor_says_the_app_signs_in_with_its_certificate(idp, tmp_path):
     sign_in = checks["OAuth sign-in"]
     assert sign_in.ok, sign_in.detail
     assert "client authentication: certificate (private_key_jwt, thumbprint x5t#S256" in sign_in.detail
+
+
+def test_the_pair_comes_from_a_systemd_credential_and_an_environment_variable(idp, tmp_path):
+    certificate, key = make_pair()
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "app.crt").write_bytes(certificate)  # LoadCredential=app.crt:/etc/parting/app.crt
+    (credentials / "token-key").write_text("k" * 40)
+    config_path = write_config(tmp_path, idp, flow="client_credentials", client_certificate_file="app.crt",
+                               client_private_key_env="PARTING_APP_KEY")
+    environ = {"CREDENTIALS_DIRECTORY": str(credentials), "PARTING_APP_KEY": key.decode()}
+    settings = load_settings(config_path, environ=environ)
+    assert settings.mailbox.oauth.client_certificate_file == str(credentials / "app.crt")
+    pair = load_secrets(settings, environ=environ).oauth_client_certificate
+    assert pair is not None and pair.certificate_pem == certificate.rstrip(b"\n")
+    with pytest.raises(SettingsError) as caught:  # the variable missing: said, at its key
+        load_secrets(settings, environ={"CREDENTIALS_DIRECTORY": str(credentials)})
+    assert caught.value.problems[0].key_path == "mailbox.oauth.client_private_key_env"
+
+
+def test_the_fake_identity_provider_checks_audience_and_replay(idp):
+    """The fake is honest: what Microsoft refuses, it refuses too (so the tests above mean something)."""
+    from authlib.oauth2.rfc7523 import private_key_jwt_sign
+    from joserfc.jwk import RSAKey
+
+    certificate, key = make_pair()
+    idp.client_certificate = certificate
+    pair = ClientCertificate.load(certificate, key)
+    header = {"x5t#S256": pair.thumbprint_sha256}
+
+    def post(assertion: str) -> tuple[int, dict]:
+        form = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": idp.client_id,
+                                       "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:"
+                                       "jwt-bearer", "client_assertion": assertion}).encode()
+        try:
+            with urllib.request.urlopen(f"{idp.url}/token", form) as answer:
+                return answer.status, json.load(answer)
+        except urllib.error.HTTPError as error:
+            return error.code, json.load(error)
+
+    elsewhere = private_key_jwt_sign(RSAKey.import_key(key), idp.client_id, f"{idp.url}/other", header=header)
+    assert post(elsewhere)[1]["error_description"].startswith("AADSTS50013")
+    good = private_key_jwt_sign(RSAKey.import_key(key), idp.client_id, f"{idp.url}/token", header=header)
+    assert post(good)[0] == 200
+    assert "AADSTS700025" in post(good)[1]["error_description"]  # the same jti again
