@@ -8,7 +8,10 @@ mid-IDLE or a client unknown on demand would need adapters around its storage. T
 exactly those faults, deterministically, so this keeps the endpoints parting talks to and nothing
 else: token (refresh_token with rotation, device_code, client_credentials, authorization_code
 with PKCE S256), device authorization (RFC 8628), introspection (RFC 7662, what Dovecot's oauth2
-passdb asks) and revocation (RFC 7009). Errors are the RFC's codes.
+passdb asks) and revocation (RFC 7009). Errors are the RFC's codes. A client may authenticate with a
+client assertion signed by its registered certificate's key (RFC 7523 private_key_jwt), checked as
+Microsoft's token endpoint does: signature, aud = token endpoint, iss = sub = client id, exp, an
+unused jti, and the certificate's thumbprint in the header.
 """
 from __future__ import annotations
 
@@ -45,6 +48,7 @@ class _Device:
 class FakeIdp:
     client_id: str = "parting-test-client"
     client_secret: str | None = None  # required by client_credentials only
+    client_certificate: bytes | None = None  # PEM: client assertions must be signed by its key
     user: str = "office@example.com"
     access_ttl: float = 3600.0
     rotate: bool = True  # every refresh returns a new refresh token and revokes the old one
@@ -57,6 +61,8 @@ class FakeIdp:
     codes: dict[str, tuple[str, str]] = field(default_factory=dict)  # code -> (challenge, user)
     refreshes: int = 0
     introspections: int = 0
+    assertions: list[dict[str, Any]] = field(default_factory=list)  # headers of the accepted client assertions
+    used_jti: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -154,6 +160,12 @@ class FakeIdp:
                     if form.get("token") in table:
                         table[form["token"]].active = False
             return 200, {}
+        assertion_ok = False
+        if "client_assertion" in form:
+            refusal = self._check_assertion(form, f"{self.url}{path}")
+            if refusal:
+                return 401, {"error": "invalid_client", "error_description": refusal}
+            assertion_ok = True
         if form.get("client_id") != self.client_id and not (authorization or "").startswith("Basic "):
             return 400 if path == "/device" else 401, {
                 "error": "invalid_client", "error_description": f"unknown client {form.get('client_id')!r}"}
@@ -164,10 +176,47 @@ class FakeIdp:
             return 200, {"device_code": device_code, "user_code": user_code, "expires_in": 900, "interval": 0,
                          "verification_uri": f"{self.url}/device/verify"}
         if path == "/token":
-            return self._token(form)
+            return self._token(form, assertion_ok)
         return 404, {"error": "not_found"}
 
-    def _token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    def _check_assertion(self, form: dict[str, str], endpoint: str) -> str | None:
+        """Why this client assertion is refused (Microsoft's words), None when it is good."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        from joserfc import jwt
+        from joserfc.errors import JoseError
+        from joserfc.jwk import RSAKey
+
+        if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            return "AADSTS50027: client_assertion_type is not jwt-bearer"
+        if self.client_certificate is None:
+            return "AADSTS700027: no certificate is registered for this application"
+        certificate = x509.load_pem_x509_certificate(self.client_certificate)
+        public = certificate.public_key().public_bytes(serialization.Encoding.PEM,
+                                                       serialization.PublicFormat.SubjectPublicKeyInfo)
+        try:
+            token = jwt.decode(form["client_assertion"], RSAKey.import_key(public), algorithms=["RS256"])
+        except JoseError as error:
+            return f"AADSTS700027: Client assertion contains an invalid signature ({error.error})."
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        thumbprint = base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
+        claims = token.claims
+        if token.header.get("x5t#S256") != thumbprint:
+            return "AADSTS700027: the assertion's x5t#S256 is not the registered certificate's thumbprint"
+        if claims.get("aud") != endpoint:
+            return f"AADSTS50013: Assertion audience {claims.get('aud')!r} is not the token endpoint"
+        if not claims.get("iss") == claims.get("sub") == self.client_id:
+            return "AADSTS700021: Client assertion application identifier doesn't match client_id"
+        if float(claims.get("exp", 0)) <= time.time():
+            return "AADSTS700024: Client assertion is not within its valid time range"
+        with self._lock:
+            if not claims.get("jti") or claims["jti"] in self.used_jti:
+                return "AADSTS700025: Client assertion jti is missing or was used before"
+            self.used_jti.add(claims["jti"])
+            self.assertions.append(dict(token.header))
+        return None
+
+    def _token(self, form: dict[str, str], assertion_ok: bool = False) -> tuple[int, dict[str, Any]]:
         grant = form.get("grant_type")
         with self._lock:
             if grant == "refresh_token":
@@ -197,7 +246,7 @@ class FakeIdp:
                 del self.devices[form["device_code"]]
                 return 200, self._issue(device.user, refresh=True)
             if grant == "client_credentials":
-                if self.client_secret is None or form.get("client_secret") != self.client_secret:
+                if not assertion_ok and (self.client_secret is None or form.get("client_secret") != self.client_secret):
                     return 401, {"error": "invalid_client", "error_description": "bad client secret"}
                 return 200, self._issue(self.user, refresh=False)
             if grant == "authorization_code":

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon.adapters.files import write_atomically
+from daemon.adapters.oauth_certificate import ClientAuth, ClientCertificate
 from daemon.adapters.redaction import register_secret
 from daemon.core.errors import PartingError
 from daemon.core.model import OAuthSettings
@@ -55,7 +56,7 @@ _ERRORS = {
     "invalid_grant": "the refresh token was revoked or has expired (a password change, an admin, or "
                      "months unused end it)",
     "invalid_client": "the identity provider does not know this client: check mailbox.oauth.client_id "
-                      "(and tenant, and the client secret)",
+                      "(and tenant, and the client secret or certificate)",
     "unauthorized_client": "this app registration may not use this sign-in flow: check the app "
                            "registration's platform settings (allow public client flows for device code)",
     "invalid_scope": "the identity provider refused the scopes: check mailbox.oauth.scopes and the app's "
@@ -75,6 +76,10 @@ _AADSTS = {
     "AADSTS700082": "the refresh token expired after being unused too long",
     "AADSTS50173": "the refresh token was revoked (a password change or an admin)",
     "AADSTS700024": "the client assertion is outside its time window: check this machine's clock",
+    "AADSTS700027": "the certificate's signature was not accepted: upload this certificate to the app "
+                    "registration (Certificates & secrets), or give the key that belongs to the one there",
+    "AADSTS700023": "the certificate is not registered for this app: upload it in the app registration "
+                    "(Certificates & secrets)",
 }
 
 
@@ -99,13 +104,27 @@ def unreachable(error: BaseException, url: str) -> IdpUnreachable:
                           f"{error}); parting keeps trying; check the network or proxy")
 
 
-def session(oauth: OAuthSettings, client_secret: str | None, **kwargs: Any) -> OAuth2Session:
-    """An Authlib session for this app registration (public client without a secret)."""
+def session(oauth: OAuthSettings, client_secret: ClientAuth, **kwargs: Any) -> OAuth2Session:
+    """An Authlib session for this app registration: authenticated by its secret, by a JWT signed
+    with its certificate's key (private_key_jwt), or not at all (a public client)."""
     from authlib.integrations.requests_client import OAuth2Session
 
+    if isinstance(client_secret, ClientCertificate):
+        # Authlib's PrivateKeyJWT signs with the session's client_secret: here the PEM private key.
+        return OAuth2Session(
+            client_id=oauth.client_id, client_secret=client_secret.private_key_pem.decode("ascii"),
+            scope=" ".join(oauth.scopes), token_endpoint_auth_method=client_secret.client_auth(oauth.token_url),
+            **kwargs)
     return OAuth2Session(
         client_id=oauth.client_id, client_secret=client_secret, scope=" ".join(oauth.scopes),
         token_endpoint_auth_method="client_secret_post" if client_secret else "none", **kwargs)
+
+
+def client_authentication(client_secret: ClientAuth) -> str:
+    """In words, how the app proves itself at the token endpoint (for doctor and login)."""
+    if isinstance(client_secret, ClientCertificate):
+        return client_secret.describe()
+    return "client secret (client_secret_post)" if client_secret else "none (public client)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,7 +189,7 @@ def token_record(token: dict[str, Any], previous: dict[str, Any] | None, flow: s
 class OAuthCredential:
     """Access tokens for one mailbox, safe to share between the IMAP threads and the SMTP sender."""
 
-    def __init__(self, oauth: OAuthSettings, client_secret: str | None, *,
+    def __init__(self, oauth: OAuthSettings, client_secret: ClientAuth, *,
                  now: Callable[[], float] = time.time) -> None:
         self.oauth = oauth
         self._client_secret = client_secret

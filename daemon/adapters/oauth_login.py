@@ -35,6 +35,7 @@ from daemon.adapters.oauth import (
     token_record,
     unreachable,
 )
+from daemon.adapters.oauth_certificate import ClientAuth
 from daemon.core.model import OAuthSettings
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -62,7 +63,7 @@ class Interaction:
     loopback_wait: float = 300.0  # seconds the browser flow waits for the redirect before asking
 
 
-def login(oauth: OAuthSettings, client_secret: str | None, *, flow: str | None = None,
+def login(oauth: OAuthSettings, client_secret: ClientAuth, *, flow: str | None = None,
           io: Interaction | None = None) -> LoginResult:
     """Run the configured (or given) flow and write the token file; returns what was done."""
     io = io or Interaction()
@@ -91,7 +92,7 @@ def _quietly(load: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None
         return None  # an unreadable old file is replaced
 
 
-def _grant(oauth: OAuthSettings, client_secret: str | None, what: str, **kwargs: Any) -> dict[str, Any]:
+def _grant(oauth: OAuthSettings, client_secret: ClientAuth, what: str, **kwargs: Any) -> dict[str, Any]:
     import requests
     from authlib.integrations.base_client.errors import OAuthError
 
@@ -106,7 +107,7 @@ def _grant(oauth: OAuthSettings, client_secret: str | None, what: str, **kwargs:
         client.close()
 
 
-def sign_out(oauth: OAuthSettings, client_secret: str | None) -> str:
+def sign_out(oauth: OAuthSettings, client_secret: ClientAuth) -> str:
     """Revoke the refresh token at the provider (RFC 7009, where it has an endpoint) and delete the
     token file; returns what was done. The daemon then shows "sign-in needed"."""
     import requests
@@ -116,7 +117,7 @@ def sign_out(oauth: OAuthSettings, client_secret: str | None) -> str:
     revoked = ""
     if oauth.revoke_url and token.get("refresh_token"):
         client = session(oauth, client_secret, revocation_endpoint_auth_method="client_secret_post"
-                         if client_secret else "none")
+                         if isinstance(client_secret, str) else "none")
         try:
             answer = client.revoke_token(oauth.revoke_url, token=token["refresh_token"],
                                          token_type_hint="refresh_token", timeout=HTTP_TIMEOUT)
@@ -136,7 +137,7 @@ def sign_out(oauth: OAuthSettings, client_secret: str | None) -> str:
 # The device authorization grant (RFC 8628).
 
 
-def _device(oauth: OAuthSettings, client_secret: str | None, io: Interaction) -> dict[str, Any]:
+def _device(oauth: OAuthSettings, client_secret: ClientAuth, io: Interaction) -> dict[str, Any]:
     import requests
 
     if not oauth.device_url:
@@ -190,7 +191,7 @@ def _device_refusal(body: dict[str, Any]) -> OAuthProblem:
 # The installed-app flow: authorization code with PKCE, loopback redirect, paste-back fallback.
 
 
-def _browser(oauth: OAuthSettings, client_secret: str | None, io: Interaction) -> dict[str, Any]:
+def _browser(oauth: OAuthSettings, client_secret: ClientAuth, io: Interaction) -> dict[str, Any]:
     if not oauth.authorize_url:
         raise OAuthProblem("mailbox.oauth.authorize_url is needed for the browser flow")
     catcher = _RedirectCatcher()
@@ -259,7 +260,8 @@ class _RedirectCatcher:
 # Client credentials (Microsoft 365 app-only access to the mailbox).
 
 
-def _client_credentials(oauth: OAuthSettings, client_secret: str | None) -> dict[str, Any]:
+def _client_credentials(oauth: OAuthSettings, client_secret: ClientAuth) -> dict[str, Any]:
     if not client_secret:
-        raise OAuthProblem("client_credentials needs the app's secret: set mailbox.oauth.client_secret_file")
+        raise OAuthProblem("client_credentials needs the app's secret or certificate: set "
+                           "mailbox.oauth.client_secret_file, or client_certificate_file and client_private_key_file")
     return _grant(oauth, client_secret, "signing in as the app (client credentials)", grant_type="client_credentials")

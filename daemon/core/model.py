@@ -217,6 +217,18 @@ class OAuthSettings:
     revoke_url: str | None = None
     client_secret_file: str | None = None
     client_secret_env: str | None = None
+    # A certificate credential instead of a secret (RFC 7523 private_key_jwt): both or neither.
+    client_certificate_file: str | None = None
+    client_certificate_env: str | None = None
+    client_private_key_file: str | None = None
+    client_private_key_env: str | None = None
+
+    @property
+    def client_authentication(self) -> str:
+        """How the app proves itself at the token endpoint: private_key_jwt, client_secret_post or none."""
+        if self.client_certificate_file or self.client_certificate_env:
+            return "private_key_jwt"
+        return "client_secret_post" if self.client_secret_file or self.client_secret_env else "none"
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from daemon.adapters.imap.connection import ImapAuthError, ImapConnection, ImapError
-from daemon.adapters.oauth import Login, OAuthCredential, OAuthProblem, SignInNeeded
+from daemon.adapters.oauth import Login, OAuthCredential, OAuthProblem, SignInNeeded, client_authentication
+from daemon.adapters.oauth_certificate import ClientAuth
 from daemon.adapters.settings.load import Problem, SettingsError, check_runtime, load_secrets, load_settings
 from daemon.adapters.smtp import DeliveryProblem, check_login
 from daemon.adapters.store import SCHEMA_VERSION, Store, StoreError
@@ -101,7 +102,7 @@ async def run_checks(config_path: str | Path, *, environ: Mapping[str, str] | No
     smtp_login: Login = _text(values.get("mailbox.smtp.password"))
     if mailbox.oauth is not None:
         sign_in, credential = await asyncio.to_thread(
-            _sign_in_check, mailbox.oauth, _text(values.get("mailbox.oauth.client_secret")), str(config_path))
+            _sign_in_check, mailbox.oauth, values, str(config_path))
         checks.append(sign_in)
         imap_login = smtp_login = credential
     database, imap, smtp = await asyncio.gather(
@@ -117,9 +118,23 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8")
 
 
-def _sign_in_check(oauth: OAuthSettings, client_secret: str | None,
+def _sign_in_check(oauth: OAuthSettings, values: dict[str, bytes],
                    config_path: str) -> tuple[Check, OAuthCredential | None]:
-    """Whether an access token can be had from the token file `parting login` wrote."""
+    """Whether an access token can be had from the token file `parting login` wrote, and how the app
+    proves itself at the token endpoint (its secret, or its certificate)."""
+    from daemon.adapters.oauth_certificate import CertificateProblem, ClientCertificate
+
+    client_secret: ClientAuth = _text(values.get("mailbox.oauth.client_secret"))
+    if oauth.client_authentication == "private_key_jwt":
+        certificate, key = values.get("mailbox.oauth.client_certificate"), values.get("mailbox.oauth.client_private_key")
+        if certificate is None or key is None:
+            return _skipped("OAuth sign-in", "OAuth client certificate"), None
+        try:
+            client_secret = ClientCertificate.load(certificate, key)
+        except CertificateProblem as problem:
+            return _failed("OAuth sign-in", f"the client {problem.which.replace('_', ' ')}: {problem}",
+                           f"fix mailbox.oauth.client_{problem.which}_file, then run doctor again"), None
+    how = client_authentication(client_secret)
     credential = OAuthCredential(oauth, client_secret)
     try:
         credential.access_token()
@@ -128,7 +143,8 @@ def _sign_in_check(oauth: OAuthSettings, client_secret: str | None,
     except OAuthProblem as problem:
         return _failed("OAuth sign-in", str(problem), "check the network or proxy to the identity provider "
                                                        f"({oauth.token_url}), then run doctor again"), None
-    return _passed("OAuth sign-in", f"access token renewed from {oauth.token_file} ({oauth.flow})"), credential
+    return _passed("OAuth sign-in", f"access token renewed from {oauth.token_file} ({oauth.flow}); client "
+                                    f"authentication: {how}"), credential
 
 
 # ---------------------------------------------------------------------------------- secrets
@@ -155,6 +171,11 @@ def _secrets(settings: Settings, environ: Mapping[str, str]) -> tuple[dict[str, 
     if oauth is not None and (oauth.client_secret_file or oauth.client_secret_env):
         secrets.append(_Secret("OAuth client secret", "mailbox.oauth.client_secret", oauth.client_secret_file,
                                oauth.client_secret_env))
+    if oauth is not None and oauth.client_authentication == "private_key_jwt":
+        secrets.append(_Secret("OAuth client certificate", "mailbox.oauth.client_certificate",
+                               oauth.client_certificate_file, oauth.client_certificate_env))
+        secrets.append(_Secret("OAuth client private key", "mailbox.oauth.client_private_key",
+                               oauth.client_private_key_file, oauth.client_private_key_env))
     if smtp.password_file or smtp.password_env:
         secrets.append(_Secret("SMTP password", "mailbox.smtp.password", smtp.password_file, smtp.password_env))
     secrets.append(_Secret("token key", "review.token_key", review.token_key_file, review.token_key_env))
@@ -229,7 +250,7 @@ def _read_secret_file(secret: _Secret, file: str) -> tuple[bytes | None, Check]:
     if not value:
         return None, _failed(name, f"{file} is empty", f"write the {name} into {file}")
     mode = stat.S_IMODE(info.st_mode)
-    if mode & 0o077:
+    if mode & 0o077 and secret.key != "mailbox.oauth.client_certificate":  # a certificate is public
         return value, _failed(name, f"{file} is open to other users (mode {mode:04o})", f"chmod 600 {file}")
     return value, _passed(name, f"{file} (mode {mode:04o})")
 

@@ -8,6 +8,9 @@ from pathlib import Path
 from daemon.adapters.settings.load import load_settings
 from daemon.core.policy import policy_hash
 
+_CLIENT_AUTH = {"private_key_jwt": "certificate (private_key_jwt: a JWT signed with the app's private key)",
+                "client_secret_post": "client secret (client_secret_post)", "none": "none (public client)"}
+
 
 def check_config(path: str | Path) -> list[str]:
     """Validate a configuration file; returns a short summary, raises SettingsError listing every problem."""
@@ -27,6 +30,8 @@ def check_config(path: str | Path) -> list[str]:
     if mailbox.provider != "generic" or mailbox.auth != "password":
         lines.append(f"  provider {mailbox.provider}, sign-in {mailbox.auth}"
                      + (f" (token file {mailbox.oauth.token_file}; `parting login` writes it)" if mailbox.oauth else ""))
+    if mailbox.oauth is not None:
+        lines.append(f"  client authentication: {_CLIENT_AUTH[mailbox.oauth.client_authentication]}")
     for key, value in mailbox.preset_filled:
         lines.append(f"  filled by provider {mailbox.provider}: {key} = {value}")
     if not settings.review.require_authentication:
@@ -53,15 +58,17 @@ def login(config_path: str | Path, *, flow: str | None = None, browser: bool = T
                            "mailbox.auth: oauth2 and mailbox.oauth.client_id first (README: Microsoft 365)")
     secrets = load_secrets(settings)
     if revoke:
-        return [f"signed out {settings.mailbox.address}: {sign_out(oauth, secrets.oauth_client_secret)}"]
-    result = sign_in(oauth, secrets.oauth_client_secret, flow=flow,
+        return [f"signed out {settings.mailbox.address}: {sign_out(oauth, secrets.oauth_client_auth)}"]
+    result = sign_in(oauth, secrets.oauth_client_auth, flow=flow,
                      # Without a browser here the redirect cannot reach this machine: ask for the address at once.
                      io=Interaction(say=say, ask=ask, open_browser=webbrowser.open if browser else None,
                                     loopback_wait=300.0 if browser else 0.0))
     how = {"device": "with a device code", "browser": "through the browser (PKCE)",
            "client_credentials": "as the app itself (client credentials)"}[result.flow]
-    kept = "a refresh token" if result.has_refresh_token else "an access token (renewed from the app's secret)"
+    proof = "certificate" if secrets.oauth_client_certificate else "secret"
+    kept = "a refresh token" if result.has_refresh_token else f"an access token (renewed with the app's {proof})"
     return [f"signed in {how} for {settings.mailbox.address}",
+            f"  client authentication: {_CLIENT_AUTH[oauth.client_authentication]}",
             f"  {kept} written to {result.token_file} (mode 0600; never in the config or the log)",
             "  a running `parting run` picks it up by itself; check with `parting doctor`"]
 

@@ -67,7 +67,7 @@ def open_context(config_path: str | Path, environ: dict[str, str] | None = None)
         if not isinstance(value, OAuthCredential):  # its tokens are registered as they are read
             register_secret(value)
     if settings.mailbox.oauth is not None:  # IMAP and SMTP sign in with tokens instead of passwords
-        credential = OAuthCredential(settings.mailbox.oauth, secrets.oauth_client_secret)
+        credential = OAuthCredential(settings.mailbox.oauth, secrets.oauth_client_auth)
         secrets = replace(secrets, imap_password=credential, smtp_password=credential)
     store = Store.open(settings.database)
     return Context(settings, secrets, store, Templates(settings.templates_dir))

@@ -139,6 +139,10 @@ def _oauth(mailbox: dict[str, Any], state_dir: Path, secret_path: Callable[[str 
         token_file=str(token_file if token_file.is_absolute() else state_dir / token_file),
         client_secret_file=secret_path(written["client_secret_file"]),
         client_secret_env=written["client_secret_env"],
+        client_certificate_file=secret_path(written["client_certificate_file"]),
+        client_certificate_env=written["client_certificate_env"],
+        client_private_key_file=secret_path(written["client_private_key_file"]),
+        client_private_key_env=written["client_private_key_env"],
     )
 
 

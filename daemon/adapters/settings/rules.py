@@ -139,12 +139,27 @@ def _check_oauth(oauth: dict[str, Any], report: Report) -> None:
         report(f"{at}.{needs}", f"required for flow {oauth['flow'] or 'device'}: the identity provider's "
                f"{'device authorization' if needs == 'device_url' else 'authorization'} endpoint",
                at=f"{at}.flow" if oauth["flow"] else "mailbox.auth")
-    has_file, has_env = oauth["client_secret_file"] is not None, oauth["client_secret_env"] is not None
-    if has_file and has_env:
-        report(f"{at}.client_secret_env", "give client_secret_file or client_secret_env, not both")
-    if oauth["flow"] == "client_credentials" and not (has_file or has_env):
-        report(f"{at}.flow", "client_credentials needs the app's secret: set client_secret_file (or "
-               "client_secret_env)")
+    given = {}  # the client credentials written: secret, certificate, private key -> the key that says so
+    for name in ("client_secret", "client_certificate", "client_private_key"):
+        has_file, has_env = oauth[f"{name}_file"] is not None, oauth[f"{name}_env"] is not None
+        if has_file and has_env:
+            report(f"{at}.{name}_env", f"give {name}_file or {name}_env, not both")
+        if has_file or has_env:
+            given[name] = f"{at}.{name}_{'file' if has_file else 'env'}"
+    certificate, key = given.get("client_certificate"), given.get("client_private_key")
+    if certificate and not key:
+        report(certificate, "a certificate without its private key: add client_private_key_file (the PEM "
+               "key the certificate was made with), or leave the certificate out")
+    if key and not certificate:
+        report(key, "a private key without its certificate: add client_certificate_file (the PEM "
+               "certificate uploaded to the app registration), or leave the key out")
+    if "client_secret" in given and (certificate or key):
+        report(given["client_secret"], "give a client secret or a certificate, not both: the app proves "
+               "itself with one of them (leave the secret out to sign with the certificate)")
+    if oauth["flow"] == "client_credentials" and not given:
+        report(f"{at}.flow", "client_credentials needs the app's secret or certificate: set "
+               "client_secret_file (or client_secret_env), or client_certificate_file and "
+               "client_private_key_file")
     if not oauth["scopes"] and ok(oauth["scopes"]):
         report(f"{at}.scopes", "required with mailbox.auth oauth2 when mailbox.provider is generic: the "
                "scopes that give access to IMAP and SMTP", at="mailbox.auth")

@@ -224,6 +224,16 @@ OAUTH = Section({
     "client_secret_file": Leaf(PATH, "File holding the client secret (or a systemd credential name); "
                                "needed by client_credentials and by Google's installed-app clients."),
     "client_secret_env": Leaf(ENV_NAME, "Environment variable holding the client secret, instead of a file."),
+    "client_certificate_file": Leaf(PATH, "PEM file of the app's certificate (or a systemd credential name), "
+                                    "instead of a client secret: token requests then carry a JWT signed "
+                                    "with its private key (RFC 7523 private_key_jwt; Microsoft's "
+                                    "certificate credential). Give client_private_key_file with it."),
+    "client_certificate_env": Leaf(ENV_NAME, "Environment variable holding that PEM certificate, instead "
+                                   "of a file."),
+    "client_private_key_file": Leaf(PATH, "PEM file of the certificate's private key, unencrypted RSA (or a "
+                                    "systemd credential name); a secret: chmod 600 it."),
+    "client_private_key_env": Leaf(ENV_NAME, "Environment variable holding that PEM private key, instead "
+                                   "of a file."),
     "flow": Leaf(choice("device", "browser", "client_credentials"), "How `parting login` enrols: device "
                  "code (RFC 8628), browser sign-in with PKCE, or the app's own client credentials "
                  "(Microsoft 365, no person's token).", default_doc="device; browser for google"),

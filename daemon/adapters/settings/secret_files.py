@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +20,7 @@ from daemon.core.model import Settings
 
 if TYPE_CHECKING:
     from daemon.adapters.oauth import Login
+    from daemon.adapters.oauth_certificate import ClientAuth, ClientCertificate
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,13 @@ class Secrets:
     token_key: bytes
     warnings: tuple[str, ...] = ()
     oauth_client_secret: str | None = None  # mailbox.oauth.client_secret_file / _env
+    # mailbox.oauth.client_certificate_file + client_private_key_file (or _env), checked to belong together
+    oauth_client_certificate: ClientCertificate | None = None
+
+    @property
+    def oauth_client_auth(self) -> ClientAuth:
+        """What the app proves itself with at the token endpoint: its certificate, its secret, or nothing."""
+        return self.oauth_client_certificate or self.oauth_client_secret
 
     def __repr__(self) -> str:
         def masked(value: object) -> str:
@@ -36,6 +44,7 @@ class Secrets:
 
         return (f"Secrets(imap_password={masked(self.imap_password)}, smtp_password={masked(self.smtp_password)}, "
                 f"token_key={masked(self.token_key)}, oauth_client_secret={masked(self.oauth_client_secret)}, "
+                f"oauth_client_certificate={masked(self.oauth_client_certificate)}, "
                 f"warnings={self.warnings!r})")
 
     __str__ = __repr__
@@ -70,6 +79,9 @@ def load_secrets(settings: Settings, *, environ: Mapping[str, str] | None = None
     oauth = settings.mailbox.oauth
     client_secret = read("mailbox.oauth.client_secret", oauth.client_secret_file, oauth.client_secret_env,
                          "OAuth client secret") if oauth is not None else None
+    certificate = None
+    if oauth is not None and oauth.client_authentication == "private_key_jwt":
+        certificate = _client_certificate(settings, read, problems)
     if token_key is not None and len(token_key) < _TOKEN_KEY_MIN_BYTES:
         where = "review.token_key_file" if review.token_key_file else "review.token_key_env"
         problems.append(problem_at(settings, where, f"the token key is {len(token_key)} bytes; it must be at "
@@ -88,7 +100,29 @@ def load_secrets(settings: Settings, *, environ: Mapping[str, str] | None = None
     if problems:
         raise SettingsError(problems)
     return Secrets(passwords["mailbox.imap.password"], passwords["mailbox.smtp.password"], token_key or b"",
-                   tuple(warnings), passwords["mailbox.oauth.client_secret"])
+                   tuple(warnings), passwords["mailbox.oauth.client_secret"], certificate)
+
+
+def _client_certificate(settings: Settings, read: Callable[[str, str | None, str | None, str], bytes | None],
+                        problems: list[Problem]) -> ClientCertificate | None:
+    """The app's certificate and private key (the config rules made sure both are named), checked."""
+    from daemon.adapters.oauth_certificate import CertificateProblem, ClientCertificate
+
+    oauth = settings.mailbox.oauth
+    assert oauth is not None
+    key = read("mailbox.oauth.client_private_key", oauth.client_private_key_file, oauth.client_private_key_env,
+               "PEM private key")
+    certificate = read("mailbox.oauth.client_certificate", oauth.client_certificate_file,
+                       oauth.client_certificate_env, "PEM certificate")
+    if key is None or certificate is None:
+        return None
+    try:
+        return ClientCertificate.load(certificate, key)
+    except CertificateProblem as problem:
+        name = f"mailbox.oauth.client_{problem.which}"
+        where = f"{name}_file" if getattr(oauth, f"client_{problem.which}_file") else f"{name}_env"
+        problems.append(problem_at(settings, where, str(problem)))
+        return None
 
 
 def _strip_newline(data: bytes) -> bytes:
@@ -99,7 +133,8 @@ def _read_secret_file(file: str, key: str, what: str, warnings: list[str]) -> tu
     try:
         data = Path(file).read_bytes()
     except FileNotFoundError:
-        return None, (f"cannot read {file}: no such file; create it with the {what} on one line, "
+        return None, (f"cannot read {file}: no such file; create it with the {what}"
+                      f"{'' if what.startswith('PEM') else ' on one line'}, "
                       f"or point {key}_file at the right file")
     except IsADirectoryError:
         return None, f"cannot read {file}: it is a folder; point {key}_file at the file inside it"
@@ -109,7 +144,7 @@ def _read_secret_file(file: str, key: str, what: str, warnings: list[str]) -> tu
     except OSError as error:
         return None, f"cannot read {file}: {error.strerror or error}"
     mode = os.stat(file).st_mode
-    if stat.S_ISREG(mode) and mode & 0o077:
+    if stat.S_ISREG(mode) and mode & 0o077 and key != "mailbox.oauth.client_certificate":  # a certificate is public
         warnings.append(f"{file} ({key}_file) can be read by other users; chmod 600 it or use LoadCredential=")
     value = _strip_newline(data)
     if not value:
