@@ -124,21 +124,20 @@ async def test_answered_by_reply_to_an_owner_notice_is_the_client_s_answer(confi
 async def test_answered_from_the_command_line_starts_a_new_episode(config, dovecot, smtp_sink, monkeypatch):
     seed_two_ignored(dovecot)
     clock_file = config.parent / "clock"
-    monkeypatch.setenv("PARTING_TEST_CLOCK_FILE", str(clock_file))
     monkeypatch.setenv("USER", "alice")
     async with RunningDaemon(config, START) as daemon:
         await daemon.wait_for(lambda: acme_verdict(daemon).get("state") == "overdue", timeout=20)
         write_clock_file(clock_file, daemon.clock.now())
-        result = CliRunner().invoke(cli, ["answered", "acme", "--by", "meeting", "--note", "Met Jane at the fair",
+        result = CliRunner().invoke(cli, ["--clock-file", str(clock_file), "answered", "acme", "--by", "meeting", "--note", "Met Jane at the fair",
                                           "--at", "2026-11-02 09:30", "--json", "--config", str(config)])
         assert result.exit_code == 0, result.output
-        data = json.loads(result.output)
+        data = json.loads(result.stdout)
         assert (data["how"], data["by"], data["at"]) == ("meeting", "alice", "2026-11-02T09:30:00+00:00")
         await daemon.advance(minutes=1)
         await daemon.wait_for(lambda: acme_verdict(daemon).get("state") == "active", timeout=10,
                               what="acme judged again from the recorded answer")
         assert acme_verdict(daemon)["episode"] == data["episode"]
-        future = CliRunner().invoke(cli, ["answered", "acme", "--by", "phone", "--note", "x", "--at",
+        future = CliRunner().invoke(cli, ["--clock-file", str(clock_file), "answered", "acme", "--by", "phone", "--note", "x", "--at",
                                           "2030-01-01 10:00", "--config", str(config)])
         assert future.exit_code != 0 and "after now" in future.output
         assert len(daemon.store.recorded("acme")) == 1, "a refused answer records nothing"
@@ -189,7 +188,6 @@ async def test_a_triaged_reply_assigned_by_the_owner_makes_the_client_active_aga
 async def test_triage_from_the_command_line_lists_assigns_and_dismisses(config, dovecot, smtp_sink, monkeypatch):
     mids = seed_two_ignored(dovecot)
     clock_file = config.parent / "clock"
-    monkeypatch.setenv("PARTING_TEST_CLOCK_FILE", str(clock_file))
     monkeypatch.setenv("USER", "alice")
     async with RunningDaemon(config, START) as daemon:
         await daemon.wait_for(lambda: acme_verdict(daemon).get("state") == "overdue", timeout=20)
@@ -197,17 +195,17 @@ async def test_triage_from_the_command_line_lists_assigns_and_dismisses(config, 
         seed_reply_from_a_private_address(dovecot, mids, sender="someone@elsewhere.example", tag="stray")
         await daemon.wait_for(lambda: len(daemon.store.triage()) == 2, timeout=20, what="two triage items")
         write_clock_file(clock_file, daemon.clock.now())
-        listing = CliRunner().invoke(cli, ["triage", "--json", "--config", str(config)])
+        listing = CliRunner().invoke(cli, ["--clock-file", str(clock_file), "triage", "--json", "--config", str(config)])
         assert listing.exit_code == 0, listing.output
-        items = {item["from"]: item for item in json.loads(listing.output)["items"]}
+        items = {item["from"]: item for item in json.loads(listing.stdout)["items"]}
         assert items["jane.doe@gmail.example"]["likely_client"] == "acme"
         home, stray = items["jane.doe@gmail.example"]["id"], items["someone@elsewhere.example"]["id"]
-        assigned = CliRunner().invoke(cli, ["triage", "assign", str(home), "acme", "--config", str(config)])
+        assigned = CliRunner().invoke(cli, ["--clock-file", str(clock_file), "triage", "assign", str(home), "acme", "--config", str(config)])
         assert assigned.exit_code == 0 and "assigned to acme" in assigned.output, assigned.output
-        dismissed = CliRunner().invoke(cli, ["triage", "dismiss", str(stray), "--note", "not about this client",
+        dismissed = CliRunner().invoke(cli, ["--clock-file", str(clock_file), "triage", "dismiss", str(stray), "--note", "not about this client",
                                              "--config", str(config)])
         assert dismissed.exit_code == 0 and "dismissed by alice" in dismissed.output, dismissed.output
-        again = CliRunner().invoke(cli, ["triage", "dismiss", str(stray), "--note", "x", "--config", str(config)])
+        again = CliRunner().invoke(cli, ["--clock-file", str(clock_file), "triage", "dismiss", str(stray), "--note", "x", "--config", str(config)])
         assert again.exit_code != 0 and "already closed" in again.output
         await daemon.advance(minutes=1)
         await daemon.wait_for(lambda: acme_verdict(daemon).get("state") == "active", timeout=10,

@@ -75,7 +75,8 @@ class ReplicatedDaemon(DaemonProcess):
             self.lose_the_host()
         env = {**self.env, **({"PARTING_CRASH_AT": crash_at} if crash_at else {})}
         self.log_offset = self.log.stat().st_size if self.log.exists() else 0
-        child = shlex.join(daemon_command(self.config, "--tick", str(self.tick), "--grace", "2", *extra))
+        child = shlex.join(daemon_command(self.config, "--tick", str(self.tick), "--grace", "2", *extra,
+                                          clock_file=self.clock_file))
         with open(self.log, "ab") as log:
             log.write(f"---- start {self.starts + 1} under litestream (crash at {crash_at or 'nothing'})\n".encode())
             self.process = subprocess.Popen(
