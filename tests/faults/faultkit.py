@@ -304,3 +304,44 @@ def _once(found: Audit, count: int, what: str) -> None:
 def reconnect_delays(log_text: str) -> list[float]:
     """The backoff delays the daemon drew ("reconnecting in 1.23 s", "trying again in ...")."""
     return [float(x) for x in re.findall(r"(?:reconnecting|trying again) in ([0-9.]+) s", log_text)]
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    """One line where a folder watcher gave up on its connection: why, and the delay it drew."""
+
+    role: str  # "inbox" or "sent"
+    reason: str
+    delay: float
+    login_refused: bool  # a refused login waits the whole cap, by design, and is no retry of the schedule
+
+
+_RECONNECT = re.compile(r"imap\.(\w+): \1: (.*); (?:reconnecting|trying again) in ([0-9.]+) s( \(.*\))?$", re.M)
+
+
+def reconnects(log_text: str) -> list[Reconnect]:
+    """Every watcher's reconnect lines, in the order logged."""
+    return [Reconnect(role, reason, float(delay), bool(hint))
+            for role, reason, delay, hint in _RECONNECT.findall(log_text)]
+
+
+# The watchers' schedule (daemon/adapters/imap/watcher.py, Backoff): the n-th retry since a watcher
+# was last healthy draws from [0, min(cap, base * 2**n)], with base 1 s and cap 5 minutes.
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 300.0
+
+
+def backoff_violations(log_text: str) -> list[str]:
+    """Delays that break the schedule. Counting every retry since the daemon started is an upper
+    bound of the watcher's own count (which only resets), so each delay must stay under it."""
+    found, seen = [], Counter[str]()
+    for line in reconnects(log_text):
+        if line.login_refused:
+            if line.delay != BACKOFF_CAP:
+                found.append(f"{line.role}: a refused login waited {line.delay} s, not the cap")
+            continue
+        ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(seen[line.role], 64))
+        if not 0 <= line.delay <= ceiling + 0.005:  # the log rounds to hundredths
+            found.append(f"{line.role} retry {seen[line.role] + 1} drew {line.delay} s, over {ceiling:g} s")
+        seen[line.role] += 1
+    return found
