@@ -22,8 +22,6 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
-
 from daemon.core.model import Duration, WorkingHours
 
 # A calendar whose every day is a holiday would make the search loops below spin forever; no real
@@ -60,6 +58,8 @@ class Calendar:
         self._days_after: dict[tuple[date, int], date] = {}
         self._intervals: dict[date, tuple[datetime, datetime] | None] = {}
         if self._country:
+            import holidays  # here, not at the top: ~60 ms of imports that reports reusing verdicts skip
+
             try:  # without years nothing is computed yet; this only checks country and subdivision
                 holidays.country_holidays(self._country, subdiv=self._subdivision)
             except NotImplementedError as exc:
@@ -72,6 +72,8 @@ class Calendar:
         if year not in self._public_holidays:
             found: dict[date, str] = {}
             if self._country:
+                import holidays
+
                 table = holidays.country_holidays(self._country, subdiv=self._subdivision, years=year)
                 found = dict(table.items())
             self._public_holidays[year] = found

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime, timedelta
+from typing import Any
 
 from daemon.adapters.store import Store
 from daemon.adapters.templates import TemplateProblem
+from daemon.core.basis import basis_of
 from daemon.core.model import Client
 from daemon.core.outgoing import HeaderInjection, InvalidAddress
 from daemon.core.policy import Verdict, due_actions, evaluate, explain
@@ -67,24 +69,32 @@ def evaluate_all(ctx: Context, now: datetime, only: Collection[str] | None = Non
     history rather than the mailbox."""
     paused = ctx.store.paused_clients()
     clients = [c for c in ctx.settings.clients if only is None or c.id in only]
-    previous = ctx.store.latest_verdicts(None if only is None else [c.id for c in clients])
+    named = None if only is None else [c.id for c in clients]
+    previous = ctx.store.latest_verdicts(named)
+    bases = ctx.store.verdict_bases(named)
     verdicts = []
     for client in clients:
-        verdict = evaluate(client, ctx.store.envelopes(client.id), ctx.settings.policy_for(client),
+        history = ctx.store.envelopes(client.id)
+        verdict = evaluate(client, history, ctx.settings.policy_for(client),
                            ctx.calendar(client), now, paused=client.id in paused)
-        record_verdict(ctx, client, verdict, previous.get(client.id), now)
+        basis = basis_of(client, ctx.settings.working_hours, verdict.policy_hash, client.id in paused, history, now)
+        record_verdict(ctx, client, verdict, previous.get(client.id), now, basis=basis,
+                       basis_before=bases.get(client.id))
         for action in due_actions(verdict, ctx.store.steps_done(client.id, verdict.episode)):
             take_step(ctx, client, verdict, action, now)
         verdicts.append(verdict)
     return verdicts
 
 
-def record_verdict(ctx: Context, client: Client, verdict: Verdict, before: dict | None, now: datetime) -> bool:
+def record_verdict(ctx: Context, client: Client, verdict: Verdict, before: dict | None, now: datetime, *,
+                   basis: dict[str, Any] | None = None, basis_before: dict[str, Any] | None = None) -> bool:
     data = verdict.to_dict()
     data["explain"] = explain(verdict, client, client.timezone or ctx.settings.working_hours.timezone)
     if before is not None and all(before.get(key) == data.get(key) for key in SIGNIFICANT):
-        if before.get("next_due") != data.get("next_due"):
-            ctx.store.save_verdict(client.id, data, now)
+        # A new basis (more mail, other inputs) is kept too, so reports can reuse the verdict;
+        # the same verdict on the same basis writes nothing.
+        if before.get("next_due") != data.get("next_due") or _moved(basis_before, basis):
+            ctx.store.save_verdict(client.id, data, now, basis)
         return False
     evidence = list(dict.fromkeys(mid for hit in verdict.reasons for mid in hit.message_ids))
     with ctx.store.transaction():
@@ -94,10 +104,16 @@ def record_verdict(ctx: Context, client: Client, verdict: Verdict, before: dict 
                                      "rules": [hit.to_dict() for hit in verdict.reasons],
                                      "ignored_count": verdict.ignored_count, "ladder": list(verdict.ladder),
                                      "episode": verdict.episode, "policy": verdict.policy_name})
-        ctx.store.save_verdict(client.id, data, now)
+        ctx.store.save_verdict(client.id, data, now, basis)
     crash_point("after_verdict_event")  # the changed verdict and its event are committed
     ctx.log.info("verdict %s (%d ignored)", verdict.state, verdict.ignored_count, extra={"client": client.id})
     return True
+
+
+def _moved(before: dict[str, Any] | None, after: dict[str, Any] | None) -> bool:
+    """Whether a basis changed in what makes a stored verdict hold (not merely its moment)."""
+    keys = ("messages", "inputs", "last_in", "last_out")
+    return before is None or after is None or any(before.get(k) != after.get(k) for k in keys)
 
 
 def take_step(ctx: Context, client: Client, verdict: Verdict, action: str, now: datetime) -> None:

@@ -129,11 +129,11 @@ def stored_histories(store: Store) -> dict[str, list[Envelope]]:
 
 
 def verdicts_at(settings: Settings, histories: dict[str, list[Envelope]], paused: set[str],
-              at: datetime) -> dict[str, Verdict]:
-    """Every configured client judged at `at` under its policy in `settings`."""
+              at: datetime, only: list[Client] | None = None) -> dict[str, Verdict]:
+    """Every configured client (or those named) judged at `at` under its policy in `settings`."""
     calendars: dict[str | None, Calendar] = {}
     verdicts = {}
-    for client in settings.clients:
+    for client in settings.clients if only is None else only:
         if client.timezone not in calendars:
             calendars[client.timezone] = Calendar(settings.working_hours, client.timezone)
         verdicts[client.id] = evaluate(client, histories.get(client.id, []), settings.policy_for(client),

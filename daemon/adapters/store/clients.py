@@ -43,13 +43,31 @@ class ClientsMixin(StoreBase):
 
     # -- verdicts --------------------------------------------------------------------------------
 
-    def save_verdict(self, client_id: str, verdict: dict[str, Any], at: datetime) -> None:
-        """Keep this as the client's latest verdict (replacing the previous one)."""
+    def save_verdict(self, client_id: str, verdict: dict[str, Any], at: datetime,
+                     basis: dict[str, Any] | None = None) -> None:
+        """Keep this as the client's latest verdict (replacing the previous one), with what it was
+        computed from (core/basis.py; None: unknown, so no report will reuse it)."""
         self._write(
-            "INSERT INTO verdicts (client_id, verdict, at) VALUES (?, ?, ?)"
-            " ON CONFLICT (client_id) DO UPDATE SET verdict = excluded.verdict, at = excluded.at",
-            [client_id, to_json(verdict), to_utc_text(at)],
+            "INSERT INTO verdicts (client_id, verdict, at, basis) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (client_id) DO UPDATE SET verdict = excluded.verdict, at = excluded.at,"
+            " basis = excluded.basis",
+            [client_id, to_json(verdict), to_utc_text(at), to_json(basis)],
         )
+
+    def verdict_bases(self, client_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any] | None]:
+        """Each client's stored verdict basis (of these clients only, when named)."""
+        if client_ids is None:
+            rows = self.conn.execute("SELECT client_id, basis FROM verdicts")
+        else:
+            rows = self.conn.execute(
+                "SELECT client_id, basis FROM verdicts WHERE client_id IN (SELECT value FROM json_each(?))",
+                [to_json(list(client_ids))])
+        return {client_id: from_json(basis) for client_id, basis in rows}
+
+    def verdicts_with_bases(self) -> dict[str, tuple[dict[str, Any], dict[str, Any] | None]]:
+        """Each client's latest verdict with its basis, for reports that reuse what still holds."""
+        return {client_id: (from_json(verdict), from_json(basis)) for client_id, verdict, basis in
+                self.conn.execute("SELECT client_id, verdict, basis FROM verdicts")}
 
     def latest_verdicts(self, client_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """Each client's latest verdict (of these clients only, when named)."""

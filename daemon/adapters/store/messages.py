@@ -230,6 +230,17 @@ class MessagesMixin(StoreBase):
             "SELECT * FROM messages WHERE client_id = ? ORDER BY at DESC, message_id DESC LIMIT ?",
             [client_id, n])]
 
+    def message_counts(self) -> dict[str, int]:
+        """How many messages each client has (from the (client_id, at) index alone)."""
+        return dict(self.conn.execute(
+            "SELECT client_id, count(*) FROM messages WHERE client_id IS NOT NULL GROUP BY client_id"))
+
+    def has_mail_between(self, client_id: str, after: datetime, until: datetime) -> bool:
+        """Whether a message of the client is dated in (after, until]."""
+        return self._scalar(
+            "SELECT 1 FROM messages WHERE client_id = ? AND at > ? AND at <= ? LIMIT 1",
+            [client_id, to_utc_text(after), to_utc_text(until)]) is not None
+
     def message_count(self) -> int:
         return int(self._scalar("SELECT count(*) FROM messages"))
 

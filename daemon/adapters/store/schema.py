@@ -238,9 +238,15 @@ def _v2_address_index(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+# A verdict's basis (core/basis.py): what it was computed from, so `parting status` can show a
+# stored verdict that provably still holds instead of reading and judging every client's history.
+def _v3_verdict_basis(db: sqlite_utils.Database) -> None:
+    db.execute("ALTER TABLE verdicts ADD COLUMN basis TEXT")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index]
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index, _v3_verdict_basis]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
