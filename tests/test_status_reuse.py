@@ -12,7 +12,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-from test_cli_reports import NOW, row, setup  # noqa: F401 - setup is a fixture
+from test_cli_reports import NOW, as_json, row, setup  # noqa: F401 - setup is a fixture
 
 from daemon.adapters.settings.load import load_settings
 from daemon.adapters.store import Store
@@ -120,3 +120,10 @@ def test_at_its_next_due_a_verdict_is_evaluated_again(setup, evaluated) -> None:
 
     _, fresh = both(setup, datetime.fromisoformat(moment), evaluated)
     assert client in fresh
+
+
+def test_the_command_shows_the_stored_verdicts_that_hold(setup, evaluated) -> None:  # noqa: F811
+    remember_verdicts(setup, NOW)  # the command's clock (PARTING_TEST_CLOCK_FILE) says NOW
+    shown = as_json(setup, "status")
+    assert evaluated == []
+    assert shown == status.status(setup["config"], now=NOW, reuse=False)

@@ -18,7 +18,9 @@ from daemon.cli.group import _inherited, _now, _show, _who, cli, config_option, 
 def status(config_path: str, as_json: bool) -> None:
     """Every client's state now, and what waits for a person.
 
-    States are evaluated afresh from the stored mail history (the daemon need not be running);
+    States are those an evaluation of the stored mail history at this moment gives (the daemon
+    need not be running): a verdict the daemon stored is shown while it provably still holds
+    (no new mail, same settings, before its next due time), every other client is evaluated now;
     times are in the working-hours zone. The footer counts drafts in review, outbox rows that
     need a person (uncertain or failed), deadlines due, quarantined messages and triage items.
 
