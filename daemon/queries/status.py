@@ -11,12 +11,12 @@ from daemon.core.model import Client, Settings
 from daemon.core.policy import Verdict, policy_hash
 from daemon.queries.common import (
     ATTENTION_STATES,
-    REVIEW_STATES,
     Data,
     header,
     iso,
     opened,
     person_name,
+    review_states,
     verdicts_at,
 )
 
@@ -41,7 +41,7 @@ def status(config_path: str | Path, *, now: datetime, reuse: bool = True) -> Dat
         return {
             **header(settings, now),
             "clients": clients,
-            "drafts_in_review": len(store.drafts(list(REVIEW_STATES))),
+            "drafts_in_review": len(store.drafts(list(review_states()))),
             "outbox_attention": len(store.rows(ATTENTION_STATES)),
             "deadlines_due": sum(1 for d in store.deadlines(["open"]) if d.due_at <= now),
             "quarantined": store.quarantine_count(),
