@@ -1,4 +1,4 @@
-"""The durable store: SQLite through the standard library's sqlite3, and the only SQL in parting.
+"""The durable store: SQLite through sqlite-utils, and the only SQL in parting.
 
 Rules:
 - One sqlite3 connection per Store; make one Store per thread or process (a Store may move

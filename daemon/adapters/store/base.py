@@ -19,6 +19,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlite_utils
+
 from daemon.core.errors import PartingError
 
 
@@ -65,37 +67,11 @@ def json_tuple(text: str | None) -> tuple[str, ...]:
     return tuple(json.loads(text)) if text else ()
 
 
-class Database:
-    """The part of sqlite-utils' Database the store used (execute, query as dicts, table names),
-    on the store's own connection. sqlite-utils and what it imports (click, pluggy, dateutil,
-    tabulate) took about a third of the start of every read-only command, which use none of it."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        conn.execute("PRAGMA recursive_triggers = ON")  # as sqlite-utils set it
-
-    def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] | None = None) -> sqlite3.Cursor:
-        return self.conn.execute(sql, () if parameters is None else parameters)
-
-    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-        """The rows as dicts; duplicate column names are a mistake here (sqlite-utils renamed them)."""
-        cursor = self.conn.execute(sql, () if params is None else params)
-        if cursor.description is None:
-            raise ValueError("query() can only be used with SQL that returns rows - use execute() for other statements")
-        keys = [d[0] for d in cursor.description]
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"duplicate column names in {sql!r}: name them apart")
-        return (dict(zip(keys, row, strict=True)) for row in cursor)
-
-    def table_names(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-
-
 class StoreBase:
     """Connection, transactions and small query helpers; the domain mixins build on these."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path | None, readonly: bool) -> None:
-        self.db = Database(conn)
+        self.db = sqlite_utils.Database(conn, execute_plugins=False)
         self.path = path
         self.readonly = readonly
         self._depth = 0

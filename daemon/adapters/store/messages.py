@@ -123,23 +123,14 @@ def _envelopes(cursor: Iterable[tuple]) -> Iterable[Envelope]:
     dicts first doubled the memory peak); texts repeated across rows are kept once."""
     share: dict[Any, Any] = {}
     keep = share.setdefault
-    parse_time = datetime.fromisoformat
     for (message_id, client_id, thread_id, direction, at, subject, from_addr, auto_reply, bounce, question,
          tagged, parting_kind) in cursor:
-        # The fields go into the instance's __dict__ at once, as core/policy.py does for verdicts: a
-        # frozen dataclass's __init__ sets each field through object.__setattr__, which made reading
-        # a million envelopes (simulate) take seconds. The row's types are the schema's.
-        envelope = _new_envelope(Envelope)
-        envelope.__dict__.update(
+        yield Envelope(
             message_id=message_id, client_id=keep(client_id, client_id), thread_id=thread_id,
-            direction=keep(direction, direction), at=parse_time(at), subject=keep(subject, subject),
+            direction=keep(direction, direction), at=from_utc_text(at), subject=keep(subject, subject),
             from_addr=keep(from_addr, from_addr), auto_reply=auto_reply and keep(auto_reply, auto_reply),
             bounce=bool(bounce), question=bool(question), tagged=bool(tagged), parting_kind=parting_kind,
         )
-        yield envelope
-
-
-_new_envelope = object.__new__
 
 
 class MessagesMixin(StoreBase):

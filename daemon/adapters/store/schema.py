@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .base import Database
+import sqlite_utils
 
 _V1 = [
     """CREATE TABLE events (
@@ -207,7 +207,7 @@ _V1 = [
 ]
 
 
-def _v1_initial(db: Database) -> None:
+def _v1_initial(db: sqlite_utils.Database) -> None:
     for statement in _V1:
         db.execute(statement)
 
@@ -233,18 +233,18 @@ _V2 = [
 ]
 
 
-def _v2_address_index(db: Database) -> None:
+def _v2_address_index(db: sqlite_utils.Database) -> None:
     for statement in _V2:
         db.execute(statement)
 
 
 # A verdict's basis (core/basis.py): what it was computed from, so `parting status` can show a
 # stored verdict that provably still holds instead of reading and judging every client's history.
-def _v3_verdict_basis(db: Database) -> None:
+def _v3_verdict_basis(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE verdicts ADD COLUMN basis TEXT")
 
 
-Migration = Callable[[Database], None]
+Migration = Callable[[sqlite_utils.Database], None]
 
 MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index, _v3_verdict_basis]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -254,7 +254,7 @@ VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER NOT NULL)"""
 
 
-def stored_version(db: Database) -> int:
+def stored_version(db: sqlite_utils.Database) -> int:
     """The schema version written in the database; 0 for a database parting never touched."""
     if "schema_version" not in db.table_names():
         return 0
@@ -262,7 +262,7 @@ def stored_version(db: Database) -> int:
     return 0 if row is None else int(row[0])
 
 
-def set_version(db: Database, version: int) -> None:
+def set_version(db: sqlite_utils.Database, version: int) -> None:
     db.execute(
         "INSERT INTO schema_version (id, version) VALUES (1, ?)"
         " ON CONFLICT (id) DO UPDATE SET version = excluded.version",
