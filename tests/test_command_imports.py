@@ -1,4 +1,4 @@
-"""The typed commands import only what they use: sqlite-utils (nothing uses it now), rich (only
+"""The typed commands import only what they use: rich (only
 for text output) and core/review.py with its reply parser (only status and the listing of drafts need it) stay out
 of a `--json` run, as `python -X importtime` shows for a real `parting` process."""
 
@@ -23,6 +23,6 @@ def imported(setup: dict, *args: str) -> set[str]:  # noqa: F811
 def test_json_commands_leave_out_what_they_do_not_use(setup, command) -> None:  # noqa: F811
     modules = imported(setup, *command)
     assert "daemon.adapters.store" in modules  # the measurement sees our own imports
-    assert not {"sqlite_utils", "rich", "rich.console", "daemon.cli.render"} & modules
+    assert not {"rich", "rich.console", "daemon.cli.render"} & modules
     if command[0] in ("outbox", "deadlines"):
         assert "daemon.core.review" not in modules
