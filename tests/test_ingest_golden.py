@@ -3,8 +3,8 @@
 verdicts recorded in tests/data/ingest_golden.json.
 
 Every column ingest writes is compared, message by message: messages, their IMAP locations, the
-subject index (message_addresses), quarantine, triage, folder states and the verdicts the cycle
-records. UIDVALIDITY is left out (Dovecot draws a new one per server), nothing else is.
+subject index (message_addresses), quarantine, triage, folder states, the delivery failures read
+from bounces and the verdicts the cycle records. UIDVALIDITY is left out (Dovecot draws a new one per server), nothing else is.
 
 To record the file afresh after a change that is *meant* to change what is stored:
     PARTING_GOLDEN_WRITE=1 .venv/bin/python -m pytest tests/test_ingest_golden.py -p no:cacheprovider
@@ -185,6 +185,7 @@ def snapshot(database: Path) -> dict:
             "quarantine": rows("SELECT * FROM quarantine ORDER BY folder, uid", drop=("uidvalidity",)),
             "triage": rows("SELECT * FROM triage ORDER BY message_id, reason", drop=("id",)),
             "folders": rows("SELECT * FROM folders ORDER BY name", drop=("uidvalidity",)),
+            "delivery_failures": rows("SELECT * FROM delivery_failures ORDER BY bounce_message_id, recipient"),
             "verdicts": verdicts,
         }
     finally:
@@ -211,4 +212,5 @@ def test_ingest_stores_the_golden_rows_and_verdicts(dovecot, smtp_sink, tmp_path
         for mine, golden in zip(got[table], want[table], strict=True):
             assert mine == golden, table
     assert len(want["messages"]) >= 60 and want["quarantine"] and want["triage"] and len(want["verdicts"]) == 4
+    assert want["delivery_failures"]  # the bounce of g-req2 names what failed
     assert datetime.fromisoformat(want["verdicts"][0]["at"]).astimezone(UTC) == NOW
