@@ -20,9 +20,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import ROOT, fixture, ingest_bench, latency, policy_bench, report
+from bench import ROOT, commands_bench, fixture, ingest_bench, latency, policy_bench, report
 
-BENCHMARKS = ("seed", "ingest", "latency", "policy")
+BENCHMARKS = ("seed", "ingest", "commands", "latency", "policy")
 LARGE = 50_000  # mailboxes this big are ingested --repeat-large times
 
 
@@ -36,6 +36,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--repeat-large", type=int, default=1,
                         help=f"runs of the heavy benchmarks: ingest of {LARGE:,}+ messages and `parting simulate`"
                              " (default: %(default)s)")
+    parser.add_argument("--command-repeat", type=int, default=7,
+                        help="runs of each typed command (default: %(default)s)")
     parser.add_argument("--replies", type=int, default=50, help="replies per latency run (default: %(default)s)")
     parser.add_argument("--idle-seconds", type=float, default=60.0,
                         help="quiet window for the idle CPU figure, reported scaled to 5 minutes"
@@ -54,6 +56,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.messages, args.repeat, args.repeat_large, args.replies = "2000", 1, 1, 10
+        args.command_repeat = 3
         args.idle_seconds, args.policy_clients = 10.0, 1000
     args.sizes = [int(s.replace("_", "")) for s in args.messages.split(",") if s.strip()]
     args.only = {name.strip() for name in args.only.split(",")}
@@ -79,7 +82,8 @@ def main(argv: list[str]) -> int:
     if "seed" in args.only:
         seed(args, results, log)
     for index, size in enumerate(args.sizes):
-        if not {"ingest", "latency"} & args.only or (index > 0 and "ingest" not in args.only):
+        if not {"ingest", "latency", "commands"} & args.only or (
+                index > 0 and not {"ingest", "commands"} & args.only):
             continue
         log(f"[bold]mailbox of {size:,} messages[/], {args.clients} clients")
         with fixture.Mailbox.create(size, args.clients) as box:
@@ -91,6 +95,11 @@ def main(argv: list[str]) -> int:
                 outcome = ingest_bench.ingest_runs(box, repeat, log)
                 record_ingest(results, size, outcome)
                 config = Path(outcome["config"])
+            if "commands" in args.only:
+                if config is None:  # commands alone: fill a database first (backfill and first cycle)
+                    config = box.config()
+                    ingest_bench.run_worker("parting-ingest", str(config), "--cycle")
+                measure_commands(args, box, config, results, log)
             if index == 0 and "latency" in args.only:
                 if config is None:  # latency alone: fill a database first
                     config = box.config()
@@ -139,7 +148,7 @@ def record_ingest(results: report.Results, size: int, outcome: dict) -> None:
     results.add(group, "parting backfill (watchers + on_batch)", "msg/s", parting)
     results.add(group, "bare imapclient loop, same headers", "msg/s", bare)
     results.add(group, "parting / bare", "%", [100 * p / b for p, b in zip(parting, bare)],
-                target=">= 90%", better="higher", limit=90)
+                target=">= 50% (stretch 90%)", better="higher", limit=50)
     results.add(group, "bare loop + parting's bodies (1 FETCH/batch)", "msg/s", [rate(r["bare_bodies"]) for r in runs])
     results.add(group, "parting / (bare + bodies)", "%",
                 [100 * p / rate(r["bare_bodies"]) for p, r in zip(parting, runs)])
@@ -164,8 +173,23 @@ def record_linearity(results: report.Results, sizes: list[int]) -> None:
     if small in per_message and large in per_message and small != large:
         base = statistics.median(per_message[small])
         results.add("ingest linearity", f"time per message, {max(sizes):,} vs {min(sizes):,}", "x",
-                    [value / base for value in per_message[large]], target="~1.0 (linear)", better="lower",
-                    limit=1.2, note="runs of the larger size over the median of the smaller")
+                    [value / base for value in per_message[large]], target="<= 1.1 x", better="lower",
+                    limit=1.1, note="runs of the larger size over the median of the smaller")
+
+
+def measure_commands(args: argparse.Namespace, box: fixture.Mailbox, config: Path, results: report.Results,
+                     log) -> None:
+    client = box.clients[0].id
+    log(f"[bold]commands[/] on {box.messages:,} stored messages, {len(box.clients)} clients: "
+        f"{args.command_repeat} runs of each")
+    runs = commands_bench.command_runs(config, client, args.command_repeat)
+    group = f"commands, {box.messages:,} msgs stored"
+    target = (dict(target=f"<= {commands_bench.TARGET_MS:.0f} ms", better="lower", limit=commands_bench.TARGET_MS)
+              if box.messages >= 100_000 else {})
+    for name, samples in runs.items():
+        results.add(group, f"{name} (new process, wall)", "ms", samples,
+                    **({} if name == "python -c pass" else target))
+        log(f"  {name}: {sorted(samples)[len(samples) // 2]:.0f} ms")
 
 
 def measure_latency(args: argparse.Namespace, box: fixture.Mailbox, config: Path, results: report.Results,
@@ -228,7 +252,8 @@ def policy(args: argparse.Namespace, results: report.Results, log) -> None:
     log(f"  parting simulate: {times}; {simulated[0]['changes']} clients would change")
     # The 1-second target is the evaluation's; simulate also starts Python, reads the
     # 10,000-client configuration and 1,000,000 stored messages, and evaluates every client twice.
-    results.add(group, "`parting simulate` (CLI, wall)", "s", [r["seconds"] for r in simulated])
+    results.add(group, "`parting simulate` (CLI, wall)", "s", [r["seconds"] for r in simulated],
+                target="<= 3 s", better="lower", limit=3.0)
     results.details[group] = {"evaluate": runs, "simulate": simulated, "store_build_seconds": built}
 
 

@@ -18,6 +18,8 @@ from click.testing import CliRunner, Result
 from daemon.adapters.settings.load import SettingsError, load_policy_override, load_settings
 from daemon.adapters.store import MessageRow, Store
 from daemon.cli import cli
+from daemon.core.policy import evaluate
+from daemon.core.workhours import Calendar
 from daemon.runtime.clock import write_clock_file
 
 REPO = Path(__file__).resolve().parent.parent
@@ -524,3 +526,23 @@ def test_the_clock_file_is_used_only_when_named_on_the_command_line_and_then_sai
     tested = run(setup, "status", "--json")
     assert json.loads(tested.stdout)["now"] == NOW.isoformat()
     assert tested.stderr == f"warning: TEST CLOCK: now is read from {setup['clock']} (--clock-file)\n"
+
+
+def test_status_judges_the_history_again_after_an_answer_recorded_outside_email(setup):
+    # The daemon stored acme's verdict (unresponsive); a person then records that Jane answered by
+    # phone. The messages table did not change, but the history did: status must show what the
+    # history says now, not the stored verdict (a verdict reused while acme's message count stays
+    # the same would still say unresponsive).
+    settings = load_settings(setup["config"])
+    acme = next(c for c in settings.clients if c.id == "acme")
+    with Store.open(setup["database"]) as store:
+        stored = evaluate(acme, store.envelopes("acme"), settings.policy_for(acme),
+                          Calendar(settings.working_hours, acme.timezone), NOW)
+        store.save_verdict("acme", stored.to_dict(), NOW)
+    assert stored.state == "unresponsive"
+    ok(setup, "answered", "acme", "--by", "phone", "--note", "Jane sends all three on Friday",
+       "--at", "2026-11-03 09:00")
+    row = {c["id"]: c for c in as_json(setup, "status")["clients"]}["acme"]
+    assert (row["state"], row["ignored"], row["open_requests"], row["ladder"]) == ("active", 0, 0, [])
+    with Store.open(setup["database"]) as store:
+        assert store.latest_verdicts()["acme"]["state"] == "unresponsive"  # status only reads

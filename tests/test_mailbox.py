@@ -776,3 +776,16 @@ async def test_after_news_the_next_idle_round_is_short(monkeypatch: pytest.Monke
                             stop=stop, idle_round=10.0)
     await asyncio.wait_for(watcher.run(), timeout=5)
     assert rounds == [10.0, 1.0, 10.0, 10.0, 1.0, 1.0]
+
+
+def test_imaplib_formats_no_debug_text_unless_its_logger_wants_it(dovecot, caplog) -> None:
+    """imapclient sets imaplib's debug level to 5: every response line would be formatted as a
+    debug message (a cost in every backfill) that nobody reads. Off, unless that logger is on."""
+    with ImapConnection(settings_for(dovecot), dovecot.password) as conn:
+        assert conn._client._imap.debug == 0
+        conn.select("INBOX")
+    with caplog.at_level(logging.DEBUG, logger="imapclient.imaplib"):
+        with ImapConnection(settings_for(dovecot), dovecot.password) as conn:
+            assert conn._client._imap.debug == 5
+            conn.select("INBOX")
+    assert any(record.name == "imapclient.imaplib" for record in caplog.records)

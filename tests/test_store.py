@@ -56,6 +56,7 @@ def test_open_creates_the_schema_and_sets_the_pragmas(store: Store) -> None:
     pragma = lambda name: store.conn.execute(f"PRAGMA {name}").fetchone()[0]  # noqa: E731
     assert pragma("journal_mode") == "wal"
     assert pragma("synchronous") == 2  # FULL
+    assert pragma("wal_autocheckpoint") == 10_000  # checkpoints every ~40 MB of WAL, not every 4 MB
     assert pragma("busy_timeout") == 10_000
     assert pragma("foreign_keys") == 1
     assert store.integrity_check() == "ok"

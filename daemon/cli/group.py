@@ -121,8 +121,14 @@ def _inherited(config_path: str, as_json: bool = False) -> tuple[str, bool]:
     return config_path, as_json or bool(parent.params.get("as_json"))
 
 
-def _show(data: Any, as_json: bool, view: Callable[[Any], None]) -> None:
+def _show(data: Any, as_json: bool, view: Callable[[Any], None] | str) -> None:
+    """Print data as JSON, or with a view (a function, or the name of one in render.py, which is
+    imported only then: rich takes longer to import than many commands take to run)."""
     if as_json:
         emit_json(data)
+    elif isinstance(view, str):
+        from daemon.cli import render
+
+        getattr(render, view)(data)
     else:
         view(data)

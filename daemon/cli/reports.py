@@ -33,10 +33,9 @@ def status(config_path: str, as_json: bool) -> None:
       triage: [{id, message_id, client, reason, at}],
       learned_addresses: [{address, client, by, at}]    (times ISO 8601 UTC, null if none)
     """
-    from daemon.cli import render
     from daemon.queries import status
 
-    _show(status.status(config_path, now=_now()), as_json, render.status)
+    _show(status.status(config_path, now=_now()), as_json, "status")
 
 
 @cli.command()
@@ -56,10 +55,9 @@ def explain(client: str, config_path: str, as_json: bool) -> None:
       client_name, owner, owner_name, timezone, config, explain [lines], next,
       messages [{id, at, direction, subject}]
     """
-    from daemon.cli import render
     from daemon.queries import explain
 
-    _show(explain.explain(config_path, client, now=_now()), as_json, render.explain)
+    _show(explain.explain(config_path, client, now=_now()), as_json, "explain")
 
 
 @cli.command()
@@ -84,10 +82,9 @@ def simulate(policy_path: str, at: str | None, config_path: str, as_json: bool) 
       changes: [{client, name, before, after, ladder_before, ladder_after, ignored_before,
                  ignored_after, why, rules_fired, rules_cleared}], unchanged
     """
-    from daemon.cli import render
     from daemon.queries import simulate
 
-    _show(simulate.simulate(config_path, policy_path, now=_now(), at=at), as_json, render.simulate)
+    _show(simulate.simulate(config_path, policy_path, now=_now(), at=at), as_json, "simulate")
 
 
 @cli.group(invoke_without_command=True)
@@ -109,10 +106,9 @@ def drafts(ctx: click.Context, config_path: str, as_json: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from daemon.cli import render
     from daemon.queries import listings
 
-    _show(listings.drafts(config_path, now=_now()), as_json, render.drafts)
+    _show(listings.drafts(config_path, now=_now()), as_json, "drafts")
 
 
 @drafts.command("show")
@@ -130,11 +126,10 @@ def drafts_show(draft_id: int, config_path: str, as_json: bool) -> None:
       versions [{version, writer, writer_name, created_at, text_sha256, text, endorsements}],
       diffs [{from, to, diff}], history [{id, at, kind, who, message_ids, data}], outbox [rows]
     """
-    from daemon.cli import render
     from daemon.queries import listings
 
     config_path, as_json = _inherited(config_path, as_json)
-    _show(listings.draft(config_path, draft_id, now=_now()), as_json, render.draft)
+    _show(listings.draft(config_path, draft_id, now=_now()), as_json, "draft")
 
 
 @cli.group(invoke_without_command=True)
@@ -160,11 +155,10 @@ def outbox(ctx: click.Context, config_path: str, as_json: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from daemon.cli import render
     from daemon.queries import listings
 
 
-    _show(listings.outbox(config_path, now=_now()), as_json, render.outbox)
+    _show(listings.outbox(config_path, now=_now()), as_json, "outbox")
 
 
 @outbox.command("resend")
@@ -178,11 +172,10 @@ def outbox_resend(row_id: int, config_path: str, as_json: bool) -> None:
     \b
     Example: parting outbox resend 12
     """
-    from daemon.cli import render
     from daemon.flows import operator_actions
 
     config_path, as_json = _inherited(config_path, as_json)
-    _show(operator_actions.resend_outbox(config_path, row_id, who=_who(), now=_now()), as_json, render.outbox_decision)
+    _show(operator_actions.resend_outbox(config_path, row_id, who=_who(), now=_now()), as_json, "outbox_decision")
 
 
 @outbox.command("confirm")
@@ -199,11 +192,10 @@ def outbox_confirm(row_id: int, config_path: str, as_json: bool) -> None:
     \b
     Example: parting outbox confirm 12
     """
-    from daemon.cli import render
     from daemon.flows import operator_actions
 
     config_path, as_json = _inherited(config_path, as_json)
-    _show(operator_actions.confirm_outbox(config_path, row_id, who=_who(), now=_now()), as_json, render.outbox_decision)
+    _show(operator_actions.confirm_outbox(config_path, row_id, who=_who(), now=_now()), as_json, "outbox_decision")
 
 
 @outbox.command("cancel")
@@ -217,11 +209,10 @@ def outbox_cancel(row_id: int, config_path: str, as_json: bool) -> None:
     \b
     Example: parting outbox cancel 12
     """
-    from daemon.cli import render
     from daemon.flows import operator_actions
 
     config_path, as_json = _inherited(config_path, as_json)
-    _show(operator_actions.cancel_outbox(config_path, row_id, who=_who(), now=_now()), as_json, render.outbox_decision)
+    _show(operator_actions.cancel_outbox(config_path, row_id, who=_who(), now=_now()), as_json, "outbox_decision")
 
 
 @cli.group(invoke_without_command=True)
@@ -242,11 +233,10 @@ def deadlines(ctx: click.Context, config_path: str, as_json: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from daemon.cli import render
     from daemon.queries import listings
 
 
-    _show(listings.deadlines(config_path, now=_now()), as_json, render.deadlines)
+    _show(listings.deadlines(config_path, now=_now()), as_json, "deadlines")
 
 
 @deadlines.command("done")
@@ -261,12 +251,11 @@ def deadlines_done(deadline_id: int, note: str, config_path: str, as_json: bool)
     \b
     Example: parting deadlines done 4 --note "called, left a message"
     """
-    from daemon.cli import render
     from daemon.flows import operator_actions
 
     config_path, as_json = _inherited(config_path, as_json)
     _show(operator_actions.close_deadline(config_path, deadline_id, note, who=_who(), now=_now()), as_json,
-          render.deadline_closed)
+          "deadline_closed")
 
 
 @cli.command()
@@ -280,10 +269,9 @@ def pause(client: str, config_path: str, as_json: bool) -> None:
     \b
     Example: parting pause acme
     """
-    from daemon.cli import render
     from daemon.flows import operator_actions
 
-    _show(operator_actions.set_paused(config_path, client, True, who=_who(), now=_now()), as_json, render.paused)
+    _show(operator_actions.set_paused(config_path, client, True, who=_who(), now=_now()), as_json, "paused")
 
 
 @cli.command()
@@ -297,7 +285,6 @@ def resume(client: str, config_path: str, as_json: bool) -> None:
     \b
     Example: parting resume acme
     """
-    from daemon.cli import render
     from daemon.flows import operator_actions
 
-    _show(operator_actions.set_paused(config_path, client, False, who=_who(), now=_now()), as_json, render.paused)
+    _show(operator_actions.set_paused(config_path, client, False, who=_who(), now=_now()), as_json, "paused")

@@ -24,6 +24,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
 from daemon.core.evidence import EVIDENCE_HEADER_FIELDS
+from daemon.core.headers import split_header_block
 from daemon.core.mailbody import (
     QUESTION_PHRASES,
     as_unicode,
@@ -363,8 +364,10 @@ def _checked(raw: bytes) -> tuple[bytes, bytes | None]:
 
 def _read_fields(raw: bytes) -> tuple[_Fields, bytes | None]:
     head, body = _checked(raw)
-    parsed = BytesHeaderParser(policy=email_policy.compat32).parsebytes(head + b"\n")
-    items = list(parsed.raw_items())
+    # The plain shape by core/headers.py (the same pairs, ~3x faster); anything else by the stdlib.
+    items = split_header_block(head + b"\n")
+    if items is None:
+        items = list(BytesHeaderParser(policy=email_policy.compat32).parsebytes(head + b"\n").raw_items())
     if not items:
         raise MalformedMessage("no header fields")
     fields = _Fields(items)

@@ -43,6 +43,7 @@ from daemon.core.release import (
     sendable,
 )
 from daemon.core.replytext import Command, CommandKind, Role, command_help, parse_command, split_reply
+from daemon.core.tokenshape import MAC_LENGTH, MAX_MAILBOX_LOCAL, TOKEN_LENGTH, TOKEN_PREFIX  # noqa: F401 - re-exported
 
 # Commands are read in core/replytext.py; they are part of this module's interface too.
 __all__ = [
@@ -64,15 +65,10 @@ SUBJECT_KINDS = tuple(LIVE_STATES)  # a notice takes ANSWERED, a triage item ASS
 # --------------------------------------------------------------------------------------------
 # Tokens.
 
-TOKEN_PREFIX = "r-"  # in the plus-address: office+r-<token>@example.com
-MAC_LENGTH = 26
+# The token's prefix and lengths are in core/tokenshape.py (the settings check reads them too).
 _TOKEN_ID = re.compile(r"^[a-z0-9]{8,24}$")
 _MAC = re.compile(rf"^[a-z2-7]{{{MAC_LENGTH}}}$")
 _SUBJECT_TAG = re.compile(r"\[parting #([a-z0-9]{8})\]", re.IGNORECASE)
-# A token is a 16-character id (10 random bytes), "-" and the MAC; the longest mailbox local part
-# that can still carry "+r-<token>" within RFC 5321's 64 characters.
-TOKEN_LENGTH = 16 + 1 + MAC_LENGTH
-MAX_MAILBOX_LOCAL = 64 - len("+") - len(TOKEN_PREFIX) - TOKEN_LENGTH
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ from typing import Any
 from daemon.adapters.settings.kinds import did_you_mean
 from daemon.adapters.settings.load import load_settings
 from daemon.adapters.store import Store, StoreError
-from daemon.core import review as core_review
 from daemon.core.errors import PartingError
 from daemon.core.model import Client, Envelope, Settings
 from daemon.core.policy import Verdict, evaluate
@@ -33,8 +32,14 @@ from daemon.core.workhours import Calendar
 Data = dict[str, Any]
 
 
-# Drafts a person may still act on: the states in which review replies are taken.
-REVIEW_STATES: tuple[str, ...] = core_review.LIVE_STATES["draft"]
+def review_states() -> tuple[str, ...]:
+    """Drafts a person may still act on: the states in which review replies are taken.
+
+    A function, so the commands that do not show drafts do not import core/review.py (with the
+    reply parser it brings, ~15% of a command's imports)."""
+    from daemon.core import review as core_review
+
+    return core_review.LIVE_STATES["draft"]
 
 
 # Outbox rows that wait for a person to decide (`parting outbox resend|cancel`).

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import difflib
 from datetime import datetime
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
 from pathlib import Path
 
 from daemon.adapters.store import Deadline, Draft, Endorsement, OutboxRow, Store
-from daemon.core import review as core_review
 from daemon.core.model import Settings
 from daemon.queries.common import (
-    REVIEW_STATES,
     Data,
     client_name,
     header,
     iso,
     opened,
     person_name,
+    review_states,
 )
 
 
@@ -34,7 +31,9 @@ def draft_row(settings: Settings, store: Store, draft: Draft) -> Data:
     endorsements = store.endorsements(draft.id, draft.current_version)
     client = next((c for c in settings.clients if c.id == draft.client_id), None)
     missing = ""
-    if current is not None and client is not None and draft.state in REVIEW_STATES:
+    if current is not None and client is not None and draft.state in review_states():
+        from daemon.core import review as core_review  # here: outbox and deadlines need none of it
+
         missing = core_review.sendable(
             [core_review.Endorsement(e.person, e.role, e.how) for e in endorsements], owner=client.owner,
             writer=current.writer, approvals_required=settings.review.approvals_required,
@@ -106,6 +105,9 @@ def outbox_row(settings: Settings, row: OutboxRow) -> Data:
 
 def subject_of(raw: bytes) -> str:
     try:
+        from email.parser import BytesHeaderParser  # here: only this listing reads a raw message
+        from email.policy import default as default_policy
+
         return str(BytesHeaderParser(policy=default_policy).parsebytes(raw).get("Subject", ""))
     except Exception:  # noqa: BLE001 - a subject in a listing is a nicety, never a reason to fail
         return ""

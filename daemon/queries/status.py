@@ -11,12 +11,12 @@ from daemon.core.policy import Verdict
 from daemon.core.rules import is_real_reply
 from daemon.queries.common import (
     ATTENTION_STATES,
-    REVIEW_STATES,
     Data,
     header,
     iso,
     opened,
     person_name,
+    review_states,
     stored_histories,
     verdicts_at,
 )
@@ -38,7 +38,7 @@ def status(config_path: str | Path, *, now: datetime) -> Data:
         return {
             **header(settings, now),
             "clients": clients,
-            "drafts_in_review": len(store.drafts(list(REVIEW_STATES))),
+            "drafts_in_review": len(store.drafts(list(review_states()))),
             "outbox_attention": len(store.rows(ATTENTION_STATES)),
             "deadlines_due": sum(1 for d in store.deadlines(["open"]) if d.due_at <= now),
             "quarantined": store.quarantine_count(),

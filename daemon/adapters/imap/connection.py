@@ -155,6 +155,11 @@ class ImapConnection:
                 s.host, port=s.port, ssl=s.security == "tls", ssl_context=context,
                 timeout=imapclient.SocketTimeout(connect=s.connect_timeout, read=s.read_timeout),
             )
+            # imapclient sets imaplib's debug level to 5 and routes it to its logger, so imaplib
+            # formats a debug line for every response line (~3 us a message in a backfill) even
+            # when nobody logs it; keep it only when that logger is enabled for DEBUG.
+            if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
+                client._imap.debug = 0
             # STARTTLS and LOGIN belong to connecting too: bound them by connect_timeout.
             client.socket().settimeout(s.connect_timeout)
             if s.security == "starttls":

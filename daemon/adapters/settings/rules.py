@@ -18,7 +18,7 @@ import holidays
 from daemon.adapters.settings.kinds import did_you_mean, shown, subdivision_spelling
 from daemon.core.hosts import is_loopback
 from daemon.core.outgoing import HeaderInjection, check_header_value
-from daemon.core.review import MAX_MAILBOX_LOCAL
+from daemon.core.tokenshape import MAX_MAILBOX_LOCAL  # not core/review.py: see there
 
 BAD = object()  # a value that failed its own check; its problem is already reported
 Report = Callable[..., None]  # report(key_path, message, at=key_path_for_the_line)
