@@ -64,7 +64,7 @@ def test_the_doctor_reports_a_replica_up_to_date_then_behind_by_the_writes_it_mi
     assert check["ok"] and "up to date" in check["detail"], check
     database = Path(yaml.safe_load(config.read_text())["state"]["database"])
     with Store.open(database) as store:
-        store.append_event("note", at=datetime.now(UTC), data={"n": 1})
+        store.append_event("client_paused", at=datetime.now(UTC), client_id="acme", data={"by": "a test"})
     # Those writes as if made two minutes after the replica's newest change, with no Litestream
     # running to ship them (file times rather than a wait).
     later = time.time() + 120
