@@ -8,9 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from daemon.adapters.publicsuffix import organizational_domain
 from daemon.adapters.settings.load import Secrets
 from daemon.adapters.store import Store
 from daemon.adapters.templates import Templates
+from daemon.core import review as core_review
+from daemon.core.evidence import evidence_policy, judge_evidence
 from daemon.core.model import Client, Person, Settings
 from daemon.core.outgoing import build_message, make_message_id
 from daemon.core.workhours import Calendar
@@ -136,3 +139,16 @@ def park(ctx: Context, what: str, item: str, problem: BaseException, now: dateti
                 ctx.log.error("could not tell %s about a parked item: %s", person.id, failure)
     ctx.log.error("%s set aside: %s", what, reason, extra={"client": client_id})
     return True
+
+
+def judge_staff_reply(ctx: Context, facts: core_review.ReplyFacts, record: core_review.TokenRecord | None,
+                      evidence_headers: Sequence[tuple[str, str]], *, current_version: int | None, state: str,
+                      now: datetime) -> core_review.Judgement:
+    """Every staff reply, whatever its token is for, judged by the same rules: the token, the
+    sender, the provider's evidence with the Public Suffix List, the header counts and the Date."""
+    return core_review.judge_reply(
+        facts, record, key=ctx.secrets.token_key, now=now, authserv_id=ctx.settings.review.authserv_id,
+        require_authentication=ctx.settings.review.require_authentication, current_version=current_version,
+        draft_state=state, organizational_domain=organizational_domain,
+        authentication=judge_evidence(evidence_policy(ctx.settings), facts.from_addr, facts.authentication_results,
+                                      evidence_headers, organizational_domain=organizational_domain))

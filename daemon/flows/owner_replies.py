@@ -12,36 +12,24 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import datetime
 
-from daemon.adapters.publicsuffix import organizational_domain
 from daemon.adapters.store import MessageRow, TokenRow
 from daemon.core import review as core
 from daemon.core.answers import AnswerProblem, check_answer, read_answered
-from daemon.core.evidence import evidence_policy, judge_evidence
-from daemon.flows.context import Context, common_context, queue_mail
+from daemon.flows.context import Context, common_context, judge_staff_reply, queue_mail
 
 SUBJECTS = ("notice", "triage")
 
 
-def handle_owner_reply(ctx: Context, row: MessageRow, token_row: TokenRow, token: str, now: datetime) -> core.Judgement:
+def handle_owner_reply(ctx: Context, row: MessageRow, token_row: TokenRow, facts: core.ReplyFacts,
+                       now: datetime) -> core.Judgement:
     store = ctx.store
     person = next((p for p in ctx.settings.people if p.id == token_row.person), None)
     client_id, state = _subject(ctx, token_row)
-    facts = core.reply_facts(
-        from_addr=row.from_addr, to_addrs=row.to_addrs, cc_addrs=row.cc_addrs, in_reply_to=row.in_reply_to,
-        references=row.references, subject=row.subject, auto_reply=row.auto_reply,
-        authentication_results=row.auth_results, text=row.body_text, our_address=ctx.settings.mailbox.address,
-        header_counts=row.header_counts, date=row.date_header,
-    )
     record = core.TokenRecord(
         core.TokenClaims(token_row.token_id, token_row.subject_kind, token_row.subject_id, None, None,
                          token_row.person, token_row.role, token_row.expires_at),
         person.email if person else "", token_row.review_message_id, token_row.used_at, token_row.issued_at)
-    judgement = core.judge_reply(
-        facts, record, key=ctx.secrets.token_key, now=now, authserv_id=ctx.settings.review.authserv_id,
-        require_authentication=ctx.settings.review.require_authentication, current_version=None, draft_state=state,
-        organizational_domain=organizational_domain,
-        authentication=judge_evidence(evidence_policy(ctx.settings), facts.from_addr, facts.authentication_results,
-                                      row.evidence_headers, organizational_domain=organizational_domain))
+    judgement = judge_staff_reply(ctx, facts, record, row.evidence_headers, current_version=None, state=state, now=now)
     auth = asdict(judgement.authentication) if judgement.authentication else None
     problem = _problem(ctx, judgement.command, client_id, row, now) if judgement.accepted else None
     if problem is not None:  # refused before the token is spent, so a corrected reply to it still counts

@@ -10,15 +10,13 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import datetime
 
-from daemon.adapters.publicsuffix import organizational_domain
 from daemon.adapters.store import Draft, TokenRow
 from daemon.adapters.templates import TemplateProblem
 from daemon.core import release as machine
 from daemon.core import review as core
-from daemon.core.evidence import evidence_policy, judge_evidence
 from daemon.core.outgoing import HeaderInjection, InvalidAddress
 from daemon.flows import owner_replies
-from daemon.flows.context import Context, common_context, queue_mail
+from daemon.flows.context import Context, common_context, judge_staff_reply, queue_mail
 from daemon.flows.drafts import advance, person_named
 from daemon.flows.followup import close_by_reply
 from daemon.runtime.faults import crash_point
@@ -41,7 +39,7 @@ def handle_reply(ctx: Context, message_id: str, now: datetime) -> core.Judgement
     parts = core.split_token(facts.token) if facts.token else None
     token_row = store.token(parts[0]) if parts else None
     if facts.token and token_row is not None and token_row.subject_kind in owner_replies.SUBJECTS:
-        return owner_replies.handle_owner_reply(ctx, row, token_row, facts.token, now)  # ANSWERED, ASSIGN, DISMISS
+        return owner_replies.handle_owner_reply(ctx, row, token_row, facts, now)  # ANSWERED, ASSIGN, DISMISS
     record, subject = None, None
     if token_row is not None:
         person = person_named(ctx, token_row.person)
@@ -55,15 +53,10 @@ def handle_reply(ctx: Context, message_id: str, now: datetime) -> core.Judgement
         subject = (store.draft(token_row.subject_id) if token_row.subject_kind == "draft"
                    else store.deadline(token_row.subject_id))
     is_draft = token_row is not None and token_row.subject_kind == "draft"
-    judgement = core.judge_reply(
-        facts, record, key=ctx.secrets.token_key, now=now, authserv_id=ctx.settings.review.authserv_id,
-        require_authentication=ctx.settings.review.require_authentication,
+    judgement = judge_staff_reply(
+        ctx, facts, record, row.evidence_headers,
         current_version=subject.current_version if is_draft else None,  # type: ignore[union-attr]
-        draft_state=subject.state if subject is not None else "unknown",
-        organizational_domain=organizational_domain,
-        authentication=judge_evidence(evidence_policy(ctx.settings), facts.from_addr, facts.authentication_results,
-                                      row.evidence_headers, organizational_domain=organizational_domain),
-    )
+        state=subject.state if subject is not None else "unknown", now=now)
     client_id = subject.client_id if subject is not None else None
     try:
         judgement = _record(ctx, judgement, row, token_row, subject, client_id, now)
