@@ -152,3 +152,8 @@ def judge_staff_reply(ctx: Context, facts: core_review.ReplyFacts, record: core_
         draft_state=state, organizational_domain=organizational_domain,
         authentication=judge_evidence(evidence_policy(ctx.settings), facts.from_addr, facts.authentication_results,
                                       evidence_headers, organizational_domain=organizational_domain))
+
+
+def person_named(ctx: Context, person_id: str) -> Person | None:
+    """The staff member with this id, or None (a token or event may name someone since removed)."""
+    return next((p for p in ctx.settings.people if p.id == person_id), None)

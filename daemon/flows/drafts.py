@@ -23,7 +23,7 @@ from daemon.core import review as core
 from daemon.core.model import Client, Person
 from daemon.core.outgoing import build_message, make_message_id, thread_headers
 from daemon.core.policy import Verdict, explain
-from daemon.flows.context import Context, common_context, describe_time, queue_mail
+from daemon.flows.context import Context, common_context, describe_time, person_named, queue_mail
 from daemon.runtime.faults import crash_point
 
 REVIEW_TEMPLATES = {"owner": "owner_review.txt.j2", "reviewer": "review_request.txt.j2"}
@@ -253,10 +253,6 @@ def queue_release(ctx: Context, draft: Draft, now: datetime) -> int:
                                  "outbox_id": outbox_id, "not_before": not_before.isoformat()})
     crash_point("after_release_queued")  # inside the approval's transaction: a crash here undoes it
     return outbox_id
-
-
-def person_named(ctx: Context, person_id: str) -> Person | None:
-    return next((p for p in ctx.settings.people if p.id == person_id), None)
 
 
 def _writer_name(ctx: Context, writer: str) -> str:

@@ -15,7 +15,7 @@ from datetime import datetime
 from daemon.adapters.store import MessageRow, TokenRow
 from daemon.core import review as core
 from daemon.core.answers import AnswerProblem, check_answer, read_answered
-from daemon.flows.context import Context, common_context, judge_staff_reply, queue_mail
+from daemon.flows.context import Context, common_context, judge_staff_reply, person_named, queue_mail
 
 SUBJECTS = ("notice", "triage")
 
@@ -23,7 +23,7 @@ SUBJECTS = ("notice", "triage")
 def handle_owner_reply(ctx: Context, row: MessageRow, token_row: TokenRow, facts: core.ReplyFacts,
                        now: datetime) -> core.Judgement:
     store = ctx.store
-    person = next((p for p in ctx.settings.people if p.id == token_row.person), None)
+    person = person_named(ctx, token_row.person)
     client_id, state = _subject(ctx, token_row)
     record = core.TokenRecord(
         core.TokenClaims(token_row.token_id, token_row.subject_kind, token_row.subject_id, None, None,

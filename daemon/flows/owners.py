@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from daemon.flows.context import Context, common_context, describe_time, queue_mail
+from daemon.flows.context import Context, common_context, describe_time, person_named, queue_mail
 
 REVIEW_STATES = ("owner_review", "second_review", "sendable", "held")
 
@@ -60,5 +60,5 @@ def _pending(ctx: Context, client_id: str, tz: str) -> dict[str, list[str]]:
 
 
 def _name(ctx: Context, person_id: str) -> str:
-    person = next((p for p in ctx.settings.people if p.id == person_id), None)
+    person = person_named(ctx, person_id)
     return person.name if person else person_id

@@ -16,8 +16,8 @@ from daemon.core import release as machine
 from daemon.core import review as core
 from daemon.core.outgoing import HeaderInjection, InvalidAddress
 from daemon.flows import owner_replies
-from daemon.flows.context import Context, common_context, judge_staff_reply, queue_mail
-from daemon.flows.drafts import advance, person_named
+from daemon.flows.context import Context, common_context, judge_staff_reply, person_named, queue_mail
+from daemon.flows.drafts import advance
 from daemon.flows.followup import close_by_reply
 from daemon.runtime.faults import crash_point
 
