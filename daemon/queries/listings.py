@@ -32,10 +32,10 @@ def draft_row(settings: Settings, store: Store, draft: Draft) -> Data:
     client = next((c for c in settings.clients if c.id == draft.client_id), None)
     missing = ""
     if current is not None and client is not None and draft.state in review_states():
-        from daemon.core import review as core_review  # here: outbox and deadlines need none of it
+        from daemon.core import release  # here: outbox and deadlines need none of it
 
-        missing = core_review.sendable(
-            [core_review.Endorsement(e.person, e.role, e.how) for e in endorsements], owner=client.owner,
+        missing = release.sendable(
+            [release.Endorsement(e.person, e.role, e.how) for e in endorsements], owner=client.owner,
             writer=current.writer, approvals_required=settings.review.approvals_required,
             version=draft.current_version).missing
     return {
