@@ -6,8 +6,9 @@
   no report imports it, and a command that writes still does;
 - the holidays package's `holidays.countries`, which imports all ~280 countries, is never
   imported: only the configured country's module is (daemon/core/holiday_tables.py);
-- the listings (drafts, outbox, deadlines) import no policy and no holidays at all beyond
-  what checking the configuration needs, and no reply parser (core/review.py);
+- the listings (drafts, outbox, deadlines) import no policy and no holidays package at all (the
+  configured country and subdivision are checked from its files: settings/holiday_codes.py);
+- no report imports the reply parser (core/review.py);
 - sign-in libraries (authlib, requests, cryptography) and templates (jinja2) stay out of reports.
 """
 
@@ -50,7 +51,7 @@ def test_json_commands_leave_out_what_they_do_not_use(setup, command) -> None:  
     assert not NEVER_IN_REPORTS & modules
     assert "daemon.core.review" not in modules
     if command[0] in ("drafts", "outbox", "deadlines"):
-        assert not {"daemon.core.policy", "daemon.core.workhours"} & modules
+        assert not {"daemon.core.policy", "daemon.core.workhours", "holidays"} & modules
     else:  # the working-hours calendar of the configured country (GB, England), and only that country
         assert "holidays.countries.united_kingdom" in modules
         assert not {m for m in modules if m.startswith("holidays.countries.") and not m.endswith("united_kingdom")}

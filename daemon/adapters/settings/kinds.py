@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from daemon.adapters.settings import holiday_codes
 from daemon.core.holiday_tables import country_holidays
 from daemon.core.model import parse_duration
 
@@ -248,9 +249,11 @@ HOLIDAY_DATE = Kind("date YYYY-MM-DD", _holiday_date)
 
 
 def _country(s: Scalar) -> str:
-    from holidays.registry import EntityLoader  # here: a config without a country needs no holidays
-
     text = _text(s).upper()
+    if holiday_codes.is_country(text):  # read from the package's registry file, without importing it
+        return text
+    from holidays.registry import EntityLoader
+
     # The codes list_supported_countries() has as keys, from the package's registry alone: that
     # function also imports every country's module for its subdivisions (~0.2-0.5 s per command).
     known = set(EntityLoader.get_country_codes(include_aliases=True))
@@ -266,6 +269,8 @@ COUNTRY = Kind("country code (ISO 3166)", _country)
 
 def subdivision_spelling(country: str, subdivision: str) -> str | None:
     """`subdivision` as the holidays package spells it for `country`, or None if it has no such one."""
+    if holiday_codes.has_subdivision(country, subdivision):  # as listed in the country's source file
+        return subdivision
     try:
         country_holidays(country, subdiv=subdivision)  # the one country's module, not all of them
         return subdivision
