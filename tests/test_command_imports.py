@@ -8,7 +8,7 @@
   imported: only the configured country's module is (daemon/core/holiday_tables.py);
 - the listings (drafts, outbox, deadlines) import no policy and no holidays package at all (the
   configured country and subdivision are checked from its files: settings/holiday_codes.py);
-- no report imports the reply parser (core/review.py);
+- no report imports the reply parser (core/review.py), and the listings no email parser;
 - sign-in libraries (authlib, requests, cryptography) and templates (jinja2) stay out of reports.
 """
 
@@ -19,7 +19,9 @@ import subprocess
 import sys
 
 import pytest
-from test_cli_reports import REPO, fill_drafts, setup  # noqa: F401 - setup is a fixture
+from test_cli_reports import REPO, fill_deadlines, fill_drafts, fill_outbox, setup  # noqa: F401 - setup is a fixture
+
+from daemon.adapters.store import Store
 
 REPORTS = [("status",), ("explain", "acme"), ("drafts",), ("outbox",), ("deadlines",)]
 NEVER_IN_REPORTS = {"rich", "rich.console", "daemon.cli.render", "sqlite_utils", "pluggy", "holidays.countries",
@@ -46,12 +48,16 @@ def imported(setup: dict, *args: str) -> set[str]:  # noqa: F811
 @pytest.mark.parametrize("command", REPORTS)
 def test_json_commands_leave_out_what_they_do_not_use(setup, command) -> None:  # noqa: F811
     fill_drafts(setup)  # a draft in review: `drafts` works out what its endorsements still miss
+    with Store.open(setup["database"]) as store:  # rows to list: outbox subjects, deadlines due
+        fill_outbox(store)
+        fill_deadlines(store)
     modules = imported(setup, *command)
     assert "daemon.adapters.store" in modules  # the measurement sees our own imports
     assert not NEVER_IN_REPORTS & modules
     assert "daemon.core.review" not in modules
     if command[0] in ("drafts", "outbox", "deadlines"):
         assert not {"daemon.core.policy", "daemon.core.workhours", "holidays"} & modules
+        assert not {"email.parser", "email.policy"} & modules  # outbox subjects are read without the parser
     else:  # the working-hours calendar of the configured country (GB, England), and only that country
         assert "holidays.countries.united_kingdom" in modules
         assert not {m for m in modules if m.startswith("holidays.countries.") and not m.endswith("united_kingdom")}
