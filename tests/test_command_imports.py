@@ -59,6 +59,7 @@ def test_json_commands_leave_out_what_they_do_not_use(setup, command) -> None:  
     if command[0] in ("drafts", "outbox", "deadlines"):
         assert not {"daemon.core.policy", "daemon.core.workhours", "holidays"} & modules
         assert not {"email.parser", "email.policy"} & modules  # outbox subjects are read without the parser
+        assert not {"daemon.core.replytext", "html.parser"} & modules  # drafts: release rules, not replies
     else:  # the working-hours calendar of the configured country (GB, England), and only that country
         assert "holidays.countries.united_kingdom" in modules
         assert "importlib.metadata" not in modules  # the package's version came from its METADATA
