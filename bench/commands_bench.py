@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -40,29 +41,36 @@ def command_environment(pycache: Path | None) -> dict[str, str]:
     return env
 
 
-def _timed(argv: list[str], env: dict[str, str] | None = None) -> float:
+def _timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall and CPU (user + sys of the child) milliseconds of one run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=env)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return seconds
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return 1000 * seconds, 1000 * cpu
 
 
-def command_runs(config: Path, client: str, repeat: int, pycache: Path | None = None) -> dict[str, list[float]]:
-    """Wall milliseconds of each command (with --json, as scripts run them) and of `python -c pass`,
-    `repeat` times each, interleaved so a change in the machine's load touches every command alike."""
+def command_runs(config: Path, client: str, repeat: int,
+                 pycache: Path | None = None) -> dict[str, dict[str, list[float]]]:
+    """Wall and CPU milliseconds ({"wall": [...], "cpu": [...]}) of each command (with --json, as
+    scripts run them) and of `python -c pass`, `repeat` times each, interleaved so a change in the
+    machine's load touches every command alike. CPU time is the steadier figure on a busy machine."""
     env = command_environment(pycache)
-    runs: dict[str, list[float]] = {name: [] for name, _ in COMMANDS}
-    runs["python -c pass"] = []
+    runs: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []}
+                                               for name in ("python -c pass", *(n for n, _ in COMMANDS))}
     commands = {name: [sys.executable, "-m", "daemon", *(a.format(client=client) for a in args),
                        "--config", str(config), "--json"] for name, args in COMMANDS}
     for argv in commands.values():
         _timed(argv, env)  # warm the file cache, and write the bytecode cache
     for _ in range(repeat):
-        runs["python -c pass"].append(1000 * _timed([sys.executable, "-c", "pass"], env))
-        for name, argv in commands.items():
-            runs[name].append(1000 * _timed(argv, env))
+        for name, argv in {"python -c pass": [sys.executable, "-c", "pass"], **commands}.items():
+            wall, cpu = _timed(argv, env)
+            runs[name]["wall"].append(wall)
+            runs[name]["cpu"].append(cpu)
     return runs
 
 
