@@ -22,8 +22,11 @@ import re
 from functools import cache
 from pathlib import Path
 
-# Only the statement or class needed is parsed, not the whole file (a third of the time).
+# Only the statement or class needed is read, not the whole file: the registry's entries
+# ("module": ("Class", "GB", "GBR", ...)) by a regular expression, a class by the parser.
 _COUNTRIES = re.compile(r"^COUNTRIES\b[^=\n]*=\s*(\{.*?^\})", re.MULTILINE | re.DOTALL)
+_ENTRY = re.compile(r'"(\w+)"\s*:\s*\(\s*((?:"\w+"\s*,?\s*)+)\)')
+_NAME = re.compile(r'"(\w+)"')
 
 
 @cache
@@ -72,20 +75,21 @@ def country_modules() -> dict[str, tuple[str, str]] | None:
     folder = _package_folder()
     text = _read(folder / "registry.py") if folder else None
     found = _COUNTRIES.search(text) if text else None
-    try:
-        countries = ast.literal_eval(found.group(1)) if found else None
-    except (ValueError, SyntaxError):
+    if found is None:
         return None
-    if not isinstance(countries, dict):
-        return None
+    block = found.group(1)
     codes: dict[str, tuple[str, str]] = {}
-    for module, names in countries.items():
-        if not (isinstance(module, str) and isinstance(names, tuple) and names):
-            return None
+    entries = 0
+    for entry in _ENTRY.finditer(block):
+        entries += 1
+        names = _NAME.findall(entry.group(2))
         for code in names[1:]:
-            if isinstance(code, str) and 2 <= len(code) <= 3:
-                codes[code] = (module, str(names[0]))
-    return codes or None
+            if 2 <= len(code) <= 3:
+                codes[code] = (entry.group(1), names[0])
+    # Every entry read, or none trusted: an entry written otherwise would go missing silently.
+    if entries == 0 or entries != block.count("("):
+        return None
+    return codes
 
 
 def is_country(code: str) -> bool | None:
