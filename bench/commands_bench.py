@@ -41,17 +41,22 @@ def command_environment(pycache: Path | None) -> dict[str, str]:
     return env
 
 
-def _timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Wall and CPU (user + sys of the child) milliseconds of one run."""
+def timed_in(argv: list[str], folder: Path, env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Wall and CPU (user + sys of the child) milliseconds of one run in `folder`, and its stdout."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=env)
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=folder, env=env)
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    return 1000 * seconds, 1000 * cpu
+    return 1000 * seconds, 1000 * cpu, done.stdout
+
+
+def _timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    wall, cpu, _stdout = timed_in(argv, ROOT, env)
+    return wall, cpu
 
 
 def command_runs(config: Path, client: str, repeat: int,
