@@ -19,11 +19,14 @@ import importlib
 import importlib.util
 import re
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 PACKAGE = "holidays.countries"
+# The daemon's threads may build their first calendars at once; a module is executed only once.
+_LOADING = threading.RLock()
 _SIBLING = re.compile(r"^from holidays\.countries\.(\w+) import", re.MULTILINE)
 
 
@@ -45,14 +48,15 @@ def country_class(country: str) -> Any:
 
 def _country_module(module_name: str) -> ModuleType:
     full = f"{PACKAGE}.{module_name}"
-    if full in sys.modules:
-        return sys.modules[full]
-    if PACKAGE not in sys.modules:
-        try:
-            return _load_alone(module_name)
-        except Exception:  # noqa: BLE001 - a layout this does not know: the package's own import
-            sys.modules.pop(full, None)
-    return importlib.import_module(full)
+    with _LOADING:
+        if full in sys.modules:
+            return sys.modules[full]
+        if PACKAGE not in sys.modules:
+            try:
+                return _load_alone(module_name)
+            except Exception:  # noqa: BLE001 - a layout this does not know: the package's own import
+                sys.modules.pop(full, None)
+        return importlib.import_module(full)
 
 
 def _load_alone(module_name: str) -> ModuleType:
