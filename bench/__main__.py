@@ -53,6 +53,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="where to write the results (default: bench/results/latest.json)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "parting-bench",
                         help="where the generated simulate store is kept between runs (default: %(default)s)")
+    parser.add_argument("--keep-store", action="store_true",
+                        help="commands: keep the stored database of each mailbox size in --cache and measure on it"
+                             " again next time (no Dovecot, no backfill); delete the folder to build it anew")
     args = parser.parse_args(argv)
     if args.quick:
         args.messages, args.repeat, args.repeat_large, args.replies = "2000", 1, 1, 10
@@ -86,6 +89,11 @@ def main(argv: list[str]) -> int:
                 index > 0 and not {"ingest", "commands"} & args.only):
             continue
         log(f"[bold]mailbox of {size:,} messages[/], {args.clients} clients")
+        kept = commands_bench.kept_store(args.cache, size, args.clients) if args.keep_store else None
+        if kept is not None and not {"ingest", "latency"} & args.only:
+            log(f"  commands on the kept store {kept.config.parent}")
+            measure_commands(args, kept, kept.config, results, log)
+            continue
         with fixture.Mailbox.create(size, args.clients) as box:
             log(f"  generated in {box.timings['generate_seconds']:.1f} s, maildir written in "
                 f"{box.timings['maildir_write_seconds']:.1f} s, Dovecot up in {box.timings['start_and_index_seconds']:.1f} s")
@@ -100,6 +108,8 @@ def main(argv: list[str]) -> int:
                     config = box.config()
                     ingest_bench.run_worker("parting-ingest", str(config), "--cycle")
                 measure_commands(args, box, config, results, log)
+                if args.keep_store:
+                    commands_bench.keep_store(args.cache, box, config)
             if index == 0 and "latency" in args.only:
                 if config is None:  # latency alone: fill a database first
                     config = box.config()
@@ -177,19 +187,20 @@ def record_linearity(results: report.Results, sizes: list[int]) -> None:
                     limit=1.1, note="runs of the larger size over the median of the smaller")
 
 
-def measure_commands(args: argparse.Namespace, box: fixture.Mailbox, config: Path, results: report.Results,
-                     log) -> None:
+def measure_commands(args: argparse.Namespace, box: fixture.Mailbox | commands_bench.KeptStore, config: Path,
+                     results: report.Results, log) -> None:
     client = box.clients[0].id
     log(f"[bold]commands[/] on {box.messages:,} stored messages, {len(box.clients)} clients: "
         f"{args.command_repeat} runs of each")
-    runs = commands_bench.command_runs(config, client, args.command_repeat)
+    runs = commands_bench.command_runs(config, client, args.command_repeat, pycache=args.cache / "pycache")
     group = f"commands, {box.messages:,} msgs stored"
     target = (dict(target=f"<= {commands_bench.TARGET_MS:.0f} ms", better="lower", limit=commands_bench.TARGET_MS)
               if box.messages >= 100_000 else {})
     for name, samples in runs.items():
-        results.add(group, f"{name} (new process, wall)", "ms", samples,
+        results.add(group, f"{name} (new process, wall)", "ms", samples["wall"],
                     **({} if name == "python -c pass" else target))
-        log(f"  {name}: {sorted(samples)[len(samples) // 2]:.0f} ms")
+        results.add(group, f"{name} (new process, CPU user+sys)", "ms", samples["cpu"])
+        log(f"  {name}: {statistics.median(samples['wall']):.0f} ms wall, {statistics.median(samples['cpu']):.0f} ms CPU")
 
 
 def measure_latency(args: argparse.Namespace, box: fixture.Mailbox, config: Path, results: report.Results,

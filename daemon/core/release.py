@@ -39,9 +39,10 @@ import json
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from daemon.core.replytext import Command
+if TYPE_CHECKING:  # only annotations: `parting drafts` needs these rules, not the reply parser (html.parser)
+    from daemon.core.replytext import Command
 
 DraftState = Literal["owner_review", "second_review", "sendable", "held", "rejected", "sent"]
 FINAL_STATES = ("rejected", "sent")

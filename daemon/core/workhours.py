@@ -22,8 +22,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
-
+from daemon.core.holiday_tables import country_holidays
 from daemon.core.model import Duration, WorkingHours
 
 # A calendar whose every day is a holiday would make the search loops below spin forever; no real
@@ -62,7 +61,7 @@ class Calendar:
         self._intervals: dict[date, tuple[datetime, datetime] | None] = {}
         if self._country:
             try:  # without years nothing is computed yet; this only checks country and subdivision
-                holidays.country_holidays(self._country, subdiv=self._subdivision)
+                country_holidays(self._country, subdiv=self._subdivision)
             except NotImplementedError as exc:
                 raise ValueError(f"holidays: {exc}") from exc
 
@@ -73,7 +72,7 @@ class Calendar:
         if year not in self._public_holidays:
             found: dict[date, str] = {}
             if self._country:
-                table = holidays.country_holidays(self._country, subdiv=self._subdivision, years=year)
+                table = country_holidays(self._country, subdiv=self._subdivision, years=year)
                 found = dict(table.items())
             self._public_holidays[year] = found
         return self._public_holidays[year]

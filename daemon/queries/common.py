@@ -19,15 +19,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.adapters.settings.kinds import did_you_mean
 from daemon.adapters.settings.load import load_settings
 from daemon.adapters.store import Store, StoreError
 from daemon.core.errors import PartingError
 from daemon.core.model import Client, Envelope, Settings
-from daemon.core.policy import Verdict, evaluate
-from daemon.core.workhours import Calendar
+
+if TYPE_CHECKING:  # the listings need no policy (nor the holidays it brings): imported where evaluated
+    from daemon.core.policy import Verdict
 
 Data = dict[str, Any]
 
@@ -35,11 +36,12 @@ Data = dict[str, Any]
 def review_states() -> tuple[str, ...]:
     """Drafts a person may still act on: the states in which review replies are taken.
 
-    A function, so the commands that do not show drafts do not import core/review.py (with the
-    reply parser it brings, ~15% of a command's imports)."""
-    from daemon.core import review as core_review
+    A function, so the commands that do not show drafts import no review rules; and from
+    core/release.py, not core/review.py, which brings the reply parser, the mail and
+    authentication modules (~15% of a command's imports)."""
+    from daemon.core import release
 
-    return core_review.LIVE_STATES["draft"]
+    return release.LIVE_STATES["draft"]
 
 
 # Outbox rows that wait for a person to decide (`parting outbox resend|cancel`).
@@ -136,6 +138,9 @@ def stored_histories(store: Store) -> dict[str, list[Envelope]]:
 def verdicts_at(settings: Settings, histories: dict[str, list[Envelope]], paused: set[str],
               at: datetime) -> dict[str, Verdict]:
     """Every configured client judged at `at` under its policy in `settings`."""
+    from daemon.core.policy import evaluate
+    from daemon.core.workhours import Calendar
+
     calendars: dict[str | None, Calendar] = {}
     verdicts = {}
     for client in settings.clients:

@@ -6,7 +6,7 @@ import difflib
 from datetime import datetime
 from pathlib import Path
 
-from daemon.adapters.store import Deadline, Draft, Endorsement, OutboxRow, Store
+from daemon.adapters.store import Deadline, Draft, Endorsement, OutboxRow
 from daemon.core.model import Settings
 from daemon.queries.common import (
     Data,
@@ -20,29 +20,31 @@ from daemon.queries.common import (
 
 
 def drafts(config_path: str | Path, *, now: datetime) -> Data:
-    """Every draft with its current version and who endorsed that version how."""
+    """Every draft with its current version and who endorsed that version how (three queries,
+    whatever the number of drafts: no texts are read)."""
     with opened(config_path) as (settings, store):
-        return {**header(settings, now), "drafts": [draft_row(settings, store, draft) for draft in store.drafts()]}
+        writers, endorsements = store.latest_writers(), store.current_endorsements()
+        return {**header(settings, now), "drafts": [
+            draft_row(settings, draft, writers.get(draft.id), endorsements.get(draft.id, []))
+            for draft in store.drafts()]}
 
 
-def draft_row(settings: Settings, store: Store, draft: Draft) -> Data:
-    versions = store.versions(draft.id)
-    current = versions[-1] if versions else None
-    endorsements = store.endorsements(draft.id, draft.current_version)
+def draft_row(settings: Settings, draft: Draft, writer: str | None, endorsements: list[Endorsement]) -> Data:
+    """One draft as listed; `writer` wrote its latest version (None: it has none)."""
     client = next((c for c in settings.clients if c.id == draft.client_id), None)
     missing = ""
-    if current is not None and client is not None and draft.state in review_states():
-        from daemon.core import review as core_review  # here: outbox and deadlines need none of it
+    if writer is not None and client is not None and draft.state in review_states():
+        from daemon.core import release  # here: outbox and deadlines need none of it
 
-        missing = core_review.sendable(
-            [core_review.Endorsement(e.person, e.role, e.how) for e in endorsements], owner=client.owner,
-            writer=current.writer, approvals_required=settings.review.approvals_required,
+        missing = release.sendable(
+            [release.Endorsement(e.person, e.role, e.how) for e in endorsements], owner=client.owner,
+            writer=writer, approvals_required=settings.review.approvals_required,
             version=draft.current_version).missing
     return {
         "id": draft.id, "client": draft.client_id, "client_name": client_name(settings, draft.client_id),
         "kind": draft.kind, "state": draft.state, "subject": draft.subject, "version": draft.current_version,
-        "writer": current.writer if current else None,
-        "writer_name": person_name(settings, current.writer) if current else None,
+        "writer": writer,
+        "writer_name": person_name(settings, writer) if writer is not None else None,
         "endorsements": [endorsement_row(settings, e) for e in endorsements],
         "missing": missing,
         "hold_until": iso(draft.hold_until), "created_at": iso(draft.created_at),
@@ -59,8 +61,10 @@ def endorsement_row(settings: Settings, endorsement: Endorsement) -> Data:
 def draft(config_path: str | Path, draft_id: int, *, now: datetime) -> Data:
     """One draft in full: every version with its endorsements, the diffs, its history and outbox rows."""
     with opened(config_path) as (settings, store):
-        row = draft_row(settings, store, store.draft(draft_id))
         versions = store.versions(draft_id)
+        current = store.draft(draft_id)
+        row = draft_row(settings, current, versions[-1].writer if versions else None,
+                        store.endorsements(draft_id, current.current_version))
         events = [e for e in store.events(client_id=row["client"]) if e.draft_id == draft_id]
         outbox = [outbox_row(settings, r) for r in store.rows() if r.draft_id == draft_id]
         return {
@@ -104,8 +108,33 @@ def outbox_row(settings: Settings, row: OutboxRow) -> Data:
 
 
 def subject_of(raw: bytes) -> str:
+    """The decoded Subject of a message parting built (core/outgoing.py), as the email package's
+    default policy reads it. Read from the header block by hand: the email parser and its policy
+    are a tenth of this command's imports; encoded words go through email.header, which is light."""
     try:
-        from email.parser import BytesHeaderParser  # here: only this listing reads a raw message
+        head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].decode("ascii")
+        value: str | None = None
+        for line in head.replace("\r\n", "\n").split("\n"):
+            if value is not None:
+                if line[:1] not in (" ", "\t"):
+                    break
+                value += line  # unfolding: the line break goes, the whitespace after it stays
+            elif line[:8].lower() == "subject:":
+                value = line[8:]
+        if value is None:
+            return ""
+        if "=?" not in value:
+            return value.lstrip()
+        from email.header import decode_header, make_header
+
+        return str(make_header(decode_header(value)))
+    except Exception:  # noqa: BLE001 - not a message as parting writes them: the parser's reading
+        return _parsed_subject(raw)
+
+
+def _parsed_subject(raw: bytes) -> str:
+    try:
+        from email.parser import BytesHeaderParser
         from email.policy import default as default_policy
 
         return str(BytesHeaderParser(policy=default_policy).parsebytes(raw).get("Subject", ""))

@@ -7,8 +7,6 @@ action (exit -15, with a store half-opened). `catch_early_stop` is called first 
 
 from __future__ import annotations
 
-import signal
-
 requested = False
 
 
@@ -18,6 +16,8 @@ def _remember(signum: int, frame: object) -> None:
 
 
 def catch_early_stop() -> None:
+    import signal  # here: every command starts by asking is_run_command, and only `run` needs it
+
     signal.signal(signal.SIGTERM, _remember)
 
 

@@ -17,9 +17,8 @@ from datetime import date, datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-import holidays
-from holidays.registry import EntityLoader
-
+from daemon.adapters.settings import holiday_codes
+from daemon.core.holiday_tables import country_holidays
 from daemon.core.model import parse_duration
 
 
@@ -251,6 +250,10 @@ HOLIDAY_DATE = Kind("date YYYY-MM-DD", _holiday_date)
 
 def _country(s: Scalar) -> str:
     text = _text(s).upper()
+    if holiday_codes.is_country(text):  # read from the package's registry file, without importing it
+        return text
+    from holidays.registry import EntityLoader
+
     # The codes list_supported_countries() has as keys, from the package's registry alone: that
     # function also imports every country's module for its subdivisions (~0.2-0.5 s per command).
     known = set(EntityLoader.get_country_codes(include_aliases=True))
@@ -266,9 +269,13 @@ COUNTRY = Kind("country code (ISO 3166)", _country)
 
 def subdivision_spelling(country: str, subdivision: str) -> str | None:
     """`subdivision` as the holidays package spells it for `country`, or None if it has no such one."""
+    if holiday_codes.has_subdivision(country, subdivision):  # as listed in the country's source file
+        return subdivision
     try:
-        holidays.country_holidays(country, subdiv=subdivision)
+        country_holidays(country, subdiv=subdivision)  # the one country's module, not all of them
         return subdivision
     except (NotImplementedError, KeyError):
+        import holidays  # every country's module, but only to spell out a mistake
+
         known = holidays.list_supported_countries().get(country, [])
         return next((name for name in known if name.casefold() == subdivision.casefold()), None)

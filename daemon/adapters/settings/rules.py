@@ -13,11 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import holidays
-
 from daemon.adapters.settings.kinds import did_you_mean, shown, subdivision_spelling
+from daemon.core.headervalues import HeaderInjection, check_header_value
 from daemon.core.hosts import is_loopback
-from daemon.core.outgoing import HeaderInjection, check_header_value
 from daemon.core.tokenshape import MAX_MAILBOX_LOCAL  # not core/review.py: see there
 
 BAD = object()  # a value that failed its own check; its problem is already reported
@@ -202,6 +200,8 @@ def _check_working_hours(hours: dict, report: Report) -> None:
     elif country is not BAD:
         spelling = subdivision_spelling(country, subdivision)
         if spelling is None:
+            import holidays  # every country's module, but only to list them for a mistake
+
             known = ", ".join(holidays.list_supported_countries().get(country, [])) or "none"
             report("working_hours.holidays.subdivision",
                    f"{country} has no subdivision {shown(subdivision)}; known: {known}")

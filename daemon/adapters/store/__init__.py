@@ -157,7 +157,9 @@ class Store(
             " upgrade parting")
 
     def _require_current_schema(self) -> None:
-        version = stored_version(self.db)
+        # Straight SQL, not schema.stored_version: a read-only open need not import sqlite-utils.
+        has_table = self._scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")
+        version = int(self._scalar("SELECT version FROM schema_version WHERE id = 1") or 0) if has_table else 0
         if version > SCHEMA_VERSION:
             raise self._newer_error(version)
         if version < SCHEMA_VERSION:

@@ -17,11 +17,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, overload
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any, overload
 
 from daemon.core.errors import PartingError
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 class StoreError(PartingError):
@@ -75,14 +76,25 @@ class StoreBase:
     """Connection, transactions and small query helpers; the domain mixins build on these."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path | None, readonly: bool) -> None:
-        self.db = sqlite_utils.Database(conn, execute_plugins=False)
+        self._conn = conn
+        self._db: sqlite_utils.Database | None = None
         self.path = path
         self.readonly = readonly
         self._depth = 0
 
     @property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite-utils over the same connection, made on first use: importing it (with pluggy,
+        click and dateutil) takes longer than a listing command takes to run, and reads need none of it."""
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self._conn, execute_plugins=False)
+        return self._db
+
+    @property
     def conn(self) -> sqlite3.Connection:
-        return self.db.conn
+        return self._conn
 
     def close(self) -> None:
         self.conn.close()
@@ -155,7 +167,10 @@ class StoreBase:
         return self._rows(f"SELECT * FROM {table} WHERE {' AND '.join(where)} ORDER BY {order}", params)
 
     def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
-        return list(self.db.query(sql, params))
+        """Every row as a dict of column -> value (what sqlite-utils' `query` gives, without it)."""
+        cursor = self._conn.execute(sql, params)
+        keys = [d[0] for d in cursor.description or ()]
+        return [dict(zip(keys, row)) for row in cursor.fetchall()]
 
     def _one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
         rows = self._rows(sql, params)

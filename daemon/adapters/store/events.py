@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from daemon.core.events import check as check_event
-
 from .base import StoreBase, from_json, from_utc_text, json_tuple, to_json, to_utc_text
 
 
@@ -59,6 +57,8 @@ class EventsMixin(StoreBase):
         The kind and its data keys must be declared in daemon/core/events.py (UndeclaredEvent
         otherwise): events are kept forever, so a key a writer renames on its own would
         silently blank what every old case file shows."""
+        from daemon.core.events import check as check_event  # here: reading events needs no vocabulary (nor holidays)
+
         check_event(kind, data)
         return self._insert(
             "INSERT INTO events (at, kind, client_id, draft_id, message_ids, data, policy_hash)"

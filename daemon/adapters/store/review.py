@@ -83,6 +83,10 @@ class TokenRow:
     used_by_message_id: str | None = None
 
 
+def _endorsement(row: dict[str, Any]) -> Endorsement:
+    return Endorsement(**{**row, "at": from_utc_text(row["at"]), "auth_verdict": from_json(row["auth_verdict"])})
+
+
 def _draft(row: dict[str, Any]) -> Draft:
     return Draft(**{
         **row,
@@ -165,6 +169,13 @@ class ReviewMixin(StoreBase):
                 "SELECT * FROM draft_versions WHERE draft_id = ? ORDER BY version", [draft_id])
         ]
 
+    def latest_writers(self) -> dict[int, str]:
+        """Every draft's id -> the writer of its latest version (one query, no texts: the listing)."""
+        return {r["draft_id"]: r["writer"] for r in self._rows(
+            "SELECT v.draft_id, v.writer FROM draft_versions AS v"
+            " JOIN (SELECT draft_id, max(version) AS version FROM draft_versions GROUP BY draft_id) AS latest"
+            " ON latest.draft_id = v.draft_id AND latest.version = v.version")}
+
     def set_draft_state(
         self, draft_id: int, state: str, at: datetime, hold_until: datetime | None = None
     ) -> None:
@@ -206,11 +217,20 @@ class ReviewMixin(StoreBase):
 
     def endorsements(self, draft_id: int, version: int) -> list[Endorsement]:
         return [
-            Endorsement(**{**r, "at": from_utc_text(r["at"]), "auth_verdict": from_json(r["auth_verdict"])})
-            for r in self._rows(
+            _endorsement(r) for r in self._rows(
                 "SELECT * FROM endorsements WHERE draft_id = ? AND version = ? ORDER BY at, rowid",
                 [draft_id, version])
         ]
+
+    def current_endorsements(self) -> dict[int, list[Endorsement]]:
+        """Every draft's id -> the endorsements of its current version, as `endorsements` orders
+        them (one query for the listing, not one a draft); drafts without any are left out."""
+        found: dict[int, list[Endorsement]] = {}
+        for r in self._rows(
+                "SELECT e.* FROM endorsements AS e JOIN drafts AS d"
+                " ON d.id = e.draft_id AND e.version = d.current_version ORDER BY e.draft_id, e.at, e.rowid"):
+            found.setdefault(r["draft_id"], []).append(_endorsement(r))
+        return found
 
     # -- tokens ----------------------------------------------------------------------------------
 

@@ -11,8 +11,10 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:  # the migrations get a Database; importing sqlite-utils is the store's, on first write
+    import sqlite_utils
 
 _V1 = [
     """CREATE TABLE events (
@@ -397,7 +399,7 @@ def _v9_release_rules(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
-Migration = Callable[[sqlite_utils.Database], None]
+Migration = Callable[["sqlite_utils.Database"], None]
 
 MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index, _v3_reply_headers, _v4_evidence_headers,
                                _v5_delivery_failures, _v6_recorded_evidence, _v7_triage, _v8_client_owners,
