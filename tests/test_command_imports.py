@@ -7,8 +7,7 @@
 - the holidays package's `holidays.countries`, which imports all ~280 countries, is never
   imported: only the configured country's module is (daemon/core/holiday_tables.py);
 - the listings (drafts, outbox, deadlines) import no policy and no holidays package at all (the
-  configured country and subdivision are checked from its files: settings/holiday_codes.py),
-  and status and explain import it without importlib.metadata (holiday_codes.preset_version);
+  configured country and subdivision are checked from its files: settings/holiday_codes.py);
 - no report imports the reply parser (core/review.py), and the listings no email parser;
 - sign-in libraries (authlib, requests, cryptography) and templates (jinja2) stay out of reports.
 """
@@ -62,7 +61,6 @@ def test_json_commands_leave_out_what_they_do_not_use(setup, command) -> None:  
         assert not {"daemon.core.replytext", "html.parser"} & modules  # drafts: release rules, not replies
     else:  # the working-hours calendar of the configured country (GB, England), and only that country
         assert "holidays.countries.united_kingdom" in modules
-        assert "importlib.metadata" not in modules  # the package's version came from its METADATA
         assert not {m for m in modules if m.startswith("holidays.countries.") and not m.endswith("united_kingdom")}
 
 

@@ -52,24 +52,3 @@ def test_a_misspelt_subdivision_is_still_put_right_by_the_package() -> None:
 
     assert subdivision_spelling("GB", "eng") == "ENG"
     assert subdivision_spelling("GB", "Atlantis") is None
-
-
-def test_the_preset_version_is_the_one_importlib_metadata_reads() -> None:
-    done = subprocess.run([sys.executable, "-c", """
-import sys
-from daemon.adapters.settings.holiday_codes import preset_version
-preset_version()
-import holidays
-skipped = "importlib.metadata" not in sys.modules
-import importlib.metadata
-print(skipped, holidays.__version__ == importlib.metadata.version("holidays"), holidays.__version__)
-"""], capture_output=True, text=True)
-    skipped, same, version = done.stdout.split()
-    assert (skipped, same) == ("True", "True"), done.stderr
-    assert version == holidays.__version__
-
-
-def test_no_preset_once_the_package_is_imported() -> None:
-    before = sys.modules["holidays.version"]
-    holiday_codes.preset_version()
-    assert sys.modules["holidays.version"] is before

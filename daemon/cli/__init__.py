@@ -12,12 +12,10 @@ from daemon.cli.group import cli
 
 
 def main() -> None:
-    from daemon.adapters.settings.holiday_codes import preset_version
     from daemon.runtime.shutdown import catch_early_stop, is_run_command
 
     if is_run_command(sys.argv[1:]):
         catch_early_stop()  # a SIGTERM while starting up is a clean stop, not a kill
-    preset_version()  # the commands that count working time import holidays: spare them importlib.metadata
     cli(prog_name="parting")
 
 

@@ -2,7 +2,7 @@
 
 Why: every command loads and checks the whole configuration, but only the commands that count
 working time need the package (status, explain, simulate, the daemon); importing it costs a
-listing such as `parting drafts` a third of its time (with importlib.metadata for its version).
+listing such as `parting drafts` a third of its time.
 The package keeps its country codes in holidays/registry.py and each country's subdivisions in
 its class, all as literals, so they can be read as data from its source files without running them.
 
@@ -123,27 +123,3 @@ def has_subdivision(country: str, subdivision: str) -> bool | None:
                 return True
     return None
 
-
-def preset_version() -> None:
-    """Give the holidays package its version from its METADATA file, before it is imported.
-
-    holidays/version.py asks importlib.metadata, whose import (zipfile, csv, email, ...) is a
-    tenth of `parting explain`; the answer is the Version line of the one holidays-*.dist-info
-    beside the package, which is what importlib.metadata reads too. Anything unexpected (the
-    package already imported, no or several dist-info folders, no Version line): nothing is
-    done and the package asks importlib.metadata as usual."""
-    import sys
-    import types
-
-    if "holidays" in sys.modules or "holidays.version" in sys.modules:
-        return
-    folder = _package_folder()
-    found = list(folder.parent.glob("holidays-*.dist-info")) if folder else []
-    text = _read(found[0] / "METADATA") if len(found) == 1 else None
-    name = re.search(r"^Name: (\S+)$", text, re.MULTILINE) if text else None
-    version = re.search(r"^Version: (\S+)$", text, re.MULTILINE) if text else None
-    if name is None or name.group(1).lower() != "holidays" or version is None:
-        return
-    module = types.ModuleType("holidays.version", "The holidays package's version, from its METADATA file.")
-    module.__version__ = version.group(1)  # type: ignore[attr-defined]
-    sys.modules["holidays.version"] = module
