@@ -26,7 +26,7 @@ from daemon.adapters.settings.load import load_settings
 from daemon.adapters.store import Store, StoreError
 from daemon.core.errors import PartingError
 from daemon.core.model import Client, Envelope, Settings
-from daemon.core.policy import Verdict, evaluate
+from daemon.core.policy import Verdict, evaluate, replies_read
 from daemon.core.workhours import Calendar
 
 Data = dict[str, Any]
@@ -127,10 +127,16 @@ def header(settings: Settings, now: datetime) -> Data:
     return {"now": iso(now), "timezone": settings.working_hours.timezone, "config": settings.source}
 
 
-def stored_histories(store: Store) -> dict[str, list[Envelope]]:
-    """Every client's stored history, oldest first."""
+def stored_histories(store: Store, now: datetime, *judged_by: Settings) -> dict[str, list[Envelope]]:
+    """The stored history of every client configured in the first settings, oldest first, from as
+    far back as a verdict at `now` under any of these settings' policies for it reads
+    (core/policy.py `replies_read`): judging it gives what judging the whole history gives."""
+    replies: dict[str, int | None] = {}
+    for client in judged_by[0].clients:
+        needed = [replies_read(settings.policy_for(client)) for settings in judged_by]
+        replies[client.id] = None if None in needed else max(n for n in needed if n is not None)
     with collector_paused():
-        return store.envelopes_by_client()
+        return store.recent_histories(replies, now)
 
 
 def verdicts_at(settings: Settings, histories: dict[str, list[Envelope]], paused: set[str],

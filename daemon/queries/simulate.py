@@ -40,7 +40,7 @@ def simulate(config_path: str | Path, policy_path: str | Path, *, now: datetime,
         other = load_policy_override(policy_path, settings)
     moment = parse_moment(at, settings.working_hours.timezone) if at else now
     with store_of(settings) as store:
-        histories = stored_histories(store)
+        histories = stored_histories(store, moment, settings, other)
         paused = store.paused_clients()
     before = verdicts_at(settings, histories, paused, moment)
     after = verdicts_at(other, histories, paused, moment)
