@@ -10,6 +10,7 @@ Also here: the policy-hash cache, the hand-filled __init__ of the hot frozen val
 from __future__ import annotations
 
 import copy
+import pickle
 from dataclasses import FrozenInstanceError, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -273,6 +274,7 @@ def test_throwaway_policies_never_inherit_a_hash() -> None:
 MOMENT = BASE + timedelta(hours=3)
 ENVELOPE = Envelope("m1", "acme", "t1", "out", BASE, "Question?", "office@example.com", question=True)
 HOT_VALUES = [
+    ENVELOPE,
     RuleHit("request-open", ("m1",), "detail", MOMENT, "{0}", (MOMENT,)),
     Request("m1", "Question?", BASE, MOMENT, False, "t1"),
     TrackedRequest(ENVELOPE, MOMENT, None, False),
@@ -296,6 +298,37 @@ def test_a_rule_hit_keeps_its_defaults() -> None:
     hit = RuleHit("paused", (), "evaluation is paused for this client")
     assert (hit.at, hit.template, hit.times) == (None, "", ())
     assert isinstance(HOT_VALUES[-1], Verdict), "evaluate's verdict is among the values checked above"
+
+
+def test_a_hit_worded_later_is_the_hit_worded_at_once() -> None:
+    zone = ZONES[2]
+    template = "our request 'Q {{1}}' of {0} went unanswered; ignored since {1}"
+    times = (BASE, MOMENT)
+    eager = RuleHit("request-ignored", ("m1",), template.format(*(format_time(t, zone) for t in times)), MOMENT,
+                    template, times)
+    later = RuleHit.worded_later("request-ignored", ("m1",), template, times, MOMENT, zone)
+    copied = copy.deepcopy(RuleHit.worded_later("request-ignored", ("m1",), template, times, MOMENT, zone))
+    assert "detail" not in vars(later), "nothing is written until the detail is read"
+    assert later == eager and hash(later) == hash(eager) and repr(later) == repr(eager)
+    assert later.detail == "our request 'Q {1}' of Sun 18 Oct 2026 20:00 went unanswered; ignored since " \
+                           "Sun 18 Oct 2026 23:00"
+    assert copied == eager and replace(later) == eager and later.to_dict() == eager.to_dict()
+    restored = pickle.loads(pickle.dumps(RuleHit.worded_later("request-ignored", ("m1",), template, times, None,
+                                                              zone)))
+    assert restored.detail == eager.detail
+    with pytest.raises(AttributeError, match="no attribute 'detial'"):
+        later.detial  # noqa: B018 - a misspelt name still fails
+    with pytest.raises(AttributeError, match="no attribute 'detail'"):
+        RuleHit.__new__(RuleHit).detail  # noqa: B018 - a hit without its zone has nothing to write
+
+
+@PROPERTIES
+@given(histories, st.sampled_from(POLICIES), moments, st.sampled_from(ZONES))
+def test_verdicts_word_their_hits_as_the_rules_write_them(history, policy, now, zone) -> None:
+    calendar = Calendar(CALENDAR.working_hours, str(zone))
+    for hit in evaluate(CLIENT, history, policy, calendar, now).reasons:
+        assert hit.detail == hit.render(calendar.zone) == hit.template.format(
+            *(reference_format_time(moment, calendar.zone) for moment in hit.times))
 
 
 # ---- format_time ------------------------------------------------------------------------------
