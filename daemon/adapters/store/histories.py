@@ -43,14 +43,14 @@ FROM json_each(:clients) AS w
 _FROM = (
     f"SELECT {', '.join('m.' + name.strip() for name in _ENVELOPE_COLUMNS.split(','))}"
     " FROM json_each(?) AS w JOIN messages AS m ON m.client_id = w.value ->> 0 AND m.at >= w.value ->> 1"
-    " ORDER BY m.client_id, m.at, m.message_id"
-)
+)  # no ORDER BY: sorting the rows cost a quarter of the query; the index walk gives them in time order
 
 
 class HistoriesMixin(AssignmentsMixin):
     def recent_histories(self, replies: Mapping[str, int | None], now: datetime) -> dict[str, list[Envelope]]:
         """{client id: its history from its `replies[client id]`-th latest real reply dated by `now`
-        on (None: all of it), oldest first}, plus what the module rules always keep."""
+        on (None: all of it), plus what the module rules always keep}. The order is not promised
+        (a verdict does not depend on it); what is read from the index comes oldest first."""
         wanted = list(replies)
         recorded: dict[str, list[Envelope]] = {}
         for record in self.recorded():
@@ -66,9 +66,14 @@ class HistoriesMixin(AssignmentsMixin):
             since.update(self.conn.execute(_SINCE.format(offset=count - 1),
                                            {"now": to_utc_text(now), "clients": json.dumps(client_ids)}).fetchall())
         grouped: dict[str, list[Envelope]] = {client_id: [] for client_id in wanted}
+        parse = datetime.fromisoformat
         with closing(self.conn.execute(_FROM, [json.dumps(list(since.items()))])) as cursor:
-            for envelope in _envelopes(cursor):
-                grouped[envelope.client_id or ""].append(envelope)
+            # _envelopes, less its sharing of repeated texts: these are few rows, read to be judged at once.
+            for (message_id, client_id, thread_id, direction, at, subject, from_addr, auto_reply, bounce,
+                 question, tagged, parting_kind) in cursor:
+                grouped[client_id].append(Envelope(message_id, client_id, thread_id, direction, parse(at), subject,
+                                                   from_addr, auto_reply, bool(bounce), bool(question), bool(tagged),
+                                                   parting_kind))
         changed = set(recorded)
         for client_id, envelope in self._failure_bounces_before(since):
             grouped[client_id].append(envelope)
