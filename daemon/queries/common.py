@@ -15,7 +15,7 @@ Rules of this module:
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,11 +140,11 @@ def stored_histories(store: Store, now: datetime, *judged_by: Settings) -> dict[
 
 
 def verdicts_at(settings: Settings, histories: dict[str, list[Envelope]], paused: set[str],
-              at: datetime) -> dict[str, Verdict]:
-    """Every configured client judged at `at` under its policy in `settings`."""
+                at: datetime, clients: Sequence[Client] | None = None) -> dict[str, Verdict]:
+    """Every configured client (or these of them) judged at `at` under its policy in `settings`."""
     calendars: dict[str | None, Calendar] = {}
     verdicts = {}
-    for client in settings.clients:
+    for client in settings.clients if clients is None else clients:
         if client.timezone not in calendars:
             calendars[client.timezone] = Calendar(settings.working_hours, client.timezone)
         verdicts[client.id] = evaluate(client, histories.get(client.id, []), settings.policy_for(client),

@@ -1,0 +1,63 @@
+"""`parting simulate` judges its clients in two halves, the second in a forked child, and the
+answer is the one a single process gives, whatever becomes of the child (queries/halves.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+
+import pytest
+
+from daemon.queries import halves
+from daemon.queries.halves import in_halves
+from tests.test_cli_reports import LOOSER, STRICTER, setup, simulate  # noqa: F401 - setup is a fixture
+
+
+@pytest.fixture(autouse=True)
+def two_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever this machine has: the halves are the same on one CPU, only slower."""
+    monkeypatch.setattr(halves, "_cpus", lambda: 2)
+
+
+def where(items: Sequence[int]) -> list[tuple[int, int]]:
+    return [(item * item, os.getpid()) for item in items]
+
+
+def test_the_second_half_is_judged_in_another_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(halves, "FORK_FROM", 4)
+    done = in_halves(where, list(range(9)))
+    assert [square for square, _ in done] == [n * n for n in range(9)]
+    assert {pid for _, pid in done[:4]} == {os.getpid()}
+    assert os.getpid() not in {pid for _, pid in done[4:]}, "the second half ran in the child"
+
+
+def test_few_items_or_one_cpu_stay_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert {pid for _, pid in in_halves(where, list(range(50)))} == {os.getpid()}
+    monkeypatch.setattr(halves, "FORK_FROM", 4)
+    monkeypatch.setattr(halves, "_cpus", lambda: 1)
+    assert {pid for _, pid in in_halves(where, list(range(50)))} == {os.getpid()}
+
+
+@pytest.mark.parametrize("failure", ["raises", "dies", "says nothing"])
+def test_a_failing_child_leaves_its_half_to_this_process(monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
+    parent = os.getpid()
+
+    def fragile(items: Sequence[int]) -> list[tuple[int, int]]:
+        if os.getpid() != parent:
+            if failure == "raises":
+                raise RuntimeError("broken in the child")
+            os._exit(3 if failure == "dies" else 0)
+        return where(items)
+
+    monkeypatch.setattr(halves, "FORK_FROM", 4)
+    assert in_halves(fragile, list(range(9))) == [(n * n, parent) for n in range(9)]
+
+
+@pytest.mark.parametrize("policy", [STRICTER, LOOSER])
+def test_simulate_in_halves_says_what_one_process_says(setup, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+                                                       policy: str) -> None:
+    whole = json.loads(simulate(setup, policy, "--json").stdout)
+    monkeypatch.setattr(halves, "FORK_FROM", 2)  # the setup's two clients: one each
+    split = json.loads(simulate(setup, policy, "--json").stdout)
+    assert split == whole and whole["changes"]
