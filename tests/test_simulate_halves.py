@@ -61,3 +61,18 @@ def test_simulate_in_halves_says_what_one_process_says(setup, monkeypatch: pytes
     monkeypatch.setattr(halves, "FORK_FROM", 2)  # the setup's two clients: one each
     split = json.loads(simulate(setup, policy, "--json").stdout)
     assert split == whole and whole["changes"]
+
+
+def test_a_failing_first_half_fails_and_leaves_no_child_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    parent = os.getpid()
+
+    def big_then_broken(items: Sequence[int]) -> list[bytes]:
+        if os.getpid() == parent:
+            raise RuntimeError("broken here")
+        return [b"x" * 100_000 for _ in items]  # more than a pipe holds: the child waits to write
+
+    monkeypatch.setattr(halves, "FORK_FROM", 4)
+    with pytest.raises(RuntimeError, match="broken here"):
+        in_halves(big_then_broken, list(range(9)))
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # the child was waited for

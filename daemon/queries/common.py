@@ -128,9 +128,10 @@ def header(settings: Settings, now: datetime) -> Data:
 
 
 def stored_histories(store: Store, now: datetime, *judged_by: Settings) -> dict[str, list[Envelope]]:
-    """The stored history of every client configured in the first settings, oldest first, from as
-    far back as a verdict at `now` under any of these settings' policies for it reads
-    (core/policy.py `replies_read`): judging it gives what judging the whole history gives."""
+    """The stored history of every client configured in the first settings, from as far back as a
+    verdict at `now` under any of these settings' policies for it reads (core/policy.py
+    `replies_read`): judging it gives what judging the whole history gives. The order of each
+    history is not promised: a verdict does not depend on it."""
     replies: dict[str, int | None] = {}
     for client in judged_by[0].clients:
         needed = [replies_read(settings.policy_for(client)) for settings in judged_by]

@@ -23,7 +23,8 @@ def explain(config_path: str | Path, client_id: str, *, now: datetime) -> Data:
     with opened(config_path) as (settings, store):
         client = find_client(settings, client_id)
         # As far back as the verdict reads: every message it names is in that part.
-        history = store.recent_histories({client.id: replies_read(settings.policy_for(client))}, now).get(client.id, [])
+        reads = replies_read(settings.policy_for(client))
+        history = store.recent_histories({client.id: reads}, now).get(client.id, [])
         paused = client.id in store.paused_clients()
     verdict = evaluate(client, history, settings.policy_for(client), Calendar(settings.working_hours,
                        client.timezone), now, paused=paused)

@@ -40,10 +40,13 @@ def in_halves(work: Callable[[Sequence[Item]], list[Result]], items: Sequence[It
     if child == 0:  # pragma: no cover - runs in the child, which leaves through os._exit
         _child(work, second, reading, writing)
     os.close(writing)
-    mine = work(first)
-    with os.fdopen(reading, "rb") as pipe:
-        sent = pipe.read()
-    _, status = os.waitpid(child, 0)
+    try:
+        with os.fdopen(reading, "rb") as pipe:
+            mine = work(first)
+            sent = pipe.read()
+    finally:
+        # Should this half fail, the closed pipe fails the child's write, and it ends too.
+        _, status = os.waitpid(child, 0)
     if status == 0 and sent:
         try:
             return mine + pickle.loads(sent)
