@@ -76,3 +76,15 @@ def test_a_failing_first_half_fails_and_leaves_no_child_behind(monkeypatch: pyte
         in_halves(big_then_broken, list(range(9)))
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)  # the child was waited for
+
+
+def test_simulate_judges_again_under_other_working_hours_even_with_equal_policies(setup) -> None:  # noqa: F811
+    # Equal policies are skipped only over the same calendar: a whole configuration whose week
+    # has seven working days makes globex's question (Friday 30 October, the `patient` five
+    # business days) ignored by Thursday 5 November, which the Monday-to-Friday week does not.
+    whole = setup["config"].read_text().replace("days: [mon, tue, wed, thu, fri]  ",
+                                                "days: [mon, tue, wed, thu, fri, sat, sun]")
+    assert whole != setup["config"].read_text()
+    data = json.loads(simulate(setup, whole, "--at", "2026-11-05", "--json").stdout)
+    assert data["policy_hash_before"] == data["policy_hash_after"]
+    assert [(c["client"], c["before"], c["after"]) for c in data["changes"]] == [("globex", "awaiting", "overdue")]

@@ -46,7 +46,10 @@ def simulate(config_path: str | Path, policy_path: str | Path, *, now: datetime,
         histories = stored_histories(store, moment, settings, other)
         paused = store.paused_clients()
 
-    def changes_among(clients: Sequence[Client]) -> list[Data]:
+    def changes_among(all_clients: Sequence[Client]) -> list[Data]:
+        # Equal policies over the same calendar give equal states and ladders: only the others are judged.
+        clients = [client for client in all_clients if settings.working_hours != other.working_hours
+                   or settings.policy_for(client) != other.policy_for(client)]
         before = verdicts_at(settings, histories, paused, moment, clients)
         after = verdicts_at(other, histories, paused, moment, clients)
         return [change for client in clients
