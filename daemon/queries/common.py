@@ -127,13 +127,14 @@ def header(settings: Settings, now: datetime) -> Data:
     return {"now": iso(now), "timezone": settings.working_hours.timezone, "config": settings.source}
 
 
-def stored_histories(store: Store, now: datetime, *judged_by: Settings) -> dict[str, list[Envelope]]:
-    """The stored history of every client configured in the first settings, from as far back as a
-    verdict at `now` under any of these settings' policies for it reads (core/policy.py
-    `replies_read`): judging it gives what judging the whole history gives. The order of each
-    history is not promised: a verdict does not depend on it."""
+def stored_histories(store: Store, now: datetime, *judged_by: Settings,
+                     clients: Sequence[Client] | None = None) -> dict[str, list[Envelope]]:
+    """The stored history of every client configured in the first settings (or of these), from as
+    far back as a verdict at `now` under any of these settings' policies for it reads
+    (core/policy.py `replies_read`): judging it gives what judging the whole history gives. The
+    order of each history is not promised: a verdict does not depend on it."""
     replies: dict[str, int | None] = {}
-    for client in judged_by[0].clients:
+    for client in judged_by[0].clients if clients is None else clients:
         needed = [replies_read(settings.policy_for(client)) for settings in judged_by]
         replies[client.id] = None if None in needed else max(n for n in needed if n is not None)
     with collector_paused():

@@ -43,19 +43,21 @@ def simulate(config_path: str | Path, policy_path: str | Path, *, now: datetime,
         other = load_policy_override(policy_path, settings)
     moment = parse_moment(at, settings.working_hours.timezone) if at else now
     with store_of(settings) as store:
-        histories = stored_histories(store, moment, settings, other)
         paused = store.paused_clients()
 
     def changes_among(all_clients: Sequence[Client]) -> list[Data]:
         # Equal policies over the same calendar give equal states and ladders: only the others are judged.
         clients = [client for client in all_clients if settings.working_hours != other.working_hours
                    or settings.policy_for(client) != other.policy_for(client)]
+        with store_of(settings) as store:  # each half its own connection: none crosses the fork
+            histories = stored_histories(store, moment, settings, other, clients=clients)
         before = verdicts_at(settings, histories, paused, moment, clients)
         after = verdicts_at(other, histories, paused, moment, clients)
         return [change for client in clients
                 if (change := _change(client, before[client.id], after[client.id])) is not None]
 
-    with collector_paused():  # judging makes some million objects, and no reference cycles
+    # Reading the histories and judging make some million objects, and no reference cycles.
+    with collector_paused():
         changes = in_halves(changes_among, settings.clients)
     return {
         **header(settings, now),
