@@ -21,7 +21,16 @@ from hypothesis import strategies as st
 
 from daemon.core import policy as policy_module
 from daemon.core import rules
-from daemon.core.model import Client, Envelope, HolidayCalendar, Policy, Unresponsive, WorkingHours, parse_duration
+from daemon.core.model import (
+    Client,
+    DeliveryFailure,
+    Envelope,
+    HolidayCalendar,
+    Policy,
+    Unresponsive,
+    WorkingHours,
+    parse_duration,
+)
 from daemon.core.policy import (
     Verdict,
     episode_after_last_reply,
@@ -29,6 +38,7 @@ from daemon.core.policy import (
     evaluate,
     policy_hash,
     read_facts,
+    replies_read,
     timeline,
 )
 from daemon.core.rules import Facts, Request, RuleHit, TrackedRequest, format_time, is_real_reply, is_request
@@ -355,3 +365,29 @@ def test_format_time_forgets_old_days_and_stays_right(monkeypatch: pytest.Monkey
     for moment in moments * 2:
         assert format_time(moment, ZONES[1]) == reference_format_time(moment, ZONES[1])
         assert len(rules._DAY_WORDS) <= 3
+
+
+# ---- how far back a verdict reads (replies_read) ----------------------------------------------
+
+
+def _with_failures(history: list[Envelope]) -> list[Envelope]:
+    """Each bounce reports a failure of an earlier-numbered message (often before the cut)."""
+    return [replace(env, delivery_failures=(DeliveryFailure(f"m{int(env.message_id[1:]) // 2}", "jane@acme.example",
+                                                            "5.1.1", "no such user"),)) if env.bounce else env
+            for env in history]
+
+
+@settings(max_examples=500, deadline=None)
+@given(histories, st.sampled_from(POLICIES), moments, st.lists(st.booleans(), min_size=40, max_size=40))
+def test_a_verdict_reads_nothing_before_the_latest_replies_it_names(history, policy, now, extra) -> None:
+    history = _with_failures(list({env.message_id: env for env in history}.values()))  # ids are keys in the store
+    mine = [replace(env, client_id="acme") for env in history]
+    count = replies_read(policy)
+    replies = sorted((env.at for env in mine if is_real_reply(env) and env.at <= now), reverse=True)
+    if count is None or len(replies) < count:
+        return  # the whole history is read
+    since = replies[count - 1]
+    # What the store keeps: everything from the cut on, every bounce reporting failures, and any
+    # older messages besides (recorded answers and assigned mail are kept whatever their date).
+    kept = [env for n, env in enumerate(mine) if env.at >= since or env.delivery_failures or extra[n % 40]]
+    assert evaluate(CLIENT, kept, policy, CALENDAR, now) == evaluate(CLIENT, mine, policy, CALENDAR, now)
