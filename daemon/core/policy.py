@@ -19,8 +19,8 @@ Rules of this module:
   give the same facts: tests/core/test_policy_speedups.py holds them to the original definition.
 - A verdict under a policy with reply_answers_all reads nothing dated before the client's second
   latest real reply dated by `now` but the bounces that report failures (`replies_read`), so the
-  read-side commands load only that much: tests/test_store_histories.py checks it over generated
-  histories.
+  read-side commands load only that much: tests/core/test_policy_speedups.py and
+  tests/test_store_histories.py check it over generated histories and stores.
 - `next_due` is the next moment the verdict can change without new mail, so the daemon knows when
   to look again.
 """
