@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import time
@@ -162,10 +163,54 @@ def simulate_once(config: Path) -> dict:
     """Wall seconds of one `parting simulate` run, and what it reported."""
     command = [sys.executable, "-m", "daemon", "simulate", "--config", str(config),
                "--policy", str(config.parent / "stricter.yaml"), "--at", AT.strftime("%Y-%m-%d %H:%M"), "--json"]
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"parting simulate failed ({done.returncode}):\n{done.stderr[-3000:]}")
     data = json.loads(done.stdout)
-    return {"seconds": seconds, "changes": len(data["changes"]), "unchanged": data["unchanged"]}
+    # CPU (user + sys, the forked half included) says more than wall time on a shared machine.
+    cpu = after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime
+    return {"seconds": seconds, "cpu_seconds": cpu, "changes": len(data["changes"]), "unchanged": data["unchanged"]}
+
+
+def history_part(cache: Path, clients: int = 200, per_client: int = 500, repeat: int = 5) -> dict:
+    """What `parting status` and `parting explain` spend on histories, in this process: reading
+    them from a store of clients x per_client messages (built as for simulate, cached) and judging
+    every client (status) or the first one (explain). Process start, imports, settings and the
+    other listings of status are left out: the commands bench times the whole command. Medians of
+    `repeat` runs, wall and CPU seconds."""
+    from statistics import median
+
+    from daemon.adapters.settings.load import load_settings
+    from daemon.core.policy import evaluate, explain, replies_read
+    from daemon.core.workhours import Calendar
+    from daemon.queries.common import store_of, stored_histories, verdicts_at
+
+    config, _ = simulate_store(cache, clients, per_client)
+    settings = load_settings(config)
+    client = settings.clients[0]
+    runs: dict[str, list[tuple[float, float]]] = {"status": [], "explain": []}
+    for _ in range(repeat):
+        with store_of(settings) as store:
+            wall, cpu = time.perf_counter(), time.process_time()
+            histories = stored_histories(store, AT, settings)
+            store.last_sent([c.id for c in settings.clients], AT)
+            verdicts_at(settings, histories, store.paused_clients(), AT)
+            runs["status"].append((time.perf_counter() - wall, time.process_time() - cpu))
+        with store_of(settings) as store:
+            wall, cpu = time.perf_counter(), time.process_time()
+            history = store.recent_histories({client.id: replies_read(settings.policy_for(client))}, AT)
+            verdict = evaluate(client, history.get(client.id, []), settings.policy_for(client),
+                               Calendar(settings.working_hours, client.timezone), AT)
+            explain(verdict, client, client.timezone or settings.working_hours.timezone)
+            runs["explain"].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return {name: {"wall": median(w for w, _ in done), "cpu": median(c for _, c in done)}
+            for name, done in runs.items()}
+
+
+if __name__ == "__main__":
+    # python -m bench.policy_bench: the history part of status and explain on 100,000 messages
+    print(json.dumps(history_part(Path.home() / ".cache" / "parting-bench"), indent=2))

@@ -17,6 +17,10 @@ Rules of this module:
 - Reading a history is the hot path. The usual one goes through passes that run in C and reads
   only what follows the last real replies; anything else takes the plain, checked reading. Both
   give the same facts: tests/core/test_policy_speedups.py holds them to the original definition.
+- A verdict under a policy with reply_answers_all reads nothing dated before the client's second
+  latest real reply dated by `now` but the bounces that report failures (`replies_read`), so the
+  read-side commands load only that much: tests/core/test_policy_speedups.py and
+  tests/test_store_histories.py check it over generated histories and stores.
 - `next_due` is the next moment the verdict can change without new mail, so the daemon knows when
   to look again.
 """
@@ -52,7 +56,7 @@ from daemon.core.workhours import Calendar
 
 __all__ = [
     "RULES", "STATE_RANK", "Request", "Rule", "RuleHit", "Verdict",
-    "compare", "due_actions", "evaluate", "explain", "policy_hash",
+    "compare", "due_actions", "evaluate", "explain", "policy_hash", "replies_read",
 ]
 
 # How unresponsive each mail-driven state is; exempt and paused are outside the scale.
@@ -131,6 +135,17 @@ def evaluate(client: Client, history: Sequence[Envelope], policy: Policy, calend
         policy_name=policy.name,
         evaluated_at=now,
     )
+
+
+def replies_read(policy: Policy) -> int | None:
+    """How far back a verdict under `policy` reads: from the client's latest real replies dated by
+    `now`, this many of them (None: the whole history). Before the earliest of them it reads only
+    the failures bounces report; keeping more of the history never changes a verdict.
+
+    With reply_answers_all the episode begins at the last real reply and the requests it settled
+    were sent from the one before it (episode_after_last_reply); otherwise one unanswered request,
+    however old, decides which reply begins the episode."""
+    return 2 if policy.reply_answers_all else None
 
 
 # ---- reading the history ----------------------------------------------------------------------

@@ -15,7 +15,7 @@ Rules of this module:
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ from daemon.core.model import Client, Envelope, Settings
 
 if TYPE_CHECKING:  # the listings need no policy (nor the holidays it brings): imported where evaluated
     from daemon.core.policy import Verdict
+    from daemon.core.workhours import Calendar
 
 Data = dict[str, Any]
 
@@ -129,21 +130,31 @@ def header(settings: Settings, now: datetime) -> Data:
     return {"now": iso(now), "timezone": settings.working_hours.timezone, "config": settings.source}
 
 
-def stored_histories(store: Store) -> dict[str, list[Envelope]]:
-    """Every client's stored history, oldest first."""
+def stored_histories(store: Store, now: datetime, *judged_by: Settings,
+                     clients: Sequence[Client] | None = None) -> dict[str, list[Envelope]]:
+    """The stored history of every client configured in the first settings (or of these), from as
+    far back as a verdict at `now` under any of these settings' policies for it reads
+    (core/policy.py `replies_read`): judging it gives what judging the whole history gives. The
+    order of each history is not promised: a verdict does not depend on it."""
+    from daemon.core.policy import replies_read
+
+    replies: dict[str, int | None] = {}
+    for client in judged_by[0].clients if clients is None else clients:
+        needed = [replies_read(settings.policy_for(client)) for settings in judged_by]
+        replies[client.id] = None if None in needed else max(n for n in needed if n is not None)
     with collector_paused():
-        return store.envelopes_by_client()
+        return store.recent_histories(replies, now)
 
 
 def verdicts_at(settings: Settings, histories: dict[str, list[Envelope]], paused: set[str],
-              at: datetime) -> dict[str, Verdict]:
-    """Every configured client judged at `at` under its policy in `settings`."""
+                at: datetime, clients: Sequence[Client] | None = None) -> dict[str, Verdict]:
+    """Every configured client (or these of them) judged at `at` under its policy in `settings`."""
     from daemon.core.policy import evaluate
     from daemon.core.workhours import Calendar
 
     calendars: dict[str | None, Calendar] = {}
     verdicts = {}
-    for client in settings.clients:
+    for client in settings.clients if clients is None else clients:
         if client.timezone not in calendars:
             calendars[client.timezone] = Calendar(settings.working_hours, client.timezone)
         verdicts[client.id] = evaluate(client, histories.get(client.id, []), settings.policy_for(client),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from daemon.core.policy import evaluate
+from daemon.core.policy import evaluate, replies_read
 from daemon.core.policy import explain as explain_lines
 from daemon.core.workhours import Calendar
 from daemon.queries.common import (
@@ -22,7 +22,9 @@ def explain(config_path: str | Path, client_id: str, *, now: datetime) -> Data:
     """Why one client is in its state at `now`: the verdict, its evidence in words, its messages."""
     with opened(config_path) as (settings, store):
         client = find_client(settings, client_id)
-        history = store.envelopes(client.id)
+        # As far back as the verdict reads: every message it names is in that part.
+        reads = replies_read(settings.policy_for(client))
+        history = store.recent_histories({client.id: reads}, now).get(client.id, [])
         paused = client.id in store.paused_clients()
     verdict = evaluate(client, history, settings.policy_for(client), Calendar(settings.working_hours,
                        client.timezone), now, paused=paused)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from daemon.adapters.settings.load import load_policy_override, load_settings
+from daemon.core.model import Client
 from daemon.core.policy import Verdict, compare, policy_hash
 from daemon.queries.common import (
     Data,
@@ -18,6 +20,7 @@ from daemon.queries.common import (
     stored_histories,
     verdicts_at,
 )
+from daemon.queries.halves import in_halves
 
 
 def parse_moment(text: str, zone: str) -> datetime:
@@ -40,25 +43,22 @@ def simulate(config_path: str | Path, policy_path: str | Path, *, now: datetime,
         other = load_policy_override(policy_path, settings)
     moment = parse_moment(at, settings.working_hours.timezone) if at else now
     with store_of(settings) as store:
-        histories = stored_histories(store)
         paused = store.paused_clients()
-    before = verdicts_at(settings, histories, paused, moment)
-    after = verdicts_at(other, histories, paused, moment)
-    changes = []
-    for client in settings.clients:
-        old, new = before[client.id], after[client.id]
-        why = compare(old, new)
-        if why is None:
-            continue
-        changes.append({
-            "client": client.id, "name": client.name,
-            "before": old.state, "after": new.state,
-            "ladder_before": list(old.ladder), "ladder_after": list(new.ladder),
-            "ignored_before": old.ignored_count, "ignored_after": new.ignored_count,
-            "why": why,
-            "rules_fired": _hits_only_in(new, old),
-            "rules_cleared": _hits_only_in(old, new),
-        })
+
+    def changes_among(all_clients: Sequence[Client]) -> list[Data]:
+        # Equal policies over the same calendar give equal states and ladders: only the others are judged.
+        clients = [client for client in all_clients if settings.working_hours != other.working_hours
+                   or settings.policy_for(client) != other.policy_for(client)]
+        with store_of(settings) as store:  # each half its own connection: none crosses the fork
+            histories = stored_histories(store, moment, settings, other, clients=clients)
+        before = verdicts_at(settings, histories, paused, moment, clients)
+        after = verdicts_at(other, histories, paused, moment, clients)
+        return [change for client in clients
+                if (change := _change(client, before[client.id], after[client.id])) is not None]
+
+    # Reading the histories and judging make some million objects, and no reference cycles.
+    with collector_paused():
+        changes = in_halves(changes_among, settings.clients)
     return {
         **header(settings, now),
         "at": iso(moment),
@@ -67,6 +67,21 @@ def simulate(config_path: str | Path, policy_path: str | Path, *, now: datetime,
         "policy_hash_after": policy_hash(other.policy),
         "changes": changes,
         "unchanged": len(settings.clients) - len(changes),
+    }
+
+
+def _change(client: Client, old: Verdict, new: Verdict) -> Data | None:
+    why = compare(old, new)
+    if why is None:
+        return None
+    return {
+        "client": client.id, "name": client.name,
+        "before": old.state, "after": new.state,
+        "ladder_before": list(old.ladder), "ladder_after": list(new.ladder),
+        "ignored_before": old.ignored_count, "ignored_after": new.ignored_count,
+        "why": why,
+        "rules_fired": _hits_only_in(new, old),
+        "rules_cleared": _hits_only_in(old, new),
     }
 
 

@@ -31,9 +31,13 @@ def sign_in_status(oauth: OAuthSettings | None) -> str | None:
 def status(config_path: str | Path, *, now: datetime) -> Data:
     """Every client's state evaluated at `now`, and what waits for a person."""
     with opened(config_path) as (settings, store):
-        histories = stored_histories(store)
+        histories = stored_histories(store, now, settings)
         verdicts = verdicts_at(settings, histories, store.paused_clients(), now)
-        clients = [_status_row(settings, client, verdicts[client.id], histories.get(client.id, []), now)
+        # The histories begin at a recent real reply (which the latest, last_in, is not before);
+        # the latest mail of ours may be older.
+        sent = store.last_sent([client.id for client in settings.clients], now)
+        clients = [_status_row(settings, client, verdicts[client.id], histories.get(client.id, []),
+                               sent.get(client.id), now)
                    for client in settings.clients]
         return {
             **header(settings, now),
@@ -56,11 +60,15 @@ def status(config_path: str | Path, *, now: datetime) -> Data:
 
 
 def _status_row(settings: Settings, client: Client, verdict: Verdict, history: list[Envelope],
-                now: datetime) -> Data:
+                sent: datetime | None, now: datetime) -> Data:
     happened = [env for env in history if env.at <= now]
     last_in = max((env.at for env in happened if is_real_reply(env) and env.recorded != "owner_changed"),
                   default=None)
-    last_out = max((env.at for env in happened if env.direction == "out" and not env.auto_reply), default=None)
+    # Assigned messages are not in `sent` (they are stored without a client), but always in the history.
+    last_out = max((env.at for env in happened if env.direction == "out" and not env.auto_reply),
+                   default=None)
+    if sent is not None and (last_out is None or sent > last_out):
+        last_out = sent
     return {
         "id": client.id, "name": client.name, "owner": client.owner, "owner_name": person_name(settings, client.owner),
         "state": verdict.state, "policy": verdict.policy_name, "ignored": verdict.ignored_count,

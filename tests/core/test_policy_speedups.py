@@ -10,6 +10,7 @@ Also here: the policy-hash cache, the hand-filled __init__ of the hot frozen val
 from __future__ import annotations
 
 import copy
+import pickle
 from dataclasses import FrozenInstanceError, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -20,7 +21,16 @@ from hypothesis import strategies as st
 
 from daemon.core import policy as policy_module
 from daemon.core import rules
-from daemon.core.model import Client, Envelope, HolidayCalendar, Policy, Unresponsive, WorkingHours, parse_duration
+from daemon.core.model import (
+    Client,
+    DeliveryFailure,
+    Envelope,
+    HolidayCalendar,
+    Policy,
+    Unresponsive,
+    WorkingHours,
+    parse_duration,
+)
 from daemon.core.policy import (
     Verdict,
     episode_after_last_reply,
@@ -28,6 +38,7 @@ from daemon.core.policy import (
     evaluate,
     policy_hash,
     read_facts,
+    replies_read,
     timeline,
 )
 from daemon.core.rules import Facts, Request, RuleHit, TrackedRequest, format_time, is_real_reply, is_request
@@ -273,6 +284,7 @@ def test_throwaway_policies_never_inherit_a_hash() -> None:
 MOMENT = BASE + timedelta(hours=3)
 ENVELOPE = Envelope("m1", "acme", "t1", "out", BASE, "Question?", "office@example.com", question=True)
 HOT_VALUES = [
+    ENVELOPE,
     RuleHit("request-open", ("m1",), "detail", MOMENT, "{0}", (MOMENT,)),
     Request("m1", "Question?", BASE, MOMENT, False, "t1"),
     TrackedRequest(ENVELOPE, MOMENT, None, False),
@@ -296,6 +308,37 @@ def test_a_rule_hit_keeps_its_defaults() -> None:
     hit = RuleHit("paused", (), "evaluation is paused for this client")
     assert (hit.at, hit.template, hit.times) == (None, "", ())
     assert isinstance(HOT_VALUES[-1], Verdict), "evaluate's verdict is among the values checked above"
+
+
+def test_a_hit_worded_later_is_the_hit_worded_at_once() -> None:
+    zone = ZONES[2]
+    template = "our request 'Q {{1}}' of {0} went unanswered; ignored since {1}"
+    times = (BASE, MOMENT)
+    eager = RuleHit("request-ignored", ("m1",), template.format(*(format_time(t, zone) for t in times)), MOMENT,
+                    template, times)
+    later = RuleHit.worded_later("request-ignored", ("m1",), template, times, MOMENT, zone)
+    copied = copy.deepcopy(RuleHit.worded_later("request-ignored", ("m1",), template, times, MOMENT, zone))
+    assert "detail" not in vars(later), "nothing is written until the detail is read"
+    assert later == eager and hash(later) == hash(eager) and repr(later) == repr(eager)
+    assert later.detail == "our request 'Q {1}' of Sun 18 Oct 2026 20:00 went unanswered; ignored since " \
+                           "Sun 18 Oct 2026 23:00"
+    assert copied == eager and replace(later) == eager and later.to_dict() == eager.to_dict()
+    restored = pickle.loads(pickle.dumps(RuleHit.worded_later("request-ignored", ("m1",), template, times, None,
+                                                              zone)))
+    assert restored.detail == eager.detail
+    with pytest.raises(AttributeError, match="no attribute 'detial'"):
+        later.detial  # noqa: B018 - a misspelt name still fails
+    with pytest.raises(AttributeError, match="no attribute 'detail'"):
+        RuleHit.__new__(RuleHit).detail  # noqa: B018 - a hit without its zone has nothing to write
+
+
+@PROPERTIES
+@given(histories, st.sampled_from(POLICIES), moments, st.sampled_from(ZONES))
+def test_verdicts_word_their_hits_as_the_rules_write_them(history, policy, now, zone) -> None:
+    calendar = Calendar(CALENDAR.working_hours, str(zone))
+    for hit in evaluate(CLIENT, history, policy, calendar, now).reasons:
+        assert hit.detail == hit.render(calendar.zone) == hit.template.format(
+            *(reference_format_time(moment, calendar.zone) for moment in hit.times))
 
 
 # ---- format_time ------------------------------------------------------------------------------
@@ -322,3 +365,29 @@ def test_format_time_forgets_old_days_and_stays_right(monkeypatch: pytest.Monkey
     for moment in moments * 2:
         assert format_time(moment, ZONES[1]) == reference_format_time(moment, ZONES[1])
         assert len(rules._DAY_WORDS) <= 3
+
+
+# ---- how far back a verdict reads (replies_read) ----------------------------------------------
+
+
+def _with_failures(history: list[Envelope]) -> list[Envelope]:
+    """Each bounce reports a failure of an earlier-numbered message (often before the cut)."""
+    return [replace(env, delivery_failures=(DeliveryFailure(f"m{int(env.message_id[1:]) // 2}", "jane@acme.example",
+                                                            "5.1.1", "no such user"),)) if env.bounce else env
+            for env in history]
+
+
+@settings(max_examples=500, deadline=None)
+@given(histories, st.sampled_from(POLICIES), moments, st.lists(st.booleans(), min_size=40, max_size=40))
+def test_a_verdict_reads_nothing_before_the_latest_replies_it_names(history, policy, now, extra) -> None:
+    history = _with_failures(list({env.message_id: env for env in history}.values()))  # ids are keys in the store
+    mine = [replace(env, client_id="acme") for env in history]
+    count = replies_read(policy)
+    replies = sorted((env.at for env in mine if is_real_reply(env) and env.at <= now), reverse=True)
+    if count is None or len(replies) < count:
+        return  # the whole history is read
+    since = replies[count - 1]
+    # What the store keeps: everything from the cut on, every bounce reporting failures, and any
+    # older messages besides (recorded answers and assigned mail are kept whatever their date).
+    kept = [env for n, env in enumerate(mine) if env.at >= since or env.delivery_failures or extra[n % 40]]
+    assert evaluate(CLIENT, kept, policy, CALENDAR, now) == evaluate(CLIENT, mine, policy, CALENDAR, now)

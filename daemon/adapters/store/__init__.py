@@ -20,12 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from .assignments import AssignmentsMixin, LearnedAddress
+from .assignments import LearnedAddress
 from .base import StoreError
 from .bounces import BouncesMixin, FailureRow
 from .clients import ClientsMixin, Episode, Note
 from .deadlines import Deadline, DeadlinesMixin
 from .events import Event, EventsMixin
+from .histories import HistoriesMixin
 from .intake import FolderState, IntakeMixin, QuarantineItem, TriageItem
 from .messages import MessageLocation, MessageRow, MessagesMixin
 from .outbox import OutboxMixin, OutboxRow
@@ -60,7 +61,7 @@ def _waiting_while_busy(step: Callable[[], T]) -> T:
 
 
 class Store(
-    AssignmentsMixin, RecordedMixin, BouncesMixin, EventsMixin, MessagesMixin, IntakeMixin, ClientsMixin,
+    HistoriesMixin, RecordedMixin, BouncesMixin, EventsMixin, MessagesMixin, IntakeMixin, ClientsMixin,
     ReviewMixin, OutboxMixin, DeadlinesMixin,
 ):
     """parting's database. The methods live in one module per domain: events, messages
