@@ -49,6 +49,7 @@ __all__ = ["Problem", "SettingsError", "Secrets", "load_settings", "load_policy_
 # libyaml's composer reads a 10,000-client file some 15 times faster than the pure-Python one.
 _FAST_LOADER = getattr(yaml, "CSafeLoader", None)
 _POLICY_KEYS = ("policy", "policies")
+_STR_TAG = "tag:yaml.org,2002:str"
 # The policy nodes of the main file each loaded Settings came from, as written (see _base_policy_pairs).
 _policy_pairs: dict[int, list[tuple[Node, Node]]] = {}
 
@@ -425,10 +426,13 @@ class _Reader:
         return values
 
     def scalar(self, node: ScalarNode, spec: Leaf, path: str) -> Any:
-        try:
-            value = self._constructor.construct_object(node)
-        except (yaml.YAMLError, ValueError, OverflowError):
-            value = node.value  # e.g. 2026-13-45 matches YAML's date pattern but is no date
+        if node.tag == _STR_TAG:
+            value = node.value  # what the constructor gives a string, without its bookkeeping (most values)
+        else:
+            try:
+                value = self._constructor.construct_object(node)
+            except (yaml.YAMLError, ValueError, OverflowError):
+                value = node.value  # e.g. 2026-13-45 matches YAML's date pattern but is no date
         try:
             return spec.kind.convert(Scalar(value, str(node.value)))
         except Invalid as error:
