@@ -25,7 +25,7 @@ from daemon.adapters.store import Store
 
 REPORTS = [("status",), ("explain", "acme"), ("drafts",), ("outbox",), ("deadlines",)]
 NEVER_IN_REPORTS = {"rich", "rich.console", "daemon.cli.render", "sqlite_utils", "pluggy", "holidays.countries",
-                    "authlib", "requests", "cryptography", "jinja2"}
+                    "authlib", "requests", "cryptography", "jinja2", "daemon.adapters.oauth"}
 
 
 # `python -m daemon ARGS`, printing every module it imported as it exits (-X importtime would miss

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from daemon.adapters.oauth import sign_in_problem
 from daemon.core.model import Client, Envelope, OAuthSettings, Settings
 from daemon.core.policy import Verdict
 from daemon.core.rules import is_real_reply
@@ -24,6 +23,10 @@ from daemon.queries.common import (
 
 def sign_in_status(oauth: OAuthSettings | None) -> str | None:
     """"sign-in needed: run parting login (why)" while the daemon cannot sign in with OAuth2."""
+    if oauth is None:  # a password: nothing to sign in, and no OAuth module to import
+        return None
+    from daemon.adapters.oauth import sign_in_problem
+
     problem = sign_in_problem(oauth)
     return f"sign-in needed: run parting login ({problem})" if problem else None
 
