@@ -27,20 +27,32 @@ _NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+:")
 
 def split_header_block(head: bytes) -> list[tuple[str, str]] | None:
     """The (name, raw value) pairs of a header block, or None when it is not of the plain shape."""
-    text = head.decode("ascii", "surrogateescape")
+    found = split_header_section(head.decode("ascii", "surrogateescape"), whole=True)
+    return None if found is None else found[0]
+
+
+def split_header_section(text: str, *, whole: bool = False) -> tuple[list[tuple[str, str]], int] | None:
+    """(pairs, offset of what follows the header section) of `text` (bytes decoded as ASCII with
+    surrogateescape), or None when it is not of the plain shape. The section ends at its empty
+    line; without one, `whole` reads `text` to its end (which must end in a line break), and
+    otherwise the answer is None (the caller wanted what follows)."""
     if "\r" in text and text.count("\r") != text.count("\r\n"):
         return None  # a bare CR is a line break to the feed parser: let it read those
     items: list[tuple[str, str]] = []
     name: str | None = None
     parts: list[str] = []
-    lines = text.split("\n")
-    last = len(lines) - 1
-    for index, line in enumerate(lines):
-        if index == last:
-            if line:
-                return None  # a last line without its line break: not the shape callers give
+    position = 0
+    end = len(text)
+    while True:
+        if position == end:
+            if not whole:
+                return None
             break
-        line += "\n"
+        newline = text.find("\n", position)
+        if newline < 0:
+            return None  # a last line without its line break: not the shape callers give
+        line = text[position:newline + 1]
+        position = newline + 1
         if line == "\n" or line == "\r\n":
             break  # the empty line that ends the header section
         if line[0] in " \t":
@@ -56,7 +68,7 @@ def split_header_block(head: bytes) -> list[tuple[str, str]] | None:
         name, parts = line[:match.end() - 1], [line[match.end():]]
     if name is not None:
         items.append((name, _value(parts)))
-    return items
+    return items, position
 
 
 def _value(parts: list[str]) -> str:

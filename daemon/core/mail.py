@@ -37,6 +37,7 @@ from daemon.core.mailbody import (
     phrase_regex,
 )
 from daemon.core.model import ParsedMessage
+from daemon.core.quicktext import quick_first_text
 
 __all__ = [
     "AUTO_REPLY_SUBJECTS", "DELIVERY_FAILURE_SUBJECTS", "HEADER_FIELDS", "QUESTION_PHRASES", "MalformedMessage",
@@ -447,7 +448,10 @@ def message_text(raw: bytes) -> str | None:
     body fetched for its text already had them read from its header block). Raises
     MalformedMessage for an empty message or an oversized header section, as parse_message does."""
     _, body = _checked(raw)
-    return first_text(raw) if body is not None else None
+    if body is None:
+        return None
+    quick = quick_first_text(raw)  # the same answer for plain shapes, without the MIME parser
+    return quick if quick is None or isinstance(quick, str) else first_text(raw)
 
 
 def detect_auto_reply(msg: Message | bytes) -> str | None:
