@@ -356,7 +356,8 @@ def _checked(raw: bytes) -> tuple[bytes, bytes | None]:
     separator = re.search(rb"\r?\n\r?\n|\r\r", data)
     head = data[: separator.start() + 1] if separator else data
     body = data[separator.end():] if separator else b""
-    if any(len(line) > MAX_HEADER_LINE for line in re.split(rb"[\r\n]", head)):
+    # (a section no longer than the limit has no line longer: most need not be split to know)
+    if len(head) > MAX_HEADER_LINE and any(len(line) > MAX_HEADER_LINE for line in re.split(rb"[\r\n]", head)):
         raise MalformedMessage("header line longer than 64 KiB")
     if len(head) > MAX_HEADER_SECTION:
         raise MalformedMessage("header section larger than 256 KiB")

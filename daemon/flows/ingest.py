@@ -85,8 +85,15 @@ class IngestReport:
 class BatchLookup:
     """Thread look-ups that see the messages of the batch being built as well as the store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, pending: Sequence[Pending] = ()) -> None:
         self.store = store
+        # The store's answers for the whole batch, asked once before threading (the store does not
+        # change until the batch commits): the stored threads of every Message-ID the batch refers
+        # to, and which of its subjects any stored message has (one query per message before).
+        self.stored_threads = store.threads_of_message_ids(
+            i for item in pending for i in (*item.parsed.in_reply_to, *item.parsed.references))
+        self.stored_subjects = store.stored_subjects(
+            subject for item in pending if (subject := normalize_subject(item.parsed.subject)))
         self.threads: dict[str, str] = {}
         self.index_roots: dict[str, str] = {}
         self.clients: dict[str, str | None] = {}
@@ -96,7 +103,8 @@ class BatchLookup:
         for message_id in ids:
             if message_id in self.threads:
                 return self.threads[message_id]
-        return self.store.thread_of_message_ids(ids)
+        stored = self.stored_threads
+        return next((stored[message_id] for message_id in ids if message_id in stored), None)
 
     def thread_of_index_root(self, root: str) -> str | None:
         return self.index_roots.get(root) or self.store.thread_of_index_root(root)
@@ -111,7 +119,8 @@ class BatchLookup:
             if row.at >= since and ((client_id is not None and row.client_id == client_id)
                                     or not wanted.isdisjoint((row.from_addr, *row.to_addrs, *row.cc_addrs)))
         ]
-        stored = self.store.latest_by_subject(normalized_subject, client_id, counterparts, since)
+        stored = (self.store.latest_by_subject(normalized_subject, client_id, counterparts, since)
+                  if normalized_subject in self.stored_subjects else None)
         if stored:
             in_batch.append((stored[1], stored[2], stored[0]))
         return max(in_batch)[2] if in_batch else None
@@ -189,7 +198,7 @@ class Ingestor:
 
     def commit(self, batch: ParsedBatch, bodies: dict[int, bytes], now: datetime) -> IngestReport:
         report = IngestReport(batch.folder)
-        lookup = BatchLookup(self.store)
+        lookup = BatchLookup(self.store, batch.pending)
         rows: list[tuple[MessageRow, str, int, int]] = []
         triage: list[tuple[str, str | None, str]] = []
         failures: dict[str, tuple[DeliveryFailure, ...]] = {}

@@ -144,3 +144,14 @@ def test_random_messages_read_as_first_text_reads_them(root, preamble, part_head
     lines = ["From: a@b.example", f"Content-Type: {root}", "", *preamble, "--b", *part_headers, "", *body]
     text = "\n".join(lines) + "\n" + tail
     agrees(text.replace("\n", line_break).encode("utf-8", "surrogateescape"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_fold_of_ascii_text_is_the_unicode_fold(text: str) -> None:
+    import unicodedata
+
+    from daemon.core.mailbody import fold
+
+    decomposed = unicodedata.normalize("NFKD", text)
+    assert fold(text) == " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).casefold().split())

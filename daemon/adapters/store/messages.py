@@ -248,6 +248,25 @@ class MessagesMixin(StoreBase):
         ).fetchall())
         return next((found[i] for i in wanted if i in found), None)
 
+    def threads_of_message_ids(self, ids: Iterable[str]) -> dict[str, str]:
+        """Message-ID -> thread of each of these that is stored (one query for a whole batch)."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        return dict(self.conn.execute(
+            "SELECT message_id, thread_id FROM messages"
+            " WHERE message_id IN (SELECT value FROM json_each(?))", [to_json(wanted)]).fetchall())
+
+    def stored_subjects(self, normalized_subjects: Iterable[str]) -> set[str]:
+        """Which of these normalized subjects some stored message has: latest_by_subject finds
+        nothing for the others, so a batch asks it only about these (one query for the batch)."""
+        wanted = list(dict.fromkeys(normalized_subjects))
+        if not wanted:
+            return set()
+        return {r[0] for r in self.conn.execute(
+            "SELECT value FROM json_each(?) WHERE EXISTS"
+            " (SELECT 1 FROM messages WHERE norm_subject = json_each.value)", [to_json(wanted)])}
+
     def thread_of_index_root(self, root: str) -> str | None:
         """The thread of the latest message with this Outlook Thread-Index root."""
         return self._scalar(
