@@ -410,8 +410,12 @@ def parse_message(raw: bytes, *, internaldate: datetime | None = None, size: int
     """
     fields, body = _read_fields(raw)
     digest = hashlib.sha256(raw).hexdigest()
-    synthetic = digest if size is None else hashlib.sha256(raw + b"\nsize=%d" % size).hexdigest()
     own_ids = _message_ids((fields.first("Message-ID") or "",))
+    if own_ids and len(own_ids[0]) <= 255:
+        message_id = own_ids[0]
+    else:  # (the second digest only for the few messages that need it)
+        synthetic = digest if size is None else hashlib.sha256(raw + b"\nsize=%d" % size).hexdigest()
+        message_id = f"synthetic-{synthetic[:32]}@parting"
     senders = _address_pairs(fields, "From")
     from_name, from_addr = senders[0] if senders else ("", "")
     subject = _text_field(fields, "Subject") or ""
@@ -419,7 +423,7 @@ def parse_message(raw: bytes, *, internaldate: datetime | None = None, size: int
     auto_reply = _auto_reply_reason(fields, subject)
     thread_index = "".join((fields.first("Thread-Index") or "").split()) or None
     return ParsedMessage(
-        message_id=own_ids[0] if own_ids and len(own_ids[0]) <= 255 else f"synthetic-{synthetic[:32]}@parting",
+        message_id=message_id,
         from_addr=from_addr,
         from_name=from_name,
         to=tuple(a for _, a in _address_pairs(fields, "To")),

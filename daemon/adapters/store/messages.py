@@ -293,25 +293,30 @@ class MessagesMixin(StoreBase):
         since: datetime,
     ) -> tuple[str, datetime, str] | None:
         """(thread id, time, Message-ID) of the message thread_of_subject chooses."""
-        # One index seek per branch (the client's messages with the subject; each address's), each
-        # reading only the latest row: the cost stays flat however much mail shares a subject.
-        since_text = to_utc_text(since)
-        found = []
+        branches = [self.latest_of_subject(normalized_subject, client_id=client_id)] if client_id is not None else []
+        branches += [self.latest_of_subject(normalized_subject, address=a) for a in dict.fromkeys(counterparts)]
+        latest = max((row for row in branches if row is not None and row[0] >= since), default=None)
+        return None if latest is None else (latest[2], latest[0], latest[1])
+
+    def latest_of_subject(self, normalized_subject: str, *, client_id: str | None = None,
+                          address: str | None = None) -> tuple[datetime, str, str] | None:
+        """(time, Message-ID, thread id) of the latest message with this normalized subject of the
+        client, or with the address in From, To or Cc: one branch of latest_by_subject, at any
+        time. The latest since a time is this one if it is not older, else there is none, so a
+        batch asks each branch once and applies each message's own `since` to the answer. (Times
+        are stored as UTC ISO text, whose order is the order of the times.)"""
+        # One index seek per branch, reading only the latest row: the cost stays flat however much
+        # mail shares a subject.
         if client_id is not None:
-            found.append(self.conn.execute(
-                "SELECT at, message_id, thread_id FROM messages"
-                " WHERE norm_subject = ? AND client_id = ? AND at >= ?"
-                " ORDER BY at DESC, message_id DESC LIMIT 1",
-                [normalized_subject, client_id, since_text]).fetchone())
-        for address in dict.fromkeys(counterparts):
-            found.append(self.conn.execute(
+            row = self.conn.execute(
+                "SELECT at, message_id, thread_id FROM messages WHERE norm_subject = ? AND client_id = ?"
+                " ORDER BY at DESC, message_id DESC LIMIT 1", [normalized_subject, client_id]).fetchone()
+        else:
+            row = self.conn.execute(
                 "SELECT a.at, a.message_id, m.thread_id FROM message_addresses AS a"
-                " JOIN messages AS m ON m.message_id = a.message_id"
-                " WHERE a.address = ? AND a.norm_subject = ? AND a.at >= ?"
-                " ORDER BY a.at DESC, a.message_id DESC LIMIT 1",
-                [address, normalized_subject, since_text]).fetchone())
-        latest = max((row for row in found if row is not None), default=None)
-        return None if latest is None else (latest[2], from_utc_text(latest[0]), latest[1])
+                " JOIN messages AS m ON m.message_id = a.message_id WHERE a.address = ? AND a.norm_subject = ?"
+                " ORDER BY a.at DESC, a.message_id DESC LIMIT 1", [address, normalized_subject]).fetchone()
+        return None if row is None else (from_utc_text(row[0]), row[1], row[2])
 
     def client_of_thread(self, thread_id: str) -> str | None:
         """The client of the latest assigned message in this thread."""
