@@ -13,6 +13,7 @@ Rules of this module:
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -135,11 +136,52 @@ _PLAIN_PARAMETER = re.compile(rf';[ \t]*([A-Za-z0-9._-]+)=({_TOKEN}|"[ !#-\[\]-~
 _PLAIN_CONTENT_TYPE = re.compile(rf"[ \t]*({_TOKEN})/({_TOKEN})((?:[ \t]*{_PLAIN_PARAMETER.pattern})*)[ \t]*")
 
 
-def _plain_addresses(value: str) -> list[tuple[str, str]] | None:
-    """(display name, addr-spec) of a list of plain `Name Words <a@b>` or `a@b`; None for other shapes."""
-    if not _PLAIN_ADDRESS_LIST.fullmatch(value):
+# One RFC 2047 encoded word, of a shape the structured parser reads as one token: no "?" or blank
+# inside, Q text of safe characters and =XX escapes (a lone "=" confuses its "?=" search), B text
+# of the base64 alphabet.
+_ENCODED_WORD = r"=\?[A-Za-z0-9_.:-]+\?(?:[Qq]\?(?:[!-<>@-~]|=[0-9A-Fa-f]{2})*|[Bb]\?[A-Za-z0-9+/]*={0,2})\?="
+_ONE_ENCODED_WORD = re.compile(_ENCODED_WORD)
+_EW_ADDRESS = re.compile(rf"(?:({_ATEXT}+(?: {_ATEXT}+)*|{_ENCODED_WORD}) <({_DOT_ATOM}@{_DOT_ATOM})>"
+                         rf"|({_DOT_ATOM}@{_DOT_ATOM}))")
+_EW_ADDRESS_LIST = re.compile(rf"[ \t]*{_EW_ADDRESS.pattern}(?:[ \t]*,[ \t]*{_EW_ADDRESS.pattern})*[ \t]*")
+_BLANKS = re.compile(r"[ \t]+")
+# The standard library's own encoded-word decoder, which its structured parser calls (private, and
+# not in typeshed: hence Any).
+_ew: Any = importlib.import_module("email._encoded_words")
+
+
+def _encoded_word_text(value: str) -> str | None:
+    """The text of `value` when it is one encoded word the standard library decodes without a
+    defect into text without control characters (as email.policy.default reads it), else None."""
+    if not _ONE_ENCODED_WORD.fullmatch(value):
         return None
-    return [(m.group(1) or "", m.group(2) or m.group(3)) for m in _PLAIN_ADDRESS.finditer(value)]
+    try:
+        text, _, _, defects = _ew.decode(value)
+    except Exception:  # why: the structured parser turns these into defects; let it
+        return None
+    if defects or not isinstance(text, str) or not text.isprintable():
+        return None
+    return text
+
+
+def _plain_addresses(value: str) -> list[tuple[str, str]] | None:
+    """(display name, addr-spec) of a list of plain `Name Words <a@b>` or `a@b`; None for other shapes.
+    A display name may be one encoded word: the structured parser reads its text with each run
+    of blanks as one space."""
+    if _PLAIN_ADDRESS_LIST.fullmatch(value):
+        return [(m.group(1) or "", m.group(2) or m.group(3)) for m in _PLAIN_ADDRESS.finditer(value)]
+    if "=?" not in value or not _EW_ADDRESS_LIST.fullmatch(value):
+        return None
+    found = []
+    for match in _EW_ADDRESS.finditer(value):
+        name = match.group(1) or ""
+        if name.startswith("=?"):
+            text = _encoded_word_text(name)
+            if text is None:
+                return None
+            name = _BLANKS.sub(" ", text)
+        found.append((name, match.group(2) or match.group(3)))
+    return found
 
 
 def _plain_content_type(value: str) -> tuple[str, dict[str, str]] | None:
@@ -176,6 +218,9 @@ def _text_field(fields: _Fields, name: str) -> str | None:
     if fields.reserve(value):
         if _is_plain_text(value):
             return one_line(value)
+        text = _encoded_word_text(value)
+        if text is not None:
+            return one_line(text)
         header = _structured(name, value)
     try:
         text = str(header) if header is not None else _decode_rfc2047(value)
