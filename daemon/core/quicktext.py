@@ -19,6 +19,7 @@ of our requests ("does it ask something?"), and that parse was the largest cost 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from email.message import Message
 from typing import Final
 
@@ -82,35 +83,41 @@ def _is_boundary(line: str, separator: str) -> bool:
     return not rest.removeprefix("--").strip(" \t")
 
 
+def _boundaries(body: str, separator: str, position: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of each boundary line of `body` from `position` on (end: its line break, or
+    the end of `body`), found by searching for the separator rather than testing every line."""
+    while (found := body.find(separator, position)) >= 0:
+        if found == 0 or body[found - 1] == "\n":
+            end = body.find("\n", found)
+            end = len(body) if end < 0 else end
+            if _is_boundary(body[found:end], separator):
+                yield found, end
+        position = found + 1
+
+
 def _first_of_multipart(root: Message, text: str, offset: int) -> str | None | _NotPlain:
     boundary = root.get_boundary()
     if not boundary or "\r" in boundary or "\n" in boundary or root.get_content_subtype() == "digest":
         return NOT_PLAIN  # (a digest's parts default to message/rfc822)
     separator = "--" + boundary
-    lines = text[offset:].split("\n")  # the last item is what follows the last line break
-    first = next((n for n, line in enumerate(lines) if _is_boundary(line, separator)), None)
-    if first is None or lines[first][len(separator):].startswith("--"):
-        return NOT_PLAIN  # no boundary, or the closing one first: no parts
-    # The part's header section, up to its empty line; a boundary before it is another shape.
-    start = first + 1
-    blank = start
-    while blank < len(lines) - 1 and lines[blank] not in ("", "\r"):
-        if _is_boundary(lines[blank], separator):
-            return NOT_PLAIN
-        blank += 1
-    if blank >= len(lines) - 1 or blank == start:
-        return NOT_PLAIN
-    section = split_header_section("\n".join(lines[start:blank + 1]) + "\n")
-    if section is None or not section[0]:
+    body = text[offset:]
+    first = next(_boundaries(body, separator, 0), None)
+    if first is None or body[first[0] + len(separator):].startswith("--") or first[1] == len(body):
+        return NOT_PLAIN  # no boundary, the closing one first (no parts), or nothing after it
+    # The part's header section, up to its empty line; a boundary line in it is another shape.
+    start = first[1] + 1
+    section = split_header_section(body[start:])
+    if section is None or not section[0] or ("\n" + separator) in ("\n" + body[start:start + section[1]]):
         return NOT_PLAIN
     part = _part(section[0])
     if part.get_content_type() != "text/plain" or _is_attachment(part):
         return NOT_PLAIN
-    end = next((n for n in range(blank + 1, len(lines)) if _is_boundary(lines[n], separator)), None)
+    payload_start = start + section[1]
+    end = next(_boundaries(body, separator, payload_start), None)
     if end is None:  # no further boundary: the part runs to the end, less its last line break
-        payload = "\n".join(lines[blank + 1:])
+        payload = body[payload_start:]
         payload = payload[:-2] if payload.endswith("\r\n") else payload.removesuffix("\n")
     else:  # the line break before a boundary belongs to the boundary (RFC 2046)
-        payload = "\n".join(lines[blank + 1:end]).removesuffix("\r")
+        payload = body[payload_start:end[0] - 1].removesuffix("\r")
     part.set_payload(payload)
     return plain_text(_decoded(part))

@@ -92,6 +92,9 @@ TRICKY = [
     multipart("Content-Type: text/plain; charset=\"utf-8\"\n\ncontrol \x07 chars\r\n\tand tabs\n"),
     multipart("Content-Type: text/plain\n\nbody\n", preamble="--XyZ--\n"),
     multipart("Content-Type: text/plain\n\nbody\n", preamble="--XyZ\n"),
+    multipart("Content-Type: text/plain\n\nbody\n", boundary="a:b"),
+    multipart("--a:b\nContent-Type: text/plain\n\nboundary twice, and read as a header\n", boundary="a:b"),
+    multipart("Content-Type: text/plain\n\n", rest="--{b}--\n"),
     b"From: a@b.example\nSubject: plain root\n\nCould you?\n",
     b"From: a@b.example\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\n"
     + base64.encodebytes("Können Sie?".encode()),
