@@ -96,6 +96,35 @@ class Generator:
                        for _ in range(rng.randint(0, 30)))
 
 
+    def encoded_word(self) -> str:
+        rng = self.rng
+        text = "".join(rng.choice(("a", "Z", " ", "  ", "\t", "é", "Ü", "_", "?", "=", ",", '"', "<", "\\", "(", "\n",
+                                   "\x07", "ß", "€", "-", ".")) for _ in range(rng.randint(0, 12)))
+        charset = rng.choice(("utf-8", "UTF-8", "iso-8859-1", "latin-1", "us-ascii", "bogus", "utf-8*en"))
+        try:
+            data = text.encode(charset.split("*")[0])
+        except (LookupError, UnicodeEncodeError):
+            data = text.encode("utf-8")
+        if rng.random() < 0.5:
+            body = "".join(chr(b) if chr(b).isalnum() and b < 128 else "_" if b == 32 and rng.random() < 0.5
+                           else f"={b:02X}" for b in data)
+            word = f"=?{charset}?{rng.choice('qQ')}?{body}?="
+        else:
+            import base64
+            word = f"=?{charset}?{rng.choice('bB')}?{base64.b64encode(data).decode()}?="
+        if rng.random() < 0.1:  # damaged ones too
+            word = word[:rng.randint(0, len(word))] + rng.choice(("=", "?", " ", "=Z", "")) + word[rng.randint(0, len(word)):]
+        return word
+
+    def encoded_list(self) -> str:
+        rng = self.rng
+        items = []
+        for _ in range(rng.randint(1, 3)):
+            address = f"{self.word(ATEXT)}@{self.word(ATEXT)}.example"
+            items.append(f"{self.encoded_word()} <{address}>" if rng.random() < 0.7 else address)
+        return rng.choice((", ", ",")).join(items)
+
+
 def check(values: int, seed: int) -> int:
     generate = Generator(seed)
     cases = (
@@ -104,6 +133,8 @@ def check(values: int, seed: int) -> int:
         ("content type", mail._plain_content_type, structured_content_type,
          (generate.plain_content_type, lambda: generate.mixed(TYPE_PIECES, 10))),
         ("text", lambda v: v if mail._is_plain_text(v) else None, structured_text, (generate.text,)),
+        ("encoded word", mail._encoded_word_text, structured_text, (generate.encoded_word,)),
+        ("address list with encoded names", mail._plain_addresses, structured_addresses, (generate.encoded_list,)),
     )
     failures = 0
     for name, fast, slow, makers in cases:

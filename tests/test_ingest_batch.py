@@ -96,3 +96,40 @@ def test_only_a_real_reply_counts_as_a_client_reply(settings) -> None:
     report = ingestor.commit(ingestor.parse("INBOX", 1, headers), {}, NOW)
     assert report.stored == 2
     assert report.client_replies == [real_id.strip("<>")]
+
+
+def test_threading_a_batch_asks_the_store_a_fixed_number_of_questions(settings) -> None:
+    """Replies to stored messages and new conversations on new subjects are threaded from answers
+    the store gives once per batch: the SELECTs a commit runs do not grow with the batch."""
+    from mailfactory import reply
+
+    def selects_to_commit(size: int) -> int:
+        store = Store.open(":memory:")
+        ingestor = Ingestor(settings, store)
+        sent = [request("jane@acme.example", f"Lease {n}", T0 + timedelta(hours=n), f"cnt{size}.{n}")
+                for n in range(size)]
+        first = [FetchedHeader(uid=n + 1, header=header_only(raw), internaldate=T0 + timedelta(hours=n), size=len(raw))
+                 for n, (raw, _) in enumerate(sent)]
+        ingestor.commit(ingestor.parse("Sent", 1, first), {}, NOW)
+        later = T0 + timedelta(days=2)
+        inbox = [reply("jane@acme.example", mid, f"Lease {n}", later + timedelta(hours=n), f"rep{size}.{n}")[0]
+                 for n, (_, mid) in enumerate(sent)]
+        inbox += [build(sender="jane@acme.example", to=OFFICE, subject=f"New topic {n}", body="Hello.\n",
+                        when=later + timedelta(hours=n), mid=message_id(f"new{size}.{n}", "acme.example"))
+                  for n in range(size)]
+        second = [FetchedHeader(uid=n + 1, header=header_only(raw), internaldate=later + timedelta(hours=n % size),
+                                size=len(raw)) for n, raw in enumerate(inbox)]
+        batch = ingestor.parse("INBOX", 1, second)
+        statements: list[str] = []
+        store.conn.set_trace_callback(statements.append)
+        report = ingestor.commit(batch, {}, NOW)
+        store.conn.set_trace_callback(None)
+        assert report.stored == 2 * size
+        threads = {store.message(mid.strip("<>")).thread_id for _, mid in sent}
+        assert len(threads) == size  # each reply joined its own request (checked below)
+        for n, (_, mid) in enumerate(sent):
+            reply_id = message_id(f"rep{size}.{n}", "acme.example").strip("<>")
+            assert store.message(reply_id).thread_id == store.message(mid.strip("<>")).thread_id
+        return sum(statement.lstrip().upper().startswith("SELECT") for statement in statements)
+
+    assert selects_to_commit(3) == selects_to_commit(12)

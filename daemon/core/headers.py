@@ -21,43 +21,36 @@ from __future__ import annotations
 
 import re
 
-# The feed parser's header-line test, less its "From " and continuation branches (handled below).
-_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+:")
+# One field: the feed parser's header-line test (less its "From " and continuation branches: a
+# name of printable ASCII other than ":" cannot hold the space of "From "), then its value's
+# line and the continuation lines (starting with a blank) that fold it, each with its line break.
+_FIELD = re.compile(r"([\x21-\x39\x3b-\x7e]+):([^\n]*\n(?:[ \t][^\n]*\n)*)")
 
 
 def split_header_block(head: bytes) -> list[tuple[str, str]] | None:
     """The (name, raw value) pairs of a header block, or None when it is not of the plain shape."""
-    text = head.decode("ascii", "surrogateescape")
+    found = split_header_section(head.decode("ascii", "surrogateescape"), whole=True)
+    return None if found is None else found[0]
+
+
+def split_header_section(text: str, *, whole: bool = False) -> tuple[list[tuple[str, str]], int] | None:
+    """(pairs, offset of what follows the header section) of `text` (bytes decoded as ASCII with
+    surrogateescape), or None when it is not of the plain shape. The section ends at its empty
+    line; without one, `whole` reads `text` to its end (which must end in a line break), and
+    otherwise the answer is None (the caller wanted what follows)."""
     if "\r" in text and text.count("\r") != text.count("\r\n"):
         return None  # a bare CR is a line break to the feed parser: let it read those
     items: list[tuple[str, str]] = []
-    name: str | None = None
-    parts: list[str] = []
-    lines = text.split("\n")
-    last = len(lines) - 1
-    for index, line in enumerate(lines):
-        if index == last:
-            if line:
-                return None  # a last line without its line break: not the shape callers give
-            break
-        line += "\n"
-        if line == "\n" or line == "\r\n":
-            break  # the empty line that ends the header section
-        if line[0] in " \t":
-            if name is None:
-                return None  # a continuation with nothing to continue
-            parts.append(line)
-            continue
-        match = _NAME.match(line)
-        if match is None or line.startswith("From "):
-            return None
-        if name is not None:
-            items.append((name, _value(parts)))
-        name, parts = line[:match.end() - 1], [line[match.end():]]
-    if name is not None:
-        items.append((name, _value(parts)))
-    return items
-
-
-def _value(parts: list[str]) -> str:
-    return (parts[0].lstrip(" \t") + "".join(parts[1:])).rstrip("\r\n")
+    position, end = 0, len(text)
+    match = _FIELD.match
+    while position < end:
+        found = match(text, position)
+        if found is None:
+            if text.startswith("\n", position):
+                return items, position + 1  # the empty line that ends the header section
+            if text.startswith("\r\n", position):
+                return items, position + 2
+            return None  # a continuation first, a line with no name or colon, a "From " line, no last break
+        items.append((found.group(1), found.group(2).lstrip(" \t").rstrip("\r\n")))
+        position = found.end()
+    return (items, position) if whole else None

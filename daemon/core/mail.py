@@ -13,6 +13,7 @@ Rules of this module:
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,7 @@ from daemon.core.mailbody import (
     phrase_regex,
 )
 from daemon.core.model import ParsedMessage
+from daemon.core.quicktext import quick_first_text
 
 __all__ = [
     "AUTO_REPLY_SUBJECTS", "DELIVERY_FAILURE_SUBJECTS", "HEADER_FIELDS", "QUESTION_PHRASES", "MalformedMessage",
@@ -134,11 +136,52 @@ _PLAIN_PARAMETER = re.compile(rf';[ \t]*([A-Za-z0-9._-]+)=({_TOKEN}|"[ !#-\[\]-~
 _PLAIN_CONTENT_TYPE = re.compile(rf"[ \t]*({_TOKEN})/({_TOKEN})((?:[ \t]*{_PLAIN_PARAMETER.pattern})*)[ \t]*")
 
 
-def _plain_addresses(value: str) -> list[tuple[str, str]] | None:
-    """(display name, addr-spec) of a list of plain `Name Words <a@b>` or `a@b`; None for other shapes."""
-    if not _PLAIN_ADDRESS_LIST.fullmatch(value):
+# One RFC 2047 encoded word, of a shape the structured parser reads as one token: no "?" or blank
+# inside, Q text of safe characters and =XX escapes (a lone "=" confuses its "?=" search), B text
+# of the base64 alphabet.
+_ENCODED_WORD = r"=\?[A-Za-z0-9_.:-]+\?(?:[Qq]\?(?:[!-<>@-~]|=[0-9A-Fa-f]{2})*|[Bb]\?[A-Za-z0-9+/]*={0,2})\?="
+_ONE_ENCODED_WORD = re.compile(_ENCODED_WORD)
+_EW_ADDRESS = re.compile(rf"(?:({_ATEXT}+(?: {_ATEXT}+)*|{_ENCODED_WORD}) <({_DOT_ATOM}@{_DOT_ATOM})>"
+                         rf"|({_DOT_ATOM}@{_DOT_ATOM}))")
+_EW_ADDRESS_LIST = re.compile(rf"[ \t]*{_EW_ADDRESS.pattern}(?:[ \t]*,[ \t]*{_EW_ADDRESS.pattern})*[ \t]*")
+_BLANKS = re.compile(r"[ \t]+")
+# The standard library's own encoded-word decoder, which its structured parser calls (private, and
+# not in typeshed: hence Any).
+_ew: Any = importlib.import_module("email._encoded_words")
+
+
+def _encoded_word_text(value: str) -> str | None:
+    """The text of `value` when it is one encoded word the standard library decodes without a
+    defect into text without control characters (as email.policy.default reads it), else None."""
+    if not _ONE_ENCODED_WORD.fullmatch(value):
         return None
-    return [(m.group(1) or "", m.group(2) or m.group(3)) for m in _PLAIN_ADDRESS.finditer(value)]
+    try:
+        text, _, _, defects = _ew.decode(value)
+    except Exception:  # why: the structured parser turns these into defects; let it
+        return None
+    if defects or not isinstance(text, str) or not text.isprintable():
+        return None
+    return text
+
+
+def _plain_addresses(value: str) -> list[tuple[str, str]] | None:
+    """(display name, addr-spec) of a list of plain `Name Words <a@b>` or `a@b`; None for other shapes.
+    A display name may be one encoded word: the structured parser reads its text with each run
+    of blanks as one space."""
+    if _PLAIN_ADDRESS_LIST.fullmatch(value):
+        return [(m.group(1) or "", m.group(2) or m.group(3)) for m in _PLAIN_ADDRESS.finditer(value)]
+    if "=?" not in value or not _EW_ADDRESS_LIST.fullmatch(value):
+        return None
+    found = []
+    for match in _EW_ADDRESS.finditer(value):
+        name = match.group(1) or ""
+        if name.startswith("=?"):
+            text = _encoded_word_text(name)
+            if text is None:
+                return None
+            name = _BLANKS.sub(" ", text)
+        found.append((name, match.group(2) or match.group(3)))
+    return found
 
 
 def _plain_content_type(value: str) -> tuple[str, dict[str, str]] | None:
@@ -175,6 +218,9 @@ def _text_field(fields: _Fields, name: str) -> str | None:
     if fields.reserve(value):
         if _is_plain_text(value):
             return one_line(value)
+        text = _encoded_word_text(value)
+        if text is not None:
+            return one_line(text)
         header = _structured(name, value)
     try:
         text = str(header) if header is not None else _decode_rfc2047(value)
@@ -355,7 +401,8 @@ def _checked(raw: bytes) -> tuple[bytes, bytes | None]:
     separator = re.search(rb"\r?\n\r?\n|\r\r", data)
     head = data[: separator.start() + 1] if separator else data
     body = data[separator.end():] if separator else b""
-    if any(len(line) > MAX_HEADER_LINE for line in re.split(rb"[\r\n]", head)):
+    # (a section no longer than the limit has no line longer: most need not be split to know)
+    if len(head) > MAX_HEADER_LINE and any(len(line) > MAX_HEADER_LINE for line in re.split(rb"[\r\n]", head)):
         raise MalformedMessage("header line longer than 64 KiB")
     if len(head) > MAX_HEADER_SECTION:
         raise MalformedMessage("header section larger than 256 KiB")
@@ -408,8 +455,12 @@ def parse_message(raw: bytes, *, internaldate: datetime | None = None, size: int
     """
     fields, body = _read_fields(raw)
     digest = hashlib.sha256(raw).hexdigest()
-    synthetic = digest if size is None else hashlib.sha256(raw + b"\nsize=%d" % size).hexdigest()
     own_ids = _message_ids((fields.first("Message-ID") or "",))
+    if own_ids and len(own_ids[0]) <= 255:
+        message_id = own_ids[0]
+    else:  # (the second digest only for the few messages that need it)
+        synthetic = digest if size is None else hashlib.sha256(raw + b"\nsize=%d" % size).hexdigest()
+        message_id = f"synthetic-{synthetic[:32]}@parting"
     senders = _address_pairs(fields, "From")
     from_name, from_addr = senders[0] if senders else ("", "")
     subject = _text_field(fields, "Subject") or ""
@@ -417,7 +468,7 @@ def parse_message(raw: bytes, *, internaldate: datetime | None = None, size: int
     auto_reply = _auto_reply_reason(fields, subject)
     thread_index = "".join((fields.first("Thread-Index") or "").split()) or None
     return ParsedMessage(
-        message_id=own_ids[0] if own_ids and len(own_ids[0]) <= 255 else f"synthetic-{synthetic[:32]}@parting",
+        message_id=message_id,
         from_addr=from_addr,
         from_name=from_name,
         to=tuple(a for _, a in _address_pairs(fields, "To")),
@@ -447,7 +498,10 @@ def message_text(raw: bytes) -> str | None:
     body fetched for its text already had them read from its header block). Raises
     MalformedMessage for an empty message or an oversized header section, as parse_message does."""
     _, body = _checked(raw)
-    return first_text(raw) if body is not None else None
+    if body is None:
+        return None
+    quick = quick_first_text(raw)  # the same answer for plain shapes, without the MIME parser
+    return quick if quick is None or isinstance(quick, str) else first_text(raw)
 
 
 def detect_auto_reply(msg: Message | bytes) -> str | None:

@@ -68,6 +68,8 @@ def plain_text(value: str) -> str:
 
 def fold(text: str) -> str:
     """Case-, accent- and whitespace-insensitive form for phrase matching."""
+    if text.isascii():  # ASCII has no accents or compatibility forms: only case and blanks to fold
+        return " ".join(text.lower().split())
     decomposed = unicodedata.normalize("NFKD", text.replace("\u2019", "'").replace("\u2018", "'"))
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(bare.casefold().split())

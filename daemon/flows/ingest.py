@@ -85,8 +85,16 @@ class IngestReport:
 class BatchLookup:
     """Thread look-ups that see the messages of the batch being built as well as the store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, pending: Sequence[Pending] = ()) -> None:
         self.store = store
+        # The store's answers for the whole batch, asked once before threading (the store does not
+        # change until the batch commits): the stored threads of every Message-ID the batch refers
+        # to, and which of its subjects any stored message has (one query per message before).
+        self.stored_threads = store.threads_of_message_ids(
+            i for item in pending for i in (*item.parsed.in_reply_to, *item.parsed.references))
+        self.stored_subjects = store.stored_subjects(
+            subject for item in pending if (subject := normalize_subject(item.parsed.subject)))
+        self.latest: dict[tuple[str, str | None, str | None], tuple[datetime, str, str] | None] = {}
         self.threads: dict[str, str] = {}
         self.index_roots: dict[str, str] = {}
         self.clients: dict[str, str | None] = {}
@@ -96,7 +104,8 @@ class BatchLookup:
         for message_id in ids:
             if message_id in self.threads:
                 return self.threads[message_id]
-        return self.store.thread_of_message_ids(ids)
+        stored = self.stored_threads
+        return next((stored[message_id] for message_id in ids if message_id in stored), None)
 
     def thread_of_index_root(self, root: str) -> str | None:
         return self.index_roots.get(root) or self.store.thread_of_index_root(root)
@@ -111,10 +120,19 @@ class BatchLookup:
             if row.at >= since and ((client_id is not None and row.client_id == client_id)
                                     or not wanted.isdisjoint((row.from_addr, *row.to_addrs, *row.cc_addrs)))
         ]
-        stored = self.store.latest_by_subject(normalized_subject, client_id, counterparts, since)
-        if stored:
-            in_batch.append((stored[1], stored[2], stored[0]))
+        if normalized_subject in self.stored_subjects:  # the store's latest_by_subject, each branch asked once
+            branches = [self._latest(normalized_subject, client_id, None)] if client_id is not None else []
+            branches += [self._latest(normalized_subject, None, address) for address in dict.fromkeys(counterparts)]
+            stored = max((row for row in branches if row is not None and row[0] >= since), default=None)
+            if stored is not None:
+                in_batch.append(stored)
         return max(in_batch)[2] if in_batch else None
+
+    def _latest(self, subject: str, client_id: str | None, address: str | None) -> tuple[datetime, str, str] | None:
+        key = (subject, client_id, address)
+        if key not in self.latest:
+            self.latest[key] = self.store.latest_of_subject(subject, client_id=client_id, address=address)
+        return self.latest[key]
 
     def client_of_thread(self, thread_id: str) -> str | None:
         if thread_id in self.clients:
@@ -189,7 +207,7 @@ class Ingestor:
 
     def commit(self, batch: ParsedBatch, bodies: dict[int, bytes], now: datetime) -> IngestReport:
         report = IngestReport(batch.folder)
-        lookup = BatchLookup(self.store)
+        lookup = BatchLookup(self.store, batch.pending)
         rows: list[tuple[MessageRow, str, int, int]] = []
         triage: list[tuple[str, str | None, str]] = []
         failures: dict[str, tuple[DeliveryFailure, ...]] = {}

@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime
 import imapclient
 from imapclient import exceptions as imap_exceptions
 
+from daemon.adapters.imap import fetchreader
 from daemon.adapters.imap.values import (  # noqa: F401 - also re-exported
     _LOGOUT_TIMEOUT,
     _SENT_FLAG,
@@ -253,7 +254,7 @@ class ImapConnection:
         items = [header_fields_item(fields), "INTERNALDATE", "RFC822.SIZE"]
         with self._guard(f"FETCH headers of {len(uids)} messages") as client:
             try:
-                response = client.fetch(list(uids), items)
+                response = fetchreader.fetch(client, list(uids), items)  # client.fetch, read faster
             except imap_exceptions.ProtocolError as exc:
                 # One unreadable response spoils the batch: fetch one by one, skip the bad ones.
                 self._log.warning("unreadable FETCH response from %s (%s); fetching one by one",

@@ -266,17 +266,31 @@ class FolderWatcher:
             self._log.info("%s: %d messages to read in %r", self.role, total, info.name)
         if progress is not None:
             progress(info.name, 0, total)
-        for start in range(0, total, self._batch):
-            if self._stop.is_set():
-                break
-            chunk = uids[start:start + self._batch]
-            headers = await asyncio.to_thread(connection.fetch_headers, chunk, self._fields)
-            if headers:
-                await self._on_batch(info.name, info, headers, self._body_reader(connection, headers))
-                delivered += len(headers)
-            done += len(chunk)
-            if progress is not None:
-                progress(info.name, done, total)
+        # The next batch's headers are fetched (in a worker thread, on this connection) while
+        # this batch is stored: the server and the socket work while we parse and commit. The
+        # connection is used by one thread at a time: a body read waits for that fetch first.
+        chunks = [uids[start:start + self._batch] for start in range(0, total, self._batch)]
+        ahead: asyncio.Future[list[FetchedHeader]] | None = None
+        try:
+            for number, chunk in enumerate(chunks):
+                if self._stop.is_set():
+                    break
+                headers = await (ahead or asyncio.to_thread(connection.fetch_headers, chunk, self._fields))
+                ahead = None
+                if number + 1 < len(chunks):
+                    ahead = _fetch_ahead(connection, chunks[number + 1], self._fields)
+                if headers:
+                    await self._on_batch(info.name, info, headers, self._body_reader(connection, headers, ahead))
+                    delivered += len(headers)
+                done += len(chunk)
+                if progress is not None:
+                    progress(info.name, done, total)
+        except asyncio.CancelledError:
+            ahead = None  # not waited for: run() aborts the connection, which ends that fetch at once
+            raise
+        finally:
+            if ahead is not None:  # stopped, or on_batch failed: the connection is free once it ends
+                await asyncio.wait({ahead})
         return delivered
 
     # ---------------------------------------------------------------- helpers
@@ -286,10 +300,13 @@ class FolderWatcher:
             self.caught_up.set()
 
     @staticmethod
-    def _body_reader(connection: ImapConnection, headers: list[FetchedHeader]) -> ReadBodies:
+    def _body_reader(connection: ImapConnection, headers: list[FetchedHeader],
+                     ahead: asyncio.Future[list[FetchedHeader]] | None = None) -> ReadBodies:
         sizes = {header.uid: header.size for header in headers}
 
         async def read_bodies(uids: Sequence[int]) -> dict[int, bytes]:
+            if ahead is not None:
+                await asyncio.wait({ahead})  # its own failure is raised where its headers are awaited
             return await asyncio.to_thread(connection.fetch_messages, uids, sizes=sizes)
         return read_bodies
 
@@ -308,6 +325,15 @@ class FolderWatcher:
         finally:
             for task in (stopped, slept):
                 task.cancel()
+
+
+def _fetch_ahead(connection: ImapConnection, uids: Sequence[int], fields: Sequence[str]
+                 ) -> asyncio.Future[list[FetchedHeader]]:
+    future = asyncio.ensure_future(asyncio.to_thread(connection.fetch_headers, uids, fields))
+    # Read its outcome even when nobody awaits it (a stop or a failed batch drops it): the batch
+    # is fetched again by the next sync, and asyncio would log the exception as never retrieved.
+    future.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return future
 
 
 # -------------------------------------------------------------------- one-off connections

@@ -91,11 +91,16 @@ _ENVELOPE_COLUMNS = (
 )
 
 
+# to_json of a list of strings, without making a JSONEncoder per call (json.dumps with options
+# does): the same text, ~4 lists a stored message.
+_strings_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
+
 def _message_values(row: MessageRow) -> tuple[Any, ...]:
     return (
         row.message_id, row.client_id, row.thread_id, row.direction, to_utc_text(row.at),
-        row.subject, row.from_addr, to_json(list(row.to_addrs)), to_json(list(row.cc_addrs)),
-        to_json(list(row.in_reply_to)), to_json(list(row.references)), row.thread_index_root,
+        row.subject, row.from_addr, _strings_json(list(row.to_addrs)), _strings_json(list(row.cc_addrs)),
+        _strings_json(list(row.in_reply_to)), _strings_json(list(row.references)), row.thread_index_root,
         row.norm_subject, row.auto_reply, int(row.bounce), int(row.question), int(row.tagged),
         row.parting_kind, row.content_hash, row.size, int(row.from_staff),
         maybe_utc_text(row.ingested_at), row.body_text,
@@ -248,6 +253,25 @@ class MessagesMixin(StoreBase):
         ).fetchall())
         return next((found[i] for i in wanted if i in found), None)
 
+    def threads_of_message_ids(self, ids: Iterable[str]) -> dict[str, str]:
+        """Message-ID -> thread of each of these that is stored (one query for a whole batch)."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        return dict(self.conn.execute(
+            "SELECT message_id, thread_id FROM messages"
+            " WHERE message_id IN (SELECT value FROM json_each(?))", [to_json(wanted)]).fetchall())
+
+    def stored_subjects(self, normalized_subjects: Iterable[str]) -> set[str]:
+        """Which of these normalized subjects some stored message has: latest_by_subject finds
+        nothing for the others, so a batch asks it only about these (one query for the batch)."""
+        wanted = list(dict.fromkeys(normalized_subjects))
+        if not wanted:
+            return set()
+        return {r[0] for r in self.conn.execute(
+            "SELECT value FROM json_each(?) WHERE EXISTS"
+            " (SELECT 1 FROM messages WHERE norm_subject = json_each.value)", [to_json(wanted)])}
+
     def thread_of_index_root(self, root: str) -> str | None:
         """The thread of the latest message with this Outlook Thread-Index root."""
         return self._scalar(
@@ -274,25 +298,30 @@ class MessagesMixin(StoreBase):
         since: datetime,
     ) -> tuple[str, datetime, str] | None:
         """(thread id, time, Message-ID) of the message thread_of_subject chooses."""
-        # One index seek per branch (the client's messages with the subject; each address's), each
-        # reading only the latest row: the cost stays flat however much mail shares a subject.
-        since_text = to_utc_text(since)
-        found = []
+        branches = [self.latest_of_subject(normalized_subject, client_id=client_id)] if client_id is not None else []
+        branches += [self.latest_of_subject(normalized_subject, address=a) for a in dict.fromkeys(counterparts)]
+        latest = max((row for row in branches if row is not None and row[0] >= since), default=None)
+        return None if latest is None else (latest[2], latest[0], latest[1])
+
+    def latest_of_subject(self, normalized_subject: str, *, client_id: str | None = None,
+                          address: str | None = None) -> tuple[datetime, str, str] | None:
+        """(time, Message-ID, thread id) of the latest message with this normalized subject of the
+        client, or with the address in From, To or Cc: one branch of latest_by_subject, at any
+        time. The latest since a time is this one if it is not older, else there is none, so a
+        batch asks each branch once and applies each message's own `since` to the answer. (Times
+        are stored as UTC ISO text, whose order is the order of the times.)"""
+        # One index seek per branch, reading only the latest row: the cost stays flat however much
+        # mail shares a subject.
         if client_id is not None:
-            found.append(self.conn.execute(
-                "SELECT at, message_id, thread_id FROM messages"
-                " WHERE norm_subject = ? AND client_id = ? AND at >= ?"
-                " ORDER BY at DESC, message_id DESC LIMIT 1",
-                [normalized_subject, client_id, since_text]).fetchone())
-        for address in dict.fromkeys(counterparts):
-            found.append(self.conn.execute(
+            row = self.conn.execute(
+                "SELECT at, message_id, thread_id FROM messages WHERE norm_subject = ? AND client_id = ?"
+                " ORDER BY at DESC, message_id DESC LIMIT 1", [normalized_subject, client_id]).fetchone()
+        else:
+            row = self.conn.execute(
                 "SELECT a.at, a.message_id, m.thread_id FROM message_addresses AS a"
-                " JOIN messages AS m ON m.message_id = a.message_id"
-                " WHERE a.address = ? AND a.norm_subject = ? AND a.at >= ?"
-                " ORDER BY a.at DESC, a.message_id DESC LIMIT 1",
-                [address, normalized_subject, since_text]).fetchone())
-        latest = max((row for row in found if row is not None), default=None)
-        return None if latest is None else (latest[2], from_utc_text(latest[0]), latest[1])
+                " JOIN messages AS m ON m.message_id = a.message_id WHERE a.address = ? AND a.norm_subject = ?"
+                " ORDER BY a.at DESC, a.message_id DESC LIMIT 1", [address, normalized_subject]).fetchone()
+        return None if row is None else (from_utc_text(row[0]), row[1], row[2])
 
     def client_of_thread(self, thread_id: str) -> str | None:
         """The client of the latest assigned message in this thread."""

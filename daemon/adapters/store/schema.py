@@ -399,11 +399,26 @@ def _v9_release_rules(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+# Every index entry is written for each message a backfill stores, so only indexes some query
+# reads are kept. messages_subject_at (norm_subject, at) is a prefix of what
+# messages_subject_client_at (norm_subject, client_id, at) answers, and nothing reads
+# message_uids by message_id (messages are never deleted, so no foreign key check needs it).
+_V10 = [
+    "DROP INDEX IF EXISTS messages_subject_at",
+    "DROP INDEX IF EXISTS message_uids_message",
+]
+
+
+def _v10_fewer_ingest_indexes(db: sqlite_utils.Database) -> None:
+    for statement in _V10:
+        db.execute(statement)
+
+
 Migration = Callable[["sqlite_utils.Database"], None]
 
 MIGRATIONS: list[Migration] = [_v1_initial, _v2_address_index, _v3_reply_headers, _v4_evidence_headers,
                                _v5_delivery_failures, _v6_recorded_evidence, _v7_triage, _v8_client_owners,
-                               _v9_release_rules]
+                               _v9_release_rules, _v10_fewer_ingest_indexes]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
