@@ -41,18 +41,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
+from daemon.core.release_states import FINAL_STATES  # the names of the states live there, for status
+from daemon.core.release_states import LIVE_ROW_STATES as LIVE_ROW_STATES
+from daemon.core.release_states import LIVE_STATES as LIVE_STATES
+from daemon.core.release_states import RELEASE_KINDS as RELEASE_KINDS
+from daemon.core.release_states import DraftState as DraftState
+
 if TYPE_CHECKING:  # only annotations: `parting drafts` needs these rules, not the reply parser (html.parser)
     from daemon.core.replytext import Command
 
-DraftState = Literal["owner_review", "second_review", "sendable", "held", "rejected", "sent"]
-FINAL_STATES = ("rejected", "sent")
-# The states in which a token's subject still takes replies. A REJECT, STOP or HOLD may still
-# stop a sendable draft during send_delay; a held draft still records approvals.
-LIVE_STATES = {"draft": ("owner_review", "second_review", "sendable", "held"), "deadline": ("open",),
-               "notice": ("open",), "triage": ("open",)}  # owner notices (ANSWERED) and triage items (#20)
-# Outbox states in which a release may still leave (a person may resend a failed row).
-LIVE_ROW_STATES = ("queued", "sending", "uncertain", "failed")
-RELEASE_KINDS = ("release", "nudge")
 
 
 # --------------------------------------------------------------------------------------------

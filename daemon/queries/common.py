@@ -38,11 +38,11 @@ def review_states() -> tuple[str, ...]:
     """Drafts a person may still act on: the states in which review replies are taken.
 
     A function, so the commands that do not show drafts import no review rules; and from
-    core/release.py, not core/review.py, which brings the reply parser, the mail and
-    authentication modules (~15% of a command's imports)."""
-    from daemon.core import release
+    core/release_states.py, not the state machine (ten dataclasses) nor core/review.py, which
+    brings the reply parser, the mail and authentication modules."""
+    from daemon.core.release_states import LIVE_STATES
 
-    return release.LIVE_STATES["draft"]
+    return LIVE_STATES["draft"]
 
 
 # Outbox rows that wait for a person to decide (`parting outbox resend|cancel`).
