@@ -145,7 +145,7 @@ def _email(s: Scalar) -> str:
     text = s.text.strip()
     problem = f"{shown(text)} is not an email address: write it as name@example.com, with no display name"
     local, at, domain = text.rpartition("@")
-    if not at or "@" in local or not local or any(c.isspace() for c in text) or not _is_domain(domain):
+    if not at or "@" in local or not local or _SPACE.search(text) or not _is_domain(domain):
         raise Invalid(problem)
     if _PLAIN_ADDRESS.fullmatch(text):
         # A dot-atom at an ASCII domain is its own addr_spec: the email package's parser (~0.5 ms an
@@ -165,13 +165,17 @@ _PLAIN_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9.-]+")
 
 
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_SPACE = re.compile(r"\s")  # \s of a str pattern is str.isspace()
 
 
 def _is_domain(text: str) -> bool:
-    try:
-        ascii_form = text.lower().encode("idna").decode("ascii")
-    except UnicodeError:
-        return False
+    if text.isascii():  # the idna codec only checks an ASCII name's label lengths, as _LABEL does
+        ascii_form = text.lower()
+    else:
+        try:
+            ascii_form = text.lower().encode("idna").decode("ascii")
+        except UnicodeError:
+            return False
     labels = ascii_form.split(".")
     return len(labels) >= 2 and all(_LABEL.fullmatch(label) for label in labels)
 
