@@ -290,8 +290,8 @@ def test_envelopes_per_client_in_time_order(store: Store) -> None:
     assert acme[0] == Envelope(
         message_id="m1@example.com", client_id="acme", thread_id="t1", direction="out", at=at(1),
         subject="Subject 1", from_addr="us@firm.example", question=True)
-    grouped = store.envelopes_by_client()
-    assert set(grouped) == {"acme", "zeta"}
+    grouped = store.recent_histories({"acme": None, "zeta": None, "nobody": None}, at(10))
+    assert set(grouped) == {"acme", "zeta"}  # the unassigned message is in no one's history
     assert grouped["acme"] == acme
     assert grouped["zeta"][0].auto_reply == "Auto-Submitted: auto-replied"
 
@@ -713,7 +713,7 @@ def test_read_only_reads_everything_and_changes_no_byte(tmp_path: Path) -> None:
     reader = Store.open_readonly(path)
     reads = [
         reader.events(), reader.folder_state("INBOX"), reader.message("m1@example.com"),
-        reader.known_uids("INBOX", 7, [1, 2]), reader.envelopes("acme"), reader.envelopes_by_client(),
+        reader.known_uids("INBOX", 7, [1, 2]), reader.envelopes("acme"), reader.recent_histories({"acme": None}, T0),
         reader.messages_for_client("acme"), reader.recent_messages("acme", 2), reader.message_count(),
         reader.thread_of_message_ids(["m1@example.com"]), reader.thread_of_index_root("r"),
         reader.thread_of_subject("subject 1", "acme", [], T0), reader.client_of_thread("t1"),

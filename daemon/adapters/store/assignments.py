@@ -70,8 +70,3 @@ class AssignmentsMixin(RecordedMixin):
         extra = self._assigned(client_id).get(client_id, [])
         return sorted([*history, *extra], key=lambda env: (env.at, env.message_id)) if extra else history
 
-    def envelopes_by_client(self) -> dict[str, list[Envelope]]:
-        grouped = super().envelopes_by_client()
-        for client_id, extra in self._assigned(None).items():
-            grouped[client_id] = sorted([*grouped.get(client_id, []), *extra], key=lambda env: (env.at, env.message_id))
-        return grouped

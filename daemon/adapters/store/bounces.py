@@ -74,17 +74,6 @@ class BouncesMixin(MessagesMixin):
         history = super().envelopes(client_id)
         return _with_failures(history, self.delivery_failures(client_id))
 
-    def envelopes_by_client(self) -> dict[str, list[Envelope]]:
-        grouped = super().envelopes_by_client()
-        by_client: dict[str, list[FailureRow]] = {}
-        for row in self.delivery_failures():
-            if row.client_id is not None:
-                by_client.setdefault(row.client_id, []).append(row)
-        for client_id, rows in by_client.items():
-            if client_id in grouped:
-                grouped[client_id] = _with_failures(grouped[client_id], rows)
-        return grouped
-
 
 def _with_failures(history: list[Envelope], rows: list[FailureRow]) -> list[Envelope]:
     if not rows:

@@ -1,7 +1,7 @@
 """The stored histories the read-side commands judge: only as far back as a verdict reads.
 
 Rules:
-- `recent_histories` gives, for each client asked for, what `envelopes_by_client` gives for it,
+- `recent_histories` gives, for each client asked for, what `envelopes(client)` gives for it,
   less the messages dated before its `replies`-th latest real reply dated by `now` (the whole
   history when it has fewer, or when `replies` is None). core/policy.py `replies_read` says how
   many a policy needs; a verdict on what is left is the verdict on the whole history

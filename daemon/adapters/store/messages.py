@@ -208,20 +208,6 @@ class MessagesMixin(StoreBase):
                 [client_id])) as cursor:
             return list(_envelopes(cursor))
 
-    def envelopes_by_client(self) -> dict[str, list[Envelope]]:
-        """Every assigned message, grouped by client, oldest first within each client."""
-        grouped: dict[str, list[Envelope]] = {}
-        with closing(self.conn.execute(
-                f"SELECT {_ENVELOPE_COLUMNS} FROM messages WHERE client_id IS NOT NULL"
-                " ORDER BY client_id, at, message_id")) as cursor:
-            for envelope in _envelopes(cursor):
-                client_id = envelope.client_id or ""  # never empty: the query asks for assigned ones
-                history = grouped.get(client_id)
-                if history is None:
-                    history = grouped[client_id] = []
-                history.append(envelope)
-        return grouped
-
     def messages_for_client(self, client_id: str, limit: int | None = None) -> list[MessageRow]:
         """The client's messages oldest first; with a limit, the latest `limit` of them."""
         sql = "SELECT * FROM messages WHERE client_id = ? ORDER BY at DESC, message_id DESC"

@@ -112,13 +112,3 @@ class RecordedMixin(BouncesMixin):
         history = super().envelopes(client_id)
         extra = [r.envelope() for r in self.recorded(client_id)]
         return sorted([*history, *extra], key=lambda env: (env.at, env.message_id)) if extra else history
-
-    def envelopes_by_client(self) -> dict[str, list[Envelope]]:
-        grouped = super().envelopes_by_client()
-        added: set[str] = set()
-        for record in self.recorded():
-            grouped.setdefault(record.client_id, []).append(record.envelope())
-            added.add(record.client_id)
-        for client_id in added:
-            grouped[client_id].sort(key=lambda env: (env.at, env.message_id))
-        return grouped
