@@ -121,14 +121,14 @@ class BatchLookup:
                                     or not wanted.isdisjoint((row.from_addr, *row.to_addrs, *row.cc_addrs)))
         ]
         if normalized_subject in self.stored_subjects:  # the store's latest_by_subject, each branch asked once
-            branches = [self._latest(normalized_subject, client_id, None)] if client_id is not None else []
-            branches += [self._latest(normalized_subject, None, address) for address in dict.fromkeys(counterparts)]
-            stored = max((row for row in branches if row is not None and row[0] >= since), default=None)
+            stored = self.store.latest_by_subject(normalized_subject, client_id, counterparts, since, branch=self._latest)
             if stored is not None:
-                in_batch.append(stored)
+                in_batch.append((stored[1], stored[2], stored[0]))
         return max(in_batch)[2] if in_batch else None
 
-    def _latest(self, subject: str, client_id: str | None, address: str | None) -> tuple[datetime, str, str] | None:
+    def _latest(self, subject: str, *, client_id: str | None = None,
+                address: str | None = None) -> tuple[datetime, str, str] | None:
+        """store.latest_of_subject, each (subject, client, address) asked once a batch."""
         key = (subject, client_id, address)
         if key not in self.latest:
             self.latest[key] = self.store.latest_of_subject(subject, client_id=client_id, address=address)

@@ -10,7 +10,7 @@ Rules:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
@@ -282,10 +282,13 @@ class MessagesMixin(StoreBase):
         client_id: str | None,
         counterparts: Iterable[str],
         since: datetime,
+        branch: Callable[..., tuple[datetime, str, str] | None] | None = None,
     ) -> tuple[str, datetime, str] | None:
-        """(thread id, time, Message-ID) of the message thread_of_subject chooses."""
-        branches = [self.latest_of_subject(normalized_subject, client_id=client_id)] if client_id is not None else []
-        branches += [self.latest_of_subject(normalized_subject, address=a) for a in dict.fromkeys(counterparts)]
+        """(thread id, time, Message-ID) of the message thread_of_subject chooses. `branch` answers
+        as latest_of_subject does (default: it); ingest passes one that remembers its answers."""
+        branch = branch or self.latest_of_subject
+        branches = [branch(normalized_subject, client_id=client_id)] if client_id is not None else []
+        branches += [branch(normalized_subject, address=a) for a in dict.fromkeys(counterparts)]
         latest = max((row for row in branches if row is not None and row[0] >= since), default=None)
         return None if latest is None else (latest[2], latest[0], latest[1])
 
