@@ -66,6 +66,9 @@ HEADER_FIELDS: tuple[str, ...] = (
 SINGLE_FIELDS: tuple[str, ...] = (
     "From", "Sender", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
 )
+# (name, its look-up key): every message reads each of these, so the keys are lowered once.
+_SINGLE_KEYS = tuple((name, name.lower()) for name in SINGLE_FIELDS)
+_EVIDENCE_KEYS = tuple((name, name.lower()) for name in EVIDENCE_HEADER_FIELDS)
 
 
 class MalformedMessage(ValueError):
@@ -241,22 +244,23 @@ def _valid_addr(addr: str) -> str | None:
 
 def _address_pairs(fields: _Fields, name: str) -> list[tuple[str, str]]:
     """(display name, addr-spec) of every valid address in every `name` field, deduplicated."""
-    pairs: list[tuple[str, str]] = []
+    pairs: list[tuple[str, str | None]] = []  # (display name, the valid addr-spec or None)
     for value in fields.all(name):
         found: list[tuple[str, str]] = []
         if fields.reserve(value):
             plain = _plain_addresses(value)
             found = plain if plain is not None else _structured_addresses(name, value)
-        if not any(_valid_addr(addr) for _, addr in found):
+        checked = [(display, _valid_addr(addr)) for display, addr in found]
+        if not any(valid for _, valid in checked):
             try:
                 found = [(_decode_rfc2047(n), a) for n, a in getaddresses([value])]
             except Exception:  # why: the old parser is tolerant but not proven total
                 found = []
-        pairs.extend(found)
+            checked = [(display, _valid_addr(addr)) for display, addr in found]
+        pairs.extend(checked)
     seen: set[str] = set()
     result = []
-    for display, addr in pairs:
-        valid = _valid_addr(addr)
+    for display, valid in pairs:
         if valid and valid not in seen:
             seen.add(valid)
             result.append((one_line(display), valid))
@@ -418,7 +422,9 @@ def _read_fields(raw: bytes) -> tuple[_Fields, bytes | None]:
     if not items:
         raise MalformedMessage("no header fields")
     fields = _Fields(items)
-    if any(len(v) > MAX_HEADER_LINE for values in fields.by_name.values() for v in values):
+    # (a value is never longer than the section it came from: most need not be measured)
+    if len(head) > MAX_HEADER_LINE and any(len(v) > MAX_HEADER_LINE for values in fields.by_name.values()
+                                           for v in values):
         raise MalformedMessage("header field longer than 64 KiB")
     return fields, body
 
@@ -487,9 +493,10 @@ def parse_message(raw: bytes, *, internaldate: datetime | None = None, size: int
         content_hash=digest,
         size=len(raw) if size is None else size,
         text=first_text(raw) if body is not None else None,
-        header_counts=tuple((name, len(fields.all(name))) for name in SINGLE_FIELDS if fields.all(name)),
-        evidence_headers=tuple((name, " ".join(value.split())) for name in EVIDENCE_HEADER_FIELDS
-                               for value in fields.all(name)),
+        header_counts=tuple((name, len(values)) for name, key in _SINGLE_KEYS
+                            if (values := fields.by_name.get(key))),
+        evidence_headers=tuple((name, " ".join(value.split())) for name, key in _EVIDENCE_KEYS
+                               for value in fields.by_name.get(key, ())),
     )
 
 
