@@ -402,15 +402,31 @@ def _checked(raw: bytes) -> tuple[bytes, bytes | None]:
     data = raw.replace(b"\x00", b"")
     if not data:
         raise MalformedMessage("empty message")
-    separator = re.search(rb"\r?\n\r?\n|\r\r", data)
-    head = data[: separator.start() + 1] if separator else data
-    body = data[separator.end():] if separator else b""
+    start, end = _separator(data)
+    head = data[: start + 1] if start >= 0 else data
+    body = data[end:] if start >= 0 else b""
     # (a section no longer than the limit has no line longer: most need not be split to know)
     if len(head) > MAX_HEADER_LINE and any(len(line) > MAX_HEADER_LINE for line in re.split(rb"[\r\n]", head)):
         raise MalformedMessage("header line longer than 64 KiB")
     if len(head) > MAX_HEADER_SECTION:
         raise MalformedMessage("header section larger than 256 KiB")
     return head, (body if body.strip() else None)
+
+
+_SEPARATOR = re.compile(rb"\r?\n\r?\n|\r\r")
+
+
+def _separator(data: bytes) -> tuple[int, int]:
+    """(start, end) of the first match of _SEPARATOR in `data`, or (-1, -1).
+
+    Where every LF follows a CR and no two CRs meet before it, the first match is the first
+    CRLF CRLF (a match needs two LFs with at most a CR between them, or two CRs): most mail is of
+    that shape, and `find` answers it without the expression trying each position."""
+    first = data.find(b"\r\n\r\n")
+    if first >= 0 and data.count(b"\n") == data.count(b"\r\n") and data.find(b"\r\r", 0, first + 1) < 0:
+        return first, first + 4
+    found = _SEPARATOR.search(data)
+    return (found.start(), found.end()) if found else (-1, -1)
 
 
 def _read_fields(raw: bytes) -> tuple[_Fields, bytes | None]:

@@ -80,3 +80,18 @@ def test_a_message_reads_the_same_whichever_reader_split_it(monkeypatch) -> None
         monkeypatch.setattr(mail, "split_header_block", lambda head: None)
         assert parse_message(raw) == fast
         monkeypatch.undo()
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from([b"\r\n", b"\n", b"\r", b"\r\r", b"\r\n\r\n", b"\n\n", b"a", b"B: c", b" ",
+                                 b"\x00"]), max_size=30))
+def test_the_header_section_ends_where_the_standard_expression_says(pieces: list[bytes]) -> None:
+    # _checked's find-based shortcut for plain CRLF mail must give the expression's first match
+    # on every mix of line breaks, including the ones it leaves to the expression.
+    import re
+
+    from daemon.core.mail import _separator
+
+    data = b"".join(pieces)
+    found = re.search(rb"\r?\n\r?\n|\r\r", data)
+    assert _separator(data) == ((found.start(), found.end()) if found else (-1, -1))
