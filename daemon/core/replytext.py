@@ -100,7 +100,10 @@ def split_reply(text: str) -> tuple[str, str]:
     keep = [False] * len(lines)
     index = 0
     while index < len(lines):
-        if _is_quoted(lines[index]):
+        if not lines[index].strip():  # (every test below needs a visible character)
+            keep[index] = True
+            index += 1
+        elif _is_quoted(lines[index]):
             index += 1
         elif _ends_new_text(lines, index):
             break

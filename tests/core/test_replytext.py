@@ -381,3 +381,17 @@ def test_parse_command_never_raises_and_explains_unknown(text: str, role: str) -
 @given(st.text())
 def test_html_to_text_never_raises(html: str) -> None:
     assert isinstance(html_to_text(html), str)
+
+
+@given(st.text(alphabet=" \t\u00a0\u2003\u3000\u200b\ufeff", max_size=6))
+def test_no_rule_of_split_reply_fires_on_a_blank_line(blank: str) -> None:
+    # split_reply keeps a blank line without asking its rules: that holds only while each needs
+    # a visible character, as here (a rule added for blank lines must drop that shortcut).
+    from daemon.core.replytext import _ends_new_text, _is_quoted, _quote_header_length
+
+    lines = [blank, "On Mon, 2 Nov 2026 at 10:00, B wrote:", "> quoted"]
+    if blank.strip():
+        return
+    assert not _is_quoted(blank)
+    assert not _ends_new_text(lines, 0)
+    assert _quote_header_length(lines, 0) == 0
