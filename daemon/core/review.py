@@ -166,11 +166,17 @@ def token_address(our_address: str, token: str) -> str:
     return f"{local}@{domain}"
 
 
+# What parseaddr reads other than as written, blanks apart: comments, quoting, escapes, routes.
+_SPECIALS = frozenset('()"\\<>[]:;,')
+
+
 def token_from_addresses(addresses: Sequence[str], our_address: str) -> str | None:
     """The first well-formed token in a plus-address of ours among `addresses`, lower-case."""
     local, _, domain = our_address.strip().lower().rpartition("@")
     prefix = f"{local}+{TOKEN_PREFIX}"
     for raw in addresses:
+        if raw.isascii() and _SPECIALS.isdisjoint(raw) and prefix not in "".join(raw.split()).lower():
+            continue  # (nearly every address: parseaddr, costly, only drops blanks from such a one)
         address = (parseaddr(raw)[1] or raw).strip().lower()
         their_local, at, their_domain = address.rpartition("@")
         if at and their_domain == domain and their_local.startswith(prefix):

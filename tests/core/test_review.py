@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.core import review
@@ -196,6 +196,37 @@ def test_token_address_and_back() -> None:
     assert address == f"office+r-{TOKEN}@example.com"
     found = token_from_addresses(["bob@example.com", f"Parting <{address.upper()}>"], "office@example.com")
     assert found == TOKEN
+
+
+def _token_by_parseaddr(addresses: list[str], our_address: str) -> str | None:
+    """token_from_addresses as it was before its shortcut: every address read by parseaddr."""
+    from email.utils import parseaddr
+
+    local, _, domain = our_address.strip().lower().rpartition("@")
+    prefix = f"{local}+r-"
+    for raw in addresses:
+        their_local, at, their_domain = (parseaddr(raw)[1] or raw).strip().lower().rpartition("@")
+        if at and their_domain == domain and their_local.startswith(prefix):
+            token = their_local[len(prefix):]
+            if review.split_token(token) is not None:
+                return token
+    return None
+
+
+_NOISE = st.sampled_from(["", "", "", " ", "\t", "\r\n", ".", "(c)", '"', "\\", "<", ">", "Bob", ",", ":", ";", "[",
+                          "]", "\u03a3", "\xe9", "\x0b", "@", "+"])
+# Our token address in pieces, with noise between them: blanks, comments, quotes, routes...
+_NOISY_ADDRESS = st.lists(_NOISE, min_size=7, max_size=7).map(
+    lambda noise: "".join(n + piece for n, piece in zip(noise, ["office", "+r-", TOKEN[:9], TOKEN[9:], "@",
+                                                                 "Example.com", ""], strict=True)))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.one_of(_NOISY_ADDRESS, st.lists(_NOISE, max_size=6).map("".join)), max_size=3))
+def test_the_token_is_found_as_parseaddr_reads_each_address(addresses: list[str]) -> None:
+    # The shortcut skips parseaddr for plain ASCII addresses that cannot hold our prefix: it must
+    # never change the answer, whatever blanks, comments, quotes or routes an address carries.
+    assert token_from_addresses(addresses, "Office@Example.com") == _token_by_parseaddr(addresses, "Office@Example.com")
 
 
 @pytest.mark.parametrize("addresses", [
