@@ -9,6 +9,8 @@
 - the listings (drafts, outbox, deadlines) import no policy and no holidays package at all (the
   configured country and subdivision are checked from its files: settings/holiday_codes.py);
 - no report imports the reply parser (core/review.py), and the listings no email parser;
+- `drafts` works out what a draft in review misses from the two-person rule (core/endorsements.py),
+  without the release state machine and its dataclasses;
 - sign-in libraries (authlib, requests, cryptography) and templates (jinja2) stay out of reports.
 """
 
@@ -61,6 +63,7 @@ def test_json_commands_leave_out_what_they_do_not_use(setup, command) -> None:  
         assert not {"daemon.core.policy", "daemon.core.workhours", "holidays"} & modules
         assert not {"email.parser", "email.policy"} & modules  # outbox subjects are read without the parser
         assert not {"daemon.core.replytext", "html.parser"} & modules  # drafts: release rules, not replies
+        assert "daemon.core.release" not in modules  # drafts: the two-person rule, not the state machine
     else:  # the working-hours calendar of the configured country (GB, England), and only that country
         assert "holidays.countries.united_kingdom" in modules
         assert not {m for m in modules if m.startswith("holidays.countries.") and not m.endswith("united_kingdom")}

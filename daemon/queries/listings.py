@@ -34,10 +34,11 @@ def draft_row(settings: Settings, draft: Draft, writer: str | None, endorsements
     client = next((c for c in settings.clients if c.id == draft.client_id), None)
     missing = ""
     if writer is not None and client is not None and draft.state in review_states():
-        from daemon.core import release  # here: outbox and deadlines need none of it
+        # Here: outbox and deadlines need none of it; and the two-person rule alone, not the state machine.
+        from daemon.core.endorsements import Endorsement, sendable
 
-        missing = release.sendable(
-            [release.Endorsement(e.person, e.role, e.how) for e in endorsements], owner=client.owner,
+        missing = sendable(
+            [Endorsement(e.person, e.role, e.how) for e in endorsements], owner=client.owner,
             writer=writer, approvals_required=settings.review.approvals_required,
             version=draft.current_version).missing
     return {
