@@ -11,7 +11,9 @@
 - no report imports the reply parser (core/review.py), and the listings no email parser;
 - `drafts` works out what a draft in review misses from the two-person rule (core/endorsements.py),
   without the release state machine and its dataclasses;
-- sign-in libraries (authlib, requests, cryptography) and templates (jinja2) stay out of reports.
+- sign-in libraries (authlib, requests, cryptography) and templates (jinja2) stay out of reports;
+- no `--json` report imports click or the command modules: daemon/cli/quick.py answers them
+  (tests/test_cli_quick.py holds its answers to the click commands').
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from daemon.adapters.store import Store
 
 REPORTS = [("status",), ("explain", "acme"), ("drafts",), ("outbox",), ("deadlines",)]
 NEVER_IN_REPORTS = {"rich", "rich.console", "daemon.cli.render", "sqlite_utils", "pluggy", "holidays.countries",
-                    "authlib", "requests", "cryptography", "jinja2", "daemon.adapters.oauth"}
+                    "authlib", "requests", "cryptography", "jinja2", "daemon.adapters.oauth",
+                    "click", "daemon.cli.group", "daemon.cli.reports", "daemon.cli.service_commands"}
 
 
 # `python -m daemon ARGS`, printing every module it imported as it exits (-X importtime would miss
