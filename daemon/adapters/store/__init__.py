@@ -18,21 +18,50 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from .assignments import LearnedAddress
 from .base import StoreError
-from .bounces import BouncesMixin, FailureRow
-from .clients import ClientsMixin, Episode, Note
+from .bounces import BouncesMixin
+from .clients import ClientsMixin, Episode
 from .deadlines import Deadline, DeadlinesMixin
-from .events import Event, EventsMixin
+from .events import EventsMixin
 from .histories import HistoriesMixin
-from .intake import FolderState, IntakeMixin, QuarantineItem, TriageItem
-from .messages import MessageLocation, MessageRow, MessagesMixin
+from .intake import IntakeMixin
+from .messages import MessagesMixin
 from .outbox import OutboxMixin, OutboxRow
-from .recorded import Notice, Recorded, RecordedMixin
-from .review import Draft, DraftVersion, Endorsement, ReviewMixin, TokenRow
+from .recorded import RecordedMixin
+from .review import Draft, Endorsement, ReviewMixin
 from .schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, set_version, stored_version
+
+if TYPE_CHECKING:
+    from .rows import (
+        DraftVersion,
+        Event,
+        FailureRow,
+        FolderState,
+        LearnedAddress,
+        MessageLocation,
+        MessageRow,
+        Note,
+        Notice,
+        QuarantineItem,
+        Recorded,
+        TokenRow,
+        TriageItem,
+    )
+
+# Made on first use (rows.py): the typed listings read none of them.
+_ROWS = {"DraftVersion", "Event", "FailureRow", "FolderState", "LearnedAddress", "MessageLocation", "MessageRow", "Note",
+         "Notice", "QuarantineItem", "Recorded", "TokenRow", "TriageItem"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _ROWS:
+        from . import rows
+
+        return getattr(rows, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Deadline", "Draft", "DraftVersion", "Endorsement", "Episode", "Event", "FailureRow", "FolderState", "LearnedAddress",

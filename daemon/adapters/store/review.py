@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .base import (
     StoreBase,
@@ -25,6 +25,9 @@ from .base import (
     to_utc_text,
 )
 from .clients import Episode
+
+if TYPE_CHECKING:  # rows.py is imported where a row is made: the listings need none of these
+    from .rows import DraftVersion, TokenRow
 
 DraftKind = Literal["release", "nudge"]
 
@@ -45,16 +48,6 @@ class Draft:
 
 
 @dataclass(frozen=True)
-class DraftVersion:
-    draft_id: int
-    version: int
-    text: str
-    text_sha256: str
-    writer: str  # a person id, or "parting" for the generated first version
-    created_at: datetime
-
-
-@dataclass(frozen=True)
 class Endorsement:
     draft_id: int
     version: int
@@ -64,23 +57,6 @@ class Endorsement:
     at: datetime
     via_message_id: str | None
     auth_verdict: dict[str, Any] | None
-
-
-@dataclass(frozen=True)
-class TokenRow:
-    token_id: str
-    token_mac: str
-    subject_kind: Literal["draft", "deadline", "notice", "triage"]
-    subject_id: int
-    version: int | None
-    text_sha256: str | None
-    person: str
-    role: str
-    expires_at: datetime
-    review_message_id: str | None
-    issued_at: datetime
-    used_at: datetime | None = None
-    used_by_message_id: str | None = None
 
 
 def _endorsement(row: dict[str, Any]) -> Endorsement:
@@ -95,11 +71,6 @@ def _draft(row: dict[str, Any]) -> Draft:
         "hold_until": from_utc_text(row["hold_until"]),
         "envelope": from_json(row.get("envelope")),
     })
-
-
-def _token(row: dict[str, Any]) -> TokenRow:
-    times = ("expires_at", "issued_at", "used_at")
-    return TokenRow(**{**row, **{k: from_utc_text(row[k]) for k in times}})
 
 
 class ReviewMixin(StoreBase):
@@ -163,6 +134,8 @@ class ReviewMixin(StoreBase):
         return [_draft(r) for r in self._filtered("drafts", "id", states, client_id)]
 
     def versions(self, draft_id: int) -> list[DraftVersion]:
+        from .rows import DraftVersion
+
         return [
             DraftVersion(**{**r, "created_at": from_utc_text(r["created_at"])})
             for r in self._rows(
@@ -251,8 +224,10 @@ class ReviewMixin(StoreBase):
             raise StoreError(f"cannot store token {record.token_id}: {error}") from None
 
     def token(self, token_id: str) -> TokenRow | None:
+        from .rows import to_token
+
         row = self._one("SELECT * FROM tokens WHERE token_id = ?", [token_id])
-        return None if row is None else _token(row)
+        return None if row is None else to_token(row)
 
     def use_token(self, token_id: str, at: datetime, message_id: str) -> bool:
         """Spend the token for this reply; True only for the one call that spent it."""
@@ -275,7 +250,9 @@ class ReviewMixin(StoreBase):
             [to_utc_text(at), subject_kind, subject_id]).rowcount
 
     def tokens_for(self, subject_kind: str, subject_id: int) -> list[TokenRow]:
-        return [_token(r) for r in self._rows(
+        from .rows import to_token
+
+        return [to_token(r) for r in self._rows(
             "SELECT * FROM tokens WHERE subject_kind = ? AND subject_id = ? ORDER BY issued_at, token_id",
             [subject_kind, subject_id])]
 
