@@ -15,12 +15,14 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from daemon.core.model import DeliveryFailure, Envelope
+from daemon.core.model import Envelope
 
 from .base import to_utc_text
 from .messages import MessagesMixin
 
 if TYPE_CHECKING:  # rows.py is imported where a row is made: the listings need none of these
+    from daemon.core.model import DeliveryFailure
+
     from .rows import FailureRow
 
 
