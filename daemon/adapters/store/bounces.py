@@ -23,7 +23,7 @@ from .messages import MessagesMixin
 if TYPE_CHECKING:  # rows.py is imported where a row is made: the listings need none of these
     from daemon.core.model import DeliveryFailure
 
-    from .rows import FailureRow
+    from .history_rows import FailureRow
 
 
 class BouncesMixin(MessagesMixin):
@@ -41,7 +41,7 @@ class BouncesMixin(MessagesMixin):
         return added
 
     def delivery_failures(self, client_id: str | None = None, *, untold: bool = False) -> list[FailureRow]:
-        from .rows import to_failure
+        from .history_rows import to_failure
 
         where, params = ["1"], []
         if client_id is not None:

@@ -19,7 +19,8 @@ from .base import StoreError, from_utc_text, to_utc_text
 from .bounces import BouncesMixin
 
 if TYPE_CHECKING:  # rows.py is imported where a row is made: the listings need none of these
-    from .rows import Notice, Recorded
+    from .history_rows import Recorded
+    from .rows import Notice
 
 RECORDED_KINDS = ("answered", "owner_changed")
 
@@ -36,7 +37,7 @@ class RecordedMixin(BouncesMixin):
         return self.recorded_row(int(cursor.lastrowid or 0))
 
     def recorded_row(self, record_id: int) -> Recorded:
-        from .rows import to_recorded
+        from .history_rows import to_recorded
 
         row = self._one("SELECT * FROM recorded WHERE id = ?", [record_id])
         if row is None:
@@ -44,7 +45,7 @@ class RecordedMixin(BouncesMixin):
         return to_recorded(row)
 
     def recorded(self, client_id: str | None = None, kind: str | None = None) -> list[Recorded]:
-        from .rows import to_recorded
+        from .history_rows import to_recorded
 
         where, params = ["1"], []
         if client_id is not None:

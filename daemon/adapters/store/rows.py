@@ -1,10 +1,11 @@
-"""The stored rows only the daemon's own steps and the longer reports read, made on first use.
+"""The stored rows only the daemon's own steps and `parting status` read, made on first use.
 
 Why a module of its own: each frozen dataclass costs about a millisecond to create at import
 (its methods are generated and compiled), and the typed listings (`parting drafts`, `outbox`,
 `deadlines`) read none of these. The mixins import a class, or its converter from a SQLite row
 (`to_...`), inside the method that needs it; daemon.adapters.store exports every name as before.
-The rows the listings show (Draft, Endorsement, OutboxRow, Deadline) stay with their mixins.
+The rows the listings show (Draft, Endorsement, OutboxRow, Deadline) stay with their mixins;
+what a client's history holds besides messages is in history_rows.py (`parting explain` reads it).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from daemon.core.model import DeliveryFailure, Direction, Envelope
+from daemon.core.model import Direction, Envelope
 
 from .base import from_json, from_utc_text, json_tuple
 
@@ -128,38 +129,12 @@ def to_message(row: dict[str, Any]) -> MessageRow:
 
 
 @dataclass(frozen=True)
-class Recorded:
-    id: int
-    client_id: str
-    kind: str  # "answered" or "owner_changed"
-    how: str  # answered: phone | meeting | other; owner_changed: "<old> -> <new>"
-    note: str
-    by: str
-    at: datetime
-    recorded_at: datetime
-    via: str  # "command line", "reply <message id>", "reload"
-
-    @property
-    def message_id(self) -> str:
-        return f"recorded-{self.id}@parting"
-
-    def envelope(self) -> Envelope:
-        label = f"answered:{self.how}" if self.kind == "answered" else self.kind
-        return Envelope(self.message_id, self.client_id, "recorded", "in", self.at, self.note, self.by,
-                        recorded=label)
-
-
-@dataclass(frozen=True)
 class Notice:
     id: int
     client_id: str
     kind: str
     episode: str
     at: datetime
-
-
-def to_recorded(row: dict[str, Any]) -> Recorded:
-    return Recorded(**{**row, "at": from_utc_text(row["at"]), "recorded_at": from_utc_text(row["recorded_at"])})
 
 
 @dataclass(frozen=True)
@@ -217,21 +192,6 @@ def to_event(row: dict[str, Any]) -> Event:
         data=from_json(row["data"]),
         policy_hash=row["policy_hash"],
     )
-
-
-@dataclass(frozen=True)
-class FailureRow:
-    bounce_message_id: str
-    client_id: str | None
-    at: datetime
-    failure: DeliveryFailure
-    told_at: datetime | None
-
-
-def to_failure(row: dict[str, Any]) -> FailureRow:
-    return FailureRow(row["bounce_message_id"], row["client_id"], from_utc_text(row["at"]),
-                      DeliveryFailure(row["original_message_id"], row["recipient"], row["status"], row["reason"]),
-                      from_utc_text(row["told_at"]))
 
 
 @dataclass(frozen=True)
