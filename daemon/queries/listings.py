@@ -5,8 +5,8 @@ from __future__ import annotations
 import difflib
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from daemon.adapters.store import Deadline, Draft, Endorsement, OutboxRow
 from daemon.core.model import Settings
 from daemon.queries.common import (
     Data,
@@ -17,6 +17,9 @@ from daemon.queries.common import (
     person_name,
     review_states,
 )
+
+if TYPE_CHECKING:  # made where the store reads them: each listing creates only its own rows
+    from daemon.adapters.store import Deadline, Draft, Endorsement, OutboxRow
 
 
 def drafts(config_path: str | Path, *, now: datetime) -> Data:
@@ -35,10 +38,10 @@ def draft_row(settings: Settings, draft: Draft, writer: str | None, endorsements
     missing = ""
     if writer is not None and client is not None and draft.state in review_states():
         # Here: outbox and deadlines need none of it; and the two-person rule alone, not the state machine.
-        from daemon.core.endorsements import Endorsement, sendable
+        from daemon.core import endorsements as rule
 
-        missing = sendable(
-            [Endorsement(e.person, e.role, e.how) for e in endorsements], owner=client.owner,
+        missing = rule.sendable(
+            [rule.Endorsement(e.person, e.role, e.how) for e in endorsements], owner=client.owner,
             writer=writer, approvals_required=settings.review.approvals_required,
             version=draft.current_version).missing
     return {

@@ -2,10 +2,10 @@
 
 Why a module of its own: each frozen dataclass costs about a millisecond to create at import
 (its methods are generated and compiled), and the typed listings (`parting drafts`, `outbox`,
-`deadlines`) read none of these. The mixins import a class, or its converter from a SQLite row
-(`to_...`), inside the method that needs it; daemon.adapters.store exports every name as before.
-The rows the listings show (Draft, Endorsement, OutboxRow, Deadline) stay with their mixins;
-what a client's history holds besides messages is in history_rows.py (`parting explain` reads it).
+`deadlines`) read none of these. Each listing's own rows have a module too (draft_rows.py,
+outbox_rows.py, deadline_rows.py), and so has what a history holds besides messages
+(history_rows.py). The mixins import a class, or its converter from a SQLite row (`to_...`),
+inside the method that needs it; daemon.adapters.store exports every name as before.
 """
 
 from __future__ import annotations
