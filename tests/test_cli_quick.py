@@ -7,6 +7,7 @@ the exit status must be the same. Every other form must be left to click, untouc
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -47,13 +48,17 @@ def same_report(a: str, b: str) -> bool:
 
 
 @pytest.mark.parametrize("command", REPORTS)
-@pytest.mark.parametrize("form", ["--config FILE --json", "--json -c FILE", "--config=FILE --json", "environment"])
+@pytest.mark.parametrize("form", ["--config FILE --json", "--json -c FILE", "--config=FILE --json", "environment",
+                                  "--config /nowhere.yaml --json --config FILE --json", "FILE over the environment"])
 def test_each_report_prints_what_the_click_command_prints(filled, capsys, monkeypatch, command, form) -> None:
     config = str(filled["config"])
     if form == "environment":
         monkeypatch.setenv("PARTING_CONFIG", config)
         options = ["--json"]
-    else:
+    elif form == "FILE over the environment":
+        monkeypatch.setenv("PARTING_CONFIG", "/nowhere.yaml")
+        options = ["--json", "--config", config]
+    else:  # the last --config counts, as in click
         options = [w.replace("FILE", config) for w in form.split()]
     argv = [*command, *options]
     status, out, err = quick_run(argv, capsys)
@@ -122,3 +127,12 @@ def test_a_report_process_answers_like_the_click_command(filled) -> None:  # noq
         assert (done.returncode, done.stderr) == (code, err)
         if code == 0:
             assert same_report(done.stdout, out)
+
+
+def test_a_terminal_that_is_not_utf8_is_left_to_click(filled, monkeypatch) -> None:
+    """click re-encodes for an ASCII terminal; quick.py leaves that to it rather than copy it."""
+    ascii_out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", ascii_out)
+    assert quick.run(["drafts", "--json", "--config", str(filled["config"])]) is None
+    ascii_out.flush()
+    assert ascii_out.buffer.getvalue() == b""
