@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from datetime import date
 from importlib.util import find_spec
@@ -105,6 +104,8 @@ def write(settings: Settings, calendar: Calendar, year: int) -> bool:
     text = json.dumps({"key": key, "years": {str(y): [[d.isoformat(), name] for d, name in sorted(t.items())]
                                              for y, t in tables.items()}}, ensure_ascii=False)
     target = _path(settings)
+    import tempfile  # here: the reports only read
+
     handle, temporary = tempfile.mkstemp(prefix=".holidays-", dir=target.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:

@@ -1,9 +1,9 @@
-"""A message as core/mail.py reads it, and what a bounce says: values of the ingest side.
+"""A message as core/mail.py reads it: the ingest side's value.
 
 Rules of this module:
-- Frozen dataclasses only, exported by core/model.py as before (`from daemon.core.model import
-  ParsedMessage`), which imports this module only when one of them is first asked for: the typed
-  reports need neither, and each frozen dataclass costs about a millisecond to create.
+- A frozen dataclass only, exported by core/model.py as before (`from daemon.core.model import
+  ParsedMessage`), which imports this module only when it is first asked for: no typed report
+  needs it, and each frozen dataclass costs about a millisecond to create.
 """
 
 from __future__ import annotations
@@ -45,13 +45,3 @@ class ParsedMessage:
     header_counts: tuple[tuple[str, int], ...] = ()
     # The provider's stamps core/evidence.py reads (X-MS-Exchange-Organization-AuthAs, ...), topmost first
     evidence_headers: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class DeliveryFailure:
-    """What a bounce says: our message `original_message_id` did not reach `recipient`, and why."""
-
-    original_message_id: str
-    recipient: str  # lower-case addr-spec
-    status: str  # the DSN Status ("5.1.1"), "" when the bounce gave none
-    reason: str  # the receiving server's words (Diagnostic-Code), else the status

@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from daemon.core.mailvalues import DeliveryFailure as DeliveryFailure
+    from daemon.core.deliveryfailure import DeliveryFailure as DeliveryFailure
     from daemon.core.mailvalues import ParsedMessage as ParsedMessage
     from daemon.core.oauthsettings import OAuthSettings as OAuthSettings
 
@@ -339,7 +339,7 @@ class Envelope:
 
 # Made on first use (`from daemon.core.model import ParsedMessage` works as before): each frozen
 # dataclass costs about a millisecond to create, and the typed reports read none of these.
-_ELSEWHERE = {"ParsedMessage": "daemon.core.mailvalues", "DeliveryFailure": "daemon.core.mailvalues",
+_ELSEWHERE = {"ParsedMessage": "daemon.core.mailvalues", "DeliveryFailure": "daemon.core.deliveryfailure",
               "OAuthSettings": "daemon.core.oauthsettings"}
 
 
