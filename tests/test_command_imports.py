@@ -63,6 +63,7 @@ def test_json_commands_leave_out_what_they_do_not_use(setup, command) -> None:  
     assert "daemon.adapters.store" in modules  # the measurement sees our own imports
     assert not NEVER_IN_REPORTS & modules
     assert "daemon.core.review" not in modules
+    assert "difflib" not in modules  # only a mistake in the settings, or `drafts show`, compares texts
     if command[0] == "status":  # it counts the drafts in review by their states, without the state machine
         assert "daemon.core.release_states" in modules and "daemon.core.release" not in modules
     if command[0] in ("drafts", "outbox", "deadlines"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -90,6 +89,8 @@ def draft(config_path: str | Path, draft_id: int, *, now: datetime) -> Data:
 
 
 def version_diff(old: str, new: str, old_version: int, new_version: int) -> str:
+    import difflib  # here: only `parting drafts show` compares versions
+
     lines = difflib.unified_diff(old.splitlines(), new.splitlines(), f"version {old_version}",
                                  f"version {new_version}", lineterm="")
     return "\n".join(lines)
