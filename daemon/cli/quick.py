@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 DEFAULT_CONFIG = "/etc/parting/config.yaml"
@@ -39,7 +39,7 @@ def json_text(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False, default=str)
 
 
-def parse(argv: Sequence[str], environ: dict[str, str] | os._Environ[str]) -> tuple[str, str, list[str]] | None:
+def parse(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[str, str, list[str]] | None:
     """(command, config path, arguments) for a form answered here, or None to leave it to click."""
     if not argv or argv[0] not in QUICK_COMMANDS or environ.get("PARTING_DEBUG"):
         return None
