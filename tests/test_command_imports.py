@@ -9,7 +9,14 @@
 - the listings (drafts, outbox, deadlines) import no policy and no holidays package at all (the
   configured country and subdivision are checked from its files: settings/holiday_codes.py);
 - no report imports the reply parser (core/review.py), and the listings no email parser;
-- sign-in libraries (authlib, requests, cryptography) and templates (jinja2) stay out of reports.
+- `drafts` works out what a draft in review misses from the two-person rule (core/endorsements.py),
+  without the release state machine and its dataclasses;
+- each listing creates only the store rows it shows (each kind of row has its module, imported where
+  its rows are read),
+  and no values of the ingest side (core/mailvalues.py) or OAuth settings (core/oauthsettings.py);
+- sign-in libraries (authlib, requests, cryptography) and templates (jinja2) stay out of reports;
+- no `--json` report imports click or the command modules: daemon/cli/quick.py answers them
+  (tests/test_cli_quick.py holds its answers to the click commands').
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from daemon.adapters.store import Store
 
 REPORTS = [("status",), ("explain", "acme"), ("drafts",), ("outbox",), ("deadlines",)]
 NEVER_IN_REPORTS = {"rich", "rich.console", "daemon.cli.render", "sqlite_utils", "pluggy", "holidays.countries",
-                    "authlib", "requests", "cryptography", "jinja2", "daemon.adapters.oauth"}
+                    "authlib", "requests", "cryptography", "jinja2", "daemon.adapters.oauth",
+                    "click", "daemon.cli.group", "daemon.cli.reports", "daemon.cli.service_commands"}
 
 
 # `python -m daemon ARGS`, printing every module it imported as it exits (-X importtime would miss
@@ -55,12 +63,14 @@ def test_json_commands_leave_out_what_they_do_not_use(setup, command) -> None:  
     assert "daemon.adapters.store" in modules  # the measurement sees our own imports
     assert not NEVER_IN_REPORTS & modules
     assert "daemon.core.review" not in modules
+    assert "difflib" not in modules  # only a mistake in the settings, or `drafts show`, compares texts
     if command[0] == "status":  # it counts the drafts in review by their states, without the state machine
         assert "daemon.core.release_states" in modules and "daemon.core.release" not in modules
     if command[0] in ("drafts", "outbox", "deadlines"):
         assert not {"daemon.core.policy", "daemon.core.workhours", "holidays"} & modules
         assert not {"email.parser", "email.policy"} & modules  # outbox subjects are read without the parser
         assert not {"daemon.core.replytext", "html.parser"} & modules  # drafts: release rules, not replies
+        assert "daemon.core.release" not in modules  # drafts: the two-person rule, not the state machine
     else:  # the working-hours calendar of the configured country (GB, England), and only that country
         assert "holidays.countries.united_kingdom" in modules
         assert not {m for m in modules if m.startswith("holidays.countries.") and not m.endswith("united_kingdom")}
@@ -69,3 +79,30 @@ def test_json_commands_leave_out_what_they_do_not_use(setup, command) -> None:  
 def test_a_command_that_writes_still_uses_sqlite_utils(setup) -> None:  # noqa: F811
     modules = imported(setup, "pause", "acme")
     assert "sqlite_utils" in modules
+
+
+# The same, printing the dataclasses that exist as it exits: each costs about a millisecond to create.
+RUN_CLASSES = RUN.replace("sorted(sys.modules)", "sorted(f'{c.__module__}.{c.__qualname__}' for c in __import__('gc')"
+                          ".get_objects() if isinstance(c, type) and '__dataclass_fields__' in c.__dict__)")
+
+
+@pytest.mark.parametrize("command", REPORTS)
+def test_reports_create_only_the_values_they_read(setup, command) -> None:  # noqa: F811
+    fill_drafts(setup)
+    with Store.open(setup["database"]) as store:
+        fill_outbox(store)
+        fill_deadlines(store)
+    done = subprocess.run([sys.executable, "-c", RUN_CLASSES, *command, "--config", str(setup["config"]), "--json"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    names = json.loads(done.stderr.rsplit("MODULES ", 1)[1])
+    made = {name.rsplit(".", 1)[1] for name in names}
+    assert "OAuthSettings" not in made  # a password mailbox (core/oauthsettings.py, made on first use)
+    assert "ParsedMessage" not in made  # ingest's (core/mailvalues.py); a bounce's failures apart (deliveryfailure.py)
+    if command[0] == "explain":  # a history's failures and records (store/history_rows.py), not the daemon's rows
+        assert not [name for name in names if name.startswith("daemon.adapters.store.rows.")]
+    if command[0] in ("drafts", "outbox", "deadlines"):
+        assert "DeliveryFailure" not in made  # what a bounce says: only where histories are read
+        rows = {name.rsplit(".", 1)[1] for name in names if name.startswith("daemon.adapters.store.")}
+        listed = {"drafts": {"Draft", "Endorsement"}, "outbox": {"OutboxRow"}, "deadlines": {"Deadline"}}
+        assert rows == listed[command[0]]  # each module of rows is imported where its rows are read

@@ -108,3 +108,30 @@ def test_simulate_reads_each_file_once_and_leaves_the_collector_as_it_was(tmp_pa
         assert (data["unchanged"], data["changes"]) == (1, [])
         assert data["policy_hash_before"] != data["policy_hash_after"]
     assert reads == ["config.yaml", "policy-only.yaml", "config.yaml", "whole.yaml"]
+
+
+def test_policy_nodes_with_merge_keys_are_kept_as_written_for_a_policy_override(tmp_path) -> None:
+    """The main file's policy nodes are kept for `parting simulate`; reading merges `<<:` keys in
+    place, so nodes with one are copied first (and only those: load.py `_changed_by_reading`)."""
+    from daemon.adapters.settings import load
+
+    text = (REPO / "config.example.yaml").read_text()
+    text = text.replace("  unresponsive:                          # when a client counts as unresponsive:",
+                        "  unresponsive: &usual                   # when a client counts as unresponsive:", 1)
+    text = text.replace("    unresponsive: {within: 60 days}      # merged key by key with policy.unresponsive",
+                        "    unresponsive: {<<: *usual}", 1)
+    main = tmp_path / "config.yaml"
+    main.write_text(text)
+    settings = load_settings(main)
+    patient = settings.policies["patient"]
+    assert (str(patient.unresponsive.within), str(patient.unresponsive.or_silent_for)) == ("30 days", "21 days")
+    kept = load._policy_pairs[id(settings)]
+    assert load._changed_by_reading(kept)  # the merge key is still there: copied before reading
+    other = tmp_path / "other.yaml"
+    other.write_text("policies:\n  patient: {ignored_after: 7 business days}\n")
+    for _ in range(2):  # each override reads a fresh copy of the kept nodes
+        simulated = load_policy_override(other, settings).policies["patient"]
+        assert str(simulated.ignored_after) == "7 business days"
+        assert (str(simulated.unresponsive.within), str(simulated.unresponsive.or_silent_for)) == ("30 days", "21 days")
+    plain = load_settings(REPO / "config.example.yaml")
+    assert not load._changed_by_reading(load._policy_pairs[id(plain)])  # nothing to merge: not copied

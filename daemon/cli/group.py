@@ -6,7 +6,6 @@ so the commands can import this without a cycle."""
 from __future__ import annotations
 
 import functools
-import json
 import os
 from collections.abc import Callable
 from datetime import datetime
@@ -15,8 +14,7 @@ from typing import Any
 import click
 
 from daemon import __version__
-
-DEFAULT_CONFIG = "/etc/parting/config.yaml"
+from daemon.cli.quick import CONFIG_ENV, DEFAULT_CONFIG, json_text
 
 
 class UserError(click.ClickException):
@@ -35,7 +33,7 @@ class UserError(click.ClickException):
 
 def config_option(func: Callable) -> Callable:
     return click.option(
-        "--config", "-c", "config_path", metavar="FILE", envvar="PARTING_CONFIG", default=DEFAULT_CONFIG,
+        "--config", "-c", "config_path", metavar="FILE", envvar=CONFIG_ENV, default=DEFAULT_CONFIG,
         show_default=True, help="The YAML configuration (or $PARTING_CONFIG).",
     )(func)
 
@@ -62,7 +60,7 @@ def friendly_errors(func: Callable) -> Callable:
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    click.echo(json_text(data))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

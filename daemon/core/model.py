@@ -12,7 +12,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from daemon.core.deliveryfailure import DeliveryFailure as DeliveryFailure
+    from daemon.core.mailvalues import ParsedMessage as ParsedMessage
+    from daemon.core.oauthsettings import OAuthSettings as OAuthSettings
 
 # --------------------------------------------------------------------------------------------
 # Durations, written as people write them: "24 hours", "3 business days", "10 minutes", "0".
@@ -199,36 +204,6 @@ class SmtpSettings:
 
 Provider = Literal["generic", "microsoft365", "google"]
 PROVIDERS: tuple[str, ...] = ("generic", "microsoft365", "google")
-OAuthFlow = Literal["device", "browser", "client_credentials"]
-
-
-@dataclass(frozen=True)
-class OAuthSettings:
-    """How `parting login` enrols and how the daemon gets access tokens (mailbox.auth: oauth2)."""
-
-    client_id: str
-    token_url: str
-    scopes: tuple[str, ...]
-    token_file: str  # in the state directory: the refresh token, mode 0600, never in the YAML
-    flow: OAuthFlow = "device"
-    tenant: str | None = None  # Microsoft 365: the directory (tenant) id or domain
-    authorize_url: str | None = None  # installed-app flow (PKCE)
-    device_url: str | None = None  # device authorization endpoint (RFC 8628)
-    revoke_url: str | None = None
-    client_secret_file: str | None = None
-    client_secret_env: str | None = None
-    # A certificate credential instead of a secret (RFC 7523 private_key_jwt): both or neither.
-    client_certificate_file: str | None = None
-    client_certificate_env: str | None = None
-    client_private_key_file: str | None = None
-    client_private_key_env: str | None = None
-
-    @property
-    def client_authentication(self) -> str:
-        """How the app proves itself at the token endpoint: private_key_jwt, client_secret_post or none."""
-        if self.client_certificate_file or self.client_certificate_env:
-            return "private_key_jwt"
-        return "client_secret_post" if self.client_secret_file or self.client_secret_env else "none"
 
 
 @dataclass(frozen=True)
@@ -327,51 +302,6 @@ class Settings:
 Direction = Literal["in", "out"]
 
 
-@dataclass(frozen=True)
-class ParsedMessage:
-    """What core/mail.py reads out of one message's headers (and first text part, if given).
-
-    Addresses are lower-case addr-specs. `message_id` has no angle brackets; a message without
-    one gets a stable synthetic id derived from its content ("synthetic-<sha256 prefix>@parting").
-    """
-
-    message_id: str
-    from_addr: str
-    from_name: str
-    to: tuple[str, ...]
-    cc: tuple[str, ...]
-    reply_to: tuple[str, ...]
-    subject: str
-    date: datetime | None  # from the Date header, UTC; None when missing or unreadable
-    in_reply_to: tuple[str, ...]
-    references: tuple[str, ...]
-    thread_index: str | None  # Outlook Thread-Index, base64 as found
-    thread_topic: str | None
-    auto_reply: str | None  # why this is automatic (e.g. "Auto-Submitted: auto-replied"); None if a person wrote it
-    bounce: bool  # a delivery status notification
-    authentication_results: tuple[str, ...]  # raw header values, topmost first
-    parting_kind: str | None  # X-Parting-Kind of mail we generated ("review", "release", ...)
-    content_hash: str  # sha256 hex of the raw bytes given to the parser
-    size: int
-    text: str | None = None  # first text/plain part (or text of the first text/html), when fetched
-    new_text: str | None = None  # text without quoted reply and signature, when fetched
-    # How often each field RFC 5322 section 3.6 allows at most once appears (mail.SINGLE_FIELDS,
-    # present ones only): a staff reply with any of them repeated is refused (core/review.py).
-    header_counts: tuple[tuple[str, int], ...] = ()
-    # The provider's stamps core/evidence.py reads (X-MS-Exchange-Organization-AuthAs, ...), topmost first
-    evidence_headers: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class DeliveryFailure:
-    """What a bounce says: our message `original_message_id` did not reach `recipient`, and why."""
-
-    original_message_id: str
-    recipient: str  # lower-case addr-spec
-    status: str  # the DSN Status ("5.1.1"), "" when the bounce gave none
-    reason: str  # the receiving server's words (Diagnostic-Code), else the status
-
-
 @dataclass(frozen=True, init=False)
 class Envelope:
     """A stored message as the policy sees it (one row of the messages table)."""
@@ -405,3 +335,17 @@ class Envelope:
                              at=at, subject=subject, from_addr=from_addr, auto_reply=auto_reply, bounce=bounce,
                              question=question, tagged=tagged, parting_kind=parting_kind,
                              delivery_failures=delivery_failures, recorded=recorded)
+
+
+# Made on first use (`from daemon.core.model import ParsedMessage` works as before): each frozen
+# dataclass costs about a millisecond to create, and the typed reports read none of these.
+_ELSEWHERE = {"ParsedMessage": "daemon.core.mailvalues", "DeliveryFailure": "daemon.core.deliveryfailure",
+              "OAuthSettings": "daemon.core.oauthsettings"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _ELSEWHERE:
+        import importlib
+
+        return getattr(importlib.import_module(_ELSEWHERE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

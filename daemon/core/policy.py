@@ -35,10 +35,10 @@ from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, datetime, tzinfo
 from itertools import islice
 from operator import attrgetter, countOf, lt
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from zoneinfo import ZoneInfo
 
-from daemon.core.model import Client, DeliveryFailure, Duration, Envelope, Policy
+from daemon.core.model import Client, Duration, Envelope, Policy
 from daemon.core.rules import (
     RULES,
     STATE_PRECEDENCE,
@@ -53,6 +53,9 @@ from daemon.core.rules import (
     ladder_reached,
 )
 from daemon.core.workhours import Calendar
+
+if TYPE_CHECKING:  # annotations only: a verdict on a history without bounces makes none
+    from daemon.core.model import DeliveryFailure
 
 __all__ = [
     "RULES", "STATE_RANK", "Request", "Rule", "RuleHit", "Verdict",

@@ -41,6 +41,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
+from daemon.core.endorsements import Endorsement as Endorsement  # the two-person rule lives there, for `drafts`
+from daemon.core.endorsements import Sendability as Sendability
+from daemon.core.endorsements import sendable as sendable
 from daemon.core.release_states import FINAL_STATES  # the names of the states live there, for status
 from daemon.core.release_states import LIVE_ROW_STATES as LIVE_ROW_STATES
 from daemon.core.release_states import LIVE_STATES as LIVE_STATES
@@ -92,45 +95,6 @@ def reply_subject(our_subject: str | None, fallback: str) -> str:
     """"Re: <our request's subject>", or the draft's own subject when there is no request."""
     base = (our_subject or "").strip() or fallback
     return base if base.lower().startswith("re:") else f"Re: {base}"
-
-
-# --------------------------------------------------------------------------------------------
-# The two-person rule.
-
-
-@dataclass(frozen=True)
-class Endorsement:
-    person: str  # Person.id
-    role: str  # "owner" or "reviewer"
-    how: Literal["wrote", "approved"]
-
-
-@dataclass(frozen=True)
-class Sendability:
-    ok: bool
-    missing: str  # in words, what is still needed; "" when ok
-
-
-def sendable(
-    endorsements: Collection[Endorsement], *, owner: str, writer: str, approvals_required: int,
-    version: int | None = None,
-) -> Sendability:
-    """Whether the version these endorsements are of may be sent (the rule at the top)."""
-    if approvals_required < 1:
-        raise ValueError("approvals_required must be at least 1: nobody sends their own words unread")
-    endorsers = {e.person for e in endorsements}
-    label = "this version" if version is None else f"version {version}"
-    missing = []
-    if owner not in endorsers:
-        missing.append(f"the owner {owner} has not endorsed {label}")
-    others = len(endorsers - {owner})
-    if others < approvals_required:
-        needed = approvals_required - others
-        missing.append(f"{needed} more endorsement{'s' if needed > 1 else ''} of {label} from"
-                       f" someone other than the owner {owner}")
-    if not endorsers - {writer}:
-        missing.append(f"someone other than its writer {writer} must endorse {label}")
-    return Sendability(not missing, "; ".join(missing))
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, tzinfo
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from daemon.core.model import Client, DeliveryFailure, Envelope, Policy
+from daemon.core.model import Client, Envelope, Policy
 from daemon.core.workhours import Calendar
+
+if TYPE_CHECKING:  # annotations only: a verdict on a history without bounces makes none
+    from daemon.core.model import DeliveryFailure
 
 # Weakest first; exempt and paused override whatever the mail says.
 # unreachable (every address of the client bounced) outranks unresponsive: it calls for fixing an

@@ -2,9 +2,10 @@
 
 Rules of this module:
 - Pure: holidays come from the `holidays` package (a computation, no IO), computed per year on
-  first use and cached in the Calendar; `now` is never read here. What depends only on a day
-  (is it worked, its working hours, N working days on) is remembered per Calendar too, in
-  bounded memos: a Calendar never changes once built.
+  first use and cached in the Calendar, or given for some years by the shell (`known_holidays`,
+  read from a file the daemon wrote); `now` is never read here. What depends only on a day (is
+  it worked, its working hours, N working days on) is remembered per Calendar too, in bounded
+  memos: a Calendar never changes once built.
 - Working time is counted in the calendar's zone (the client's, if it has one): business minutes
   and hours advance only inside [start, end) of working days; "N business days" moves N working
   days forward and keeps the local time of day, a start outside hours counting from the next
@@ -18,6 +19,7 @@ Rules of this module:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -37,7 +39,11 @@ _Key = TypeVar("_Key")
 class Calendar:
     """The working calendar of the company, seen from one time zone."""
 
-    def __init__(self, working_hours: WorkingHours, timezone: str | None = None) -> None:
+    def __init__(self, working_hours: WorkingHours, timezone: str | None = None, *,
+                 known_holidays: Mapping[int, Mapping[date, str]] | None = None) -> None:
+        """`known_holidays`: public holidays of some years, as `public_holidays` returns them,
+        worked out before for this country and subdivision (adapters/holiday_cache.py); other
+        years are computed. Given, the holidays package is imported only for another year."""
         zone_name = timezone or working_hours.timezone
         try:
             self.zone: tzinfo = ZoneInfo(zone_name)
@@ -55,11 +61,12 @@ class Calendar:
         self._country = working_hours.holidays.country
         self._subdivision = working_hours.holidays.subdivision
         self._extra = frozenset(working_hours.holidays.extra)
-        self._public_holidays: dict[int, dict[date, str]] = {}
+        self._public_holidays: dict[int, dict[date, str]] = {
+            year: dict(table) for year, table in (known_holidays or {}).items()}
         self._day_off_reasons: dict[date, str | None] = {}
         self._days_after: dict[tuple[date, int], date] = {}
         self._intervals: dict[date, tuple[datetime, datetime] | None] = {}
-        if self._country:
+        if self._country and known_holidays is None:  # known: the package accepted them when computed
             try:  # without years nothing is computed yet; this only checks country and subdivision
                 country_holidays(self._country, subdiv=self._subdivision)
             except NotImplementedError as exc:

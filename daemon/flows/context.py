@@ -32,6 +32,8 @@ class Context:
     # Clients whose history a step changed without new mail (an answer recorded, a message
     # assigned): the service judges them in its next cycle.
     rejudge: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+    # Whether this Context wrote the public holidays down for the reports (note_holidays).
+    _holidays_noted: bool = field(default=False, init=False, repr=False, compare=False)
 
     @property
     def domain(self) -> str:
@@ -45,6 +47,20 @@ class Context:
 
     def owner_of(self, client: Client) -> Person:
         return self.settings.person(client.owner)
+
+    def note_holidays(self, now: datetime) -> None:
+        """Write the public holidays of the years around `now` beside the database, once per
+        Context (adapters/holiday_cache.py): `parting status` and `explain` then need not import
+        the holidays package. A failure only costs the reports that time, so it is logged, no more."""
+        if self._holidays_noted:
+            return
+        self._holidays_noted = True
+        from daemon.adapters import holiday_cache
+
+        try:
+            holiday_cache.write(self.settings, self.calendar(), now.year)
+        except Exception as problem:  # noqa: BLE001 - the reports compute them instead; the cycle goes on
+            self.log.info("public holidays not written for the reports: %s", problem)
 
 
 def describe_time(when: datetime, tz: str) -> str:

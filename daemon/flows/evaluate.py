@@ -82,6 +82,7 @@ def evaluate_all(ctx: Context, now: datetime, only: Collection[str] | None = Non
             park(ctx, f"client {client.id} (episode {verdict.episode})", f"client:{client.id}:{verdict.episode}",
                  problem, now, client_id=client.id)
         verdicts.append(verdict)
+    ctx.note_holidays(now)  # the calendar the verdicts used, written down for the reports
     return verdicts
 
 

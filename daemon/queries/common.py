@@ -15,7 +15,7 @@ Rules of this module:
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,13 +150,23 @@ def verdicts_at(settings: Settings, histories: dict[str, list[Envelope]], paused
                 at: datetime, clients: Sequence[Client] | None = None) -> dict[str, Verdict]:
     """Every configured client (or these of them) judged at `at` under its policy in `settings`."""
     from daemon.core.policy import evaluate
-    from daemon.core.workhours import Calendar
 
+    calendar_in = calendars_of(settings)
     calendars: dict[str | None, Calendar] = {}
     verdicts = {}
     for client in settings.clients if clients is None else clients:
         if client.timezone not in calendars:
-            calendars[client.timezone] = Calendar(settings.working_hours, client.timezone)
+            calendars[client.timezone] = calendar_in(client.timezone)
         verdicts[client.id] = evaluate(client, histories.get(client.id, []), settings.policy_for(client),
                                        calendars[client.timezone], at, paused=client.id in paused)
     return verdicts
+
+
+def calendars_of(settings: Settings) -> Callable[[str | None], Calendar]:
+    """The working calendar in a zone, with the public holidays the daemon wrote down when they
+    are still good (adapters/holiday_cache.py, read once: then the holidays package is not imported)."""
+    from daemon.adapters import holiday_cache
+    from daemon.core.workhours import Calendar
+
+    known = holiday_cache.read(settings)
+    return lambda timezone: Calendar(settings.working_hours, timezone, known_holidays=known)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from daemon.core.policy import evaluate, replies_read
 from daemon.core.policy import explain as explain_lines
-from daemon.core.workhours import Calendar
 from daemon.queries.common import (
     Data,
+    calendars_of,
     find_client,
     iso,
     opened,
@@ -26,8 +26,8 @@ def explain(config_path: str | Path, client_id: str, *, now: datetime) -> Data:
         reads = replies_read(settings.policy_for(client))
         history = store.recent_histories({client.id: reads}, now).get(client.id, [])
         paused = client.id in store.paused_clients()
-    verdict = evaluate(client, history, settings.policy_for(client), Calendar(settings.working_hours,
-                       client.timezone), now, paused=paused)
+    verdict = evaluate(client, history, settings.policy_for(client), calendars_of(settings)(client.timezone), now,
+                       paused=paused)
     zone = zone_of(settings, client)
     lines = explain_lines(verdict, client, zone)
     named = [*(mid for hit in verdict.reasons for mid in hit.message_ids),

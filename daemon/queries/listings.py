@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from daemon.adapters.store import Deadline, Draft, Endorsement, OutboxRow
 from daemon.core.model import Settings
 from daemon.queries.common import (
     Data,
@@ -17,6 +16,9 @@ from daemon.queries.common import (
     person_name,
     review_states,
 )
+
+if TYPE_CHECKING:  # made where the store reads them: each listing creates only its own rows
+    from daemon.adapters.store import Deadline, Draft, Endorsement, OutboxRow
 
 
 def drafts(config_path: str | Path, *, now: datetime) -> Data:
@@ -34,10 +36,11 @@ def draft_row(settings: Settings, draft: Draft, writer: str | None, endorsements
     client = next((c for c in settings.clients if c.id == draft.client_id), None)
     missing = ""
     if writer is not None and client is not None and draft.state in review_states():
-        from daemon.core import release  # here: outbox and deadlines need none of it
+        # Here: outbox and deadlines need none of it; and the two-person rule alone, not the state machine.
+        from daemon.core import endorsements as rule
 
-        missing = release.sendable(
-            [release.Endorsement(e.person, e.role, e.how) for e in endorsements], owner=client.owner,
+        missing = rule.sendable(
+            [rule.Endorsement(e.person, e.role, e.how) for e in endorsements], owner=client.owner,
             writer=writer, approvals_required=settings.review.approvals_required,
             version=draft.current_version).missing
     return {
@@ -86,6 +89,8 @@ def draft(config_path: str | Path, draft_id: int, *, now: datetime) -> Data:
 
 
 def version_diff(old: str, new: str, old_version: int, new_version: int) -> str:
+    import difflib  # here: only `parting drafts show` compares versions
+
     lines = difflib.unified_diff(old.splitlines(), new.splitlines(), f"version {old_version}",
                                  f"version {new_version}", lineterm="")
     return "\n".join(lines)

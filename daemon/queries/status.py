@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from daemon.core.model import Client, Envelope, OAuthSettings, Settings
+from daemon.core.model import Client, Envelope, Settings
 from daemon.core.policy import Verdict
 from daemon.core.rules import is_real_reply
 from daemon.queries.common import (
@@ -19,6 +20,9 @@ from daemon.queries.common import (
     stored_histories,
     verdicts_at,
 )
+
+if TYPE_CHECKING:
+    from daemon.core.oauthsettings import OAuthSettings
 
 
 def sign_in_status(oauth: OAuthSettings | None) -> str | None:

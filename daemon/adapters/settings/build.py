@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Mapping
 from datetime import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.adapters.settings.providers import MS_CLIENT_CREDENTIALS_SCOPES, expand_tenant
 from daemon.adapters.settings.rules import merge_policy
@@ -25,7 +25,6 @@ from daemon.core.model import (
     ImapSettings,
     LadderStep,
     MailboxSettings,
-    OAuthSettings,
     Person,
     Policy,
     ReviewSettings,
@@ -34,6 +33,9 @@ from daemon.core.model import (
     Unresponsive,
     WorkingHours,
 )
+
+if TYPE_CHECKING:
+    from daemon.core.oauthsettings import OAuthSettings
 
 _PORTS = {"imap": {"tls": 993, "starttls": 143, "none": 143}, "smtp": {"tls": 465, "starttls": 587, "none": 25}}
 
@@ -129,6 +131,8 @@ def _oauth(mailbox: dict[str, Any], state_dir: Path, secret_path: Callable[[str 
     app_only = (mailbox["provider"] == "microsoft365" and written["flow"] == "client_credentials"
                 and ("mailbox.oauth.scopes", ", ".join(written["scopes"] or ())) in preset_filled)
     token_file = Path(written["token_file"]).expanduser()
+    from daemon.core.oauthsettings import OAuthSettings  # here: a password mailbox never makes one
+
     return OAuthSettings(
         client_id=written["client_id"], tenant=tenant, flow=written["flow"] or "device",
         token_url=expand_tenant(written["token_url"], tenant) or "",

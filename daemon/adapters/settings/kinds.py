@@ -9,7 +9,6 @@ Rules of this module:
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +43,8 @@ def shown(text: object, limit: int = 40) -> str:
 
 
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    import difflib  # here: only a mistake needs it, and every command reads the settings
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

@@ -69,8 +69,12 @@ def _settings_from(root: Node, file: str, environ: Mapping[str, str]) -> Setting
     if not isinstance(root, MappingNode):
         raise SettingsError([Problem(file, 1, "", "expected keys such as 'company:' and 'mailbox:' at the "
                                      f"top of the file, got {_describe(root)}")])
-    # Copied before reading: the reader merges `<<:` keys into the nodes in place.
-    policy_pairs = copy.deepcopy(_top_pairs(root, _POLICY_KEYS))
+    # Copied before reading when reading can change them: the reader merges `<<:` keys into the
+    # nodes in place (and retags `=` keys). Most files have neither, and then the copy (a few ms
+    # for every command) is not needed.
+    policy_pairs = _top_pairs(root, _POLICY_KEYS)
+    if _changed_by_reading(policy_pairs):
+        policy_pairs = copy.deepcopy(policy_pairs)
     tree = reader.section(root, schema.SCHEMA, "")
     filled = apply_preset(tree, set(reader.lines), _preset_value) if ok(tree["mailbox"]["provider"]) else []
     cross_check(tree, set(reader.lines),
@@ -99,6 +103,29 @@ def _top_pairs(root: Node, keys: tuple[str, ...]) -> list[tuple[Node, Node]]:
     if not isinstance(root, MappingNode):
         return []
     return [(k, v) for k, v in root.value if isinstance(k, ScalarNode) and k.value in keys]
+
+
+_MERGE_TAGS = ("tag:yaml.org,2002:merge", "tag:yaml.org,2002:value")
+
+
+def _changed_by_reading(pairs: list[tuple[Node, Node]]) -> bool:
+    """Whether reading may change these nodes: a mapping among them (aliases followed) has a key
+    that SafeConstructor.flatten_mapping rewrites (`<<`, `=`)."""
+    stack: list[Node] = [node for pair in pairs for node in pair]
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                if key.tag in _MERGE_TAGS:
+                    return True
+                stack += (key, value)
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+    return False
 
 
 def _base_policy_pairs(base: Settings) -> list[tuple[Node, Node]]:

@@ -18,21 +18,54 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from .assignments import LearnedAddress
 from .base import StoreError
-from .bounces import BouncesMixin, FailureRow
-from .clients import ClientsMixin, Episode, Note
-from .deadlines import Deadline, DeadlinesMixin
-from .events import Event, EventsMixin
+from .bounces import BouncesMixin
+from .clients import ClientsMixin, Episode
+from .deadlines import DeadlinesMixin
+from .events import EventsMixin
 from .histories import HistoriesMixin
-from .intake import FolderState, IntakeMixin, QuarantineItem, TriageItem
-from .messages import MessageLocation, MessageRow, MessagesMixin
-from .outbox import OutboxMixin, OutboxRow
-from .recorded import Notice, Recorded, RecordedMixin
-from .review import Draft, DraftVersion, Endorsement, ReviewMixin, TokenRow
+from .intake import IntakeMixin
+from .messages import MessagesMixin
+from .outbox import OutboxMixin
+from .recorded import RecordedMixin
+from .review import ReviewMixin
 from .schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, set_version, stored_version
+
+if TYPE_CHECKING:
+    from .deadline_rows import Deadline
+    from .draft_rows import Draft, Endorsement
+    from .history_rows import FailureRow, Recorded
+    from .outbox_rows import OutboxRow
+    from .rows import (
+        DraftVersion,
+        Event,
+        FolderState,
+        LearnedAddress,
+        MessageLocation,
+        MessageRow,
+        Note,
+        Notice,
+        QuarantineItem,
+        TokenRow,
+        TriageItem,
+    )
+
+# Made on first use (each module of rows: a listing creates only the rows it lists).
+_LAZY = {"DraftVersion": "rows", "Event": "rows", "FolderState": "rows", "LearnedAddress": "rows",
+         "MessageLocation": "rows", "MessageRow": "rows", "Note": "rows", "Notice": "rows", "QuarantineItem": "rows",
+         "TokenRow": "rows", "TriageItem": "rows", "FailureRow": "history_rows", "Recorded": "history_rows",
+         "Draft": "draft_rows", "Endorsement": "draft_rows", "OutboxRow": "outbox_rows", "Deadline": "deadline_rows"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Deadline", "Draft", "DraftVersion", "Endorsement", "Episode", "Event", "FailureRow", "FolderState", "LearnedAddress",

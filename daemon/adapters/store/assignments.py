@@ -9,22 +9,17 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from daemon.core.model import Envelope
 
 from .base import StoreError, from_utc_text, to_utc_text
 from .recorded import RecordedMixin
 
-
-@dataclass(frozen=True)
-class LearnedAddress:
-    address: str
-    client_id: str
-    by: str
-    at: datetime
-    message_id: str | None
+if TYPE_CHECKING:  # rows.py is imported where a row is made: the listings need none of these
+    from .rows import LearnedAddress
 
 
 class AssignmentsMixin(RecordedMixin):
@@ -50,6 +45,8 @@ class AssignmentsMixin(RecordedMixin):
         return cursor.rowcount == 1
 
     def learned_addresses(self) -> list[LearnedAddress]:
+        from .rows import LearnedAddress
+
         return [LearnedAddress(r["address"], r["client_id"], r["by"], from_utc_text(r["at"]),
                                r["message_id"])
                 for r in self._rows("SELECT * FROM learned_addresses ORDER BY client_id, address")]

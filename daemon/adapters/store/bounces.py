@@ -11,29 +11,19 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
-from daemon.core.model import DeliveryFailure, Envelope
+from daemon.core.model import Envelope
 
-from .base import from_utc_text, to_utc_text
+from .base import to_utc_text
 from .messages import MessagesMixin
 
+if TYPE_CHECKING:  # rows.py is imported where a row is made: the listings need none of these
+    from daemon.core.model import DeliveryFailure
 
-@dataclass(frozen=True)
-class FailureRow:
-    bounce_message_id: str
-    client_id: str | None
-    at: datetime
-    failure: DeliveryFailure
-    told_at: datetime | None
-
-
-def _failure_row(row: dict[str, Any]) -> FailureRow:
-    return FailureRow(row["bounce_message_id"], row["client_id"], from_utc_text(row["at"]),
-                      DeliveryFailure(row["original_message_id"], row["recipient"], row["status"], row["reason"]),
-                      from_utc_text(row["told_at"]))
+    from .history_rows import FailureRow
 
 
 class BouncesMixin(MessagesMixin):
@@ -51,13 +41,15 @@ class BouncesMixin(MessagesMixin):
         return added
 
     def delivery_failures(self, client_id: str | None = None, *, untold: bool = False) -> list[FailureRow]:
+        from .history_rows import to_failure
+
         where, params = ["1"], []
         if client_id is not None:
             where.append("client_id = ?")
             params.append(client_id)
         if untold:
             where.append("told_at IS NULL")
-        return [_failure_row(r) for r in self._rows(
+        return [to_failure(r) for r in self._rows(
             f"SELECT * FROM delivery_failures WHERE {' AND '.join(where)} ORDER BY at, bounce_message_id, recipient",
             params)]
 

@@ -9,22 +9,15 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .base import StoreBase, from_json, from_utc_text, to_json, to_utc_text
 
+if TYPE_CHECKING:  # rows.py is imported where a row is made: the listings need none of these
+    from .rows import Note
+
 Episode = int | str  # chosen by the core; stored as given
-
-
-@dataclass(frozen=True)
-class Note:
-    id: int
-    client_id: str
-    author: str
-    text: str
-    at: datetime
 
 
 class ClientsMixin(StoreBase):
@@ -98,6 +91,8 @@ class ClientsMixin(StoreBase):
 
     def notes(self, client_id: str) -> list[Note]:
         """The client's case-file notes, oldest first."""
+        from .rows import Note
+
         return [
             Note(**{**r, "at": from_utc_text(r["at"])}) for r in self._rows(
                 "SELECT * FROM casefile_notes WHERE client_id = ? ORDER BY at, id", [client_id])

@@ -8,34 +8,15 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from .base import StoreBase, StoreError, from_json, from_utc_text, to_json, to_utc_text
+from .base import StoreBase, StoreError, to_json, to_utc_text
+
+if TYPE_CHECKING:  # made where a row is read (deadline_rows.py): the other listings need none of it
+    from .deadline_rows import Deadline
 
 DeadlineState = Literal["open", "done", "cancelled"]
-
-
-@dataclass(frozen=True)
-class Deadline:
-    id: int
-    kind: str  # 'phone_call', 'retrospective', 'review_reminder', ...
-    client_id: str
-    draft_id: int | None
-    due_at: datetime
-    state: DeadlineState
-    data: dict[str, Any] | None
-    created_at: datetime
-    reminded_at: datetime | None
-    closed_at: datetime | None
-    closed_by: str | None
-    note: str | None
-
-
-def _deadline(row: dict[str, Any]) -> Deadline:
-    times = ("due_at", "created_at", "reminded_at", "closed_at")
-    return Deadline(**{**row, "data": from_json(row["data"]), **{k: from_utc_text(row[k]) for k in times}})
 
 
 class DeadlinesMixin(StoreBase):
@@ -62,7 +43,9 @@ class DeadlinesMixin(StoreBase):
 
     def due_deadlines(self, now: datetime) -> list[Deadline]:
         """Open deadlines that are due and nobody has been reminded of yet, earliest first."""
-        return [_deadline(r) for r in self._rows(
+        from .deadline_rows import to_deadline
+
+        return [to_deadline(r) for r in self._rows(
             "SELECT * FROM deadlines WHERE state = 'open' AND due_at <= ? AND reminded_at IS NULL"
             " ORDER BY due_at, id", [to_utc_text(now)])]
 
@@ -96,10 +79,14 @@ class DeadlinesMixin(StoreBase):
         self, states: list[str] | None = None, client_id: str | None = None
     ) -> list[Deadline]:
         """Deadlines by due time, optionally only in these states or for one client."""
-        return [_deadline(r) for r in self._filtered("deadlines", "due_at, id", states, client_id)]
+        from .deadline_rows import to_deadline
+
+        return [to_deadline(r) for r in self._filtered("deadlines", "due_at, id", states, client_id)]
 
     def deadline(self, deadline_id: int) -> Deadline:
+        from .deadline_rows import to_deadline
+
         row = self._one("SELECT * FROM deadlines WHERE id = ?", [deadline_id])
         if row is None:
             raise StoreError(f"no deadline {deadline_id}")
-        return _deadline(row)
+        return to_deadline(row)

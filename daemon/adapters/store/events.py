@@ -8,36 +8,13 @@ daemon/core/events.py declares are written.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .base import StoreBase, from_json, from_utc_text, json_tuple, to_json, to_utc_text
+from .base import StoreBase, to_json, to_utc_text
 
-
-@dataclass(frozen=True)
-class Event:
-    id: int
-    at: datetime
-    kind: str
-    client_id: str | None
-    draft_id: int | None
-    message_ids: tuple[str, ...]
-    data: dict[str, Any] | None
-    policy_hash: str | None
-
-
-def _event(row: dict[str, Any]) -> Event:
-    return Event(
-        id=row["id"],
-        at=from_utc_text(row["at"]),
-        kind=row["kind"],
-        client_id=row["client_id"],
-        draft_id=row["draft_id"],
-        message_ids=json_tuple(row["message_ids"]),
-        data=from_json(row["data"]),
-        policy_hash=row["policy_hash"],
-    )
+if TYPE_CHECKING:  # rows.py is imported where a row is made: the listings need none of these
+    from .rows import Event
 
 
 class EventsMixin(StoreBase):
@@ -76,6 +53,8 @@ class EventsMixin(StoreBase):
         limit: int | None = None,
     ) -> list[Event]:
         """Events in the order they were written, optionally filtered."""
+        from .rows import to_event
+
         where: list[str] = ["1"]
         params: list[object] = []
         if client_id is not None:
@@ -91,9 +70,11 @@ class EventsMixin(StoreBase):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [_event(row) for row in self._rows(sql, params)]
+        return [to_event(row) for row in self._rows(sql, params)]
 
     def last_event(self) -> Event | None:
         """The newest event (after a restore: how far the restored copy reaches)."""
+        from .rows import to_event
+
         row = self._one("SELECT * FROM events ORDER BY id DESC LIMIT 1")
-        return None if row is None else _event(row)
+        return None if row is None else to_event(row)

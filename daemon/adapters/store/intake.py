@@ -10,56 +10,21 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .base import StoreBase, StoreError, from_utc_text, to_utc_text
 
-
-@dataclass(frozen=True)
-class FolderState:
-    name: str
-    uidvalidity: int
-    last_uid: int
-    highestmodseq: int | None
-
-
-@dataclass(frozen=True)
-class QuarantineItem:
-    folder: str
-    uidvalidity: int
-    uid: int
-    reason: str
-    content_hash: str | None
-    size: int | None
-    at: datetime
-
-
-@dataclass(frozen=True)
-class TriageItem:
-    id: int
-    message_id: str
-    client_id: str | None
-    reason: str
-    at: datetime
-    closed_at: datetime | None
-    closed_by: str | None
-    note: str | None
-
-
-def _triage(row: dict[str, Any]) -> TriageItem:
-    return TriageItem(
-        id=row["id"], message_id=row["message_id"], client_id=row["client_id"],
-        reason=row["reason"], at=from_utc_text(row["at"]), closed_at=from_utc_text(row["closed_at"]),
-        closed_by=row["closed_by"], note=row["note"],
-    )
+if TYPE_CHECKING:  # rows.py is imported where a row is made: the listings need none of these
+    from .rows import FolderState, QuarantineItem, TriageItem
 
 
 class IntakeMixin(StoreBase):
     # -- folders ---------------------------------------------------------------------------------
 
     def folder_state(self, name: str) -> FolderState | None:
+        from .rows import FolderState
+
         row = self._one("SELECT * FROM folders WHERE name = ?", [name])
         return None if row is None else FolderState(**row)
 
@@ -102,6 +67,8 @@ class IntakeMixin(StoreBase):
 
     def quarantined(self, limit: int | None = None) -> list[QuarantineItem]:
         """Quarantined messages, newest first."""
+        from .rows import QuarantineItem
+
         sql = "SELECT * FROM quarantine ORDER BY at DESC, folder, uidvalidity, uid"
         params: list[Any] = []
         if limit is not None:
@@ -127,8 +94,10 @@ class IntakeMixin(StoreBase):
 
     def triage(self, open_only: bool = True) -> list[TriageItem]:
         """Triage items, oldest first."""
+        from .rows import to_triage
+
         where = "WHERE closed_at IS NULL" if open_only else ""
-        return [_triage(r) for r in self._rows(f"SELECT * FROM triage {where} ORDER BY at, id")]
+        return [to_triage(r) for r in self._rows(f"SELECT * FROM triage {where} ORDER BY at, id")]
 
     def triage_count(self) -> int:
         """How many triage items are open."""

@@ -12,61 +12,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from contextlib import closing
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from daemon.core.model import Direction, Envelope
+from daemon.core.model import Envelope
 
-from .base import StoreBase, from_utc_text, json_tuple, maybe_utc_text, to_json, to_utc_text
+from .base import StoreBase, from_utc_text, maybe_utc_text, to_json, to_utc_text
 
+if TYPE_CHECKING:  # rows.py is imported where a row is made: the listings need none of these
+    from .rows import MessageLocation, MessageRow
 
-@dataclass(frozen=True)
-class MessageRow:
-    """One row of the messages table."""
-
-    message_id: str
-    client_id: str | None
-    thread_id: str
-    direction: Direction
-    at: datetime
-    subject: str
-    from_addr: str
-    to_addrs: tuple[str, ...] = ()
-    cc_addrs: tuple[str, ...] = ()
-    in_reply_to: tuple[str, ...] = ()
-    references: tuple[str, ...] = ()
-    thread_index_root: str | None = None
-    norm_subject: str = ""
-    auto_reply: str | None = None
-    bounce: bool = False
-    question: bool = False
-    tagged: bool = False
-    parting_kind: str | None = None
-    content_hash: str | None = None
-    size: int | None = None
-    from_staff: bool = False
-    ingested_at: datetime | None = None
-    body_text: str | None = None
-    # Authentication-Results headers, topmost first: kept, like bodies, for staff replies only.
-    auth_results: tuple[str, ...] = ()
-    # Staff replies only: (field, count) of the fields RFC 5322 allows once (None: not counted,
-    # as for rows stored before schema v3), and the Date header as written.
-    header_counts: tuple[tuple[str, int], ...] | None = None
-    date_header: datetime | None = None
-    # The provider's stamps (name, value), topmost first: the same, for core/evidence.py.
-    evidence_headers: tuple[tuple[str, str], ...] = ()
-
-    def envelope(self) -> Envelope:
-        return Envelope(
-            message_id=self.message_id, client_id=self.client_id, thread_id=self.thread_id,
-            direction=self.direction, at=self.at, subject=self.subject, from_addr=self.from_addr,
-            auto_reply=self.auto_reply, bounce=self.bounce, question=self.question,
-            tagged=self.tagged, parting_kind=self.parting_kind,
-        )
-
-
-MessageLocation = tuple[MessageRow, str, int, int]  # (row, folder, uidvalidity, uid)
 
 _COLUMNS = (
     "message_id", "client_id", "thread_id", "direction", "at", "subject", "from_addr",
@@ -116,27 +71,6 @@ def _address_values(row: MessageRow) -> Iterable[tuple[str, str, str, str]]:
     for address in dict.fromkeys((row.from_addr, *row.to_addrs, *row.cc_addrs)):
         if address:
             yield address, row.norm_subject, at, row.message_id
-
-
-def _message(row: dict[str, Any]) -> MessageRow:
-    return MessageRow(
-        message_id=row["message_id"], client_id=row["client_id"], thread_id=row["thread_id"],
-        direction=row["direction"], at=from_utc_text(row["at"]), subject=row["subject"],
-        from_addr=row["from_addr"], to_addrs=json_tuple(row["to_addrs"]),
-        cc_addrs=json_tuple(row["cc_addrs"]), in_reply_to=json_tuple(row["in_reply_to"]),
-        references=json_tuple(row["references"]), thread_index_root=row["thread_index_root"],
-        norm_subject=row["norm_subject"], auto_reply=row["auto_reply"],
-        bounce=bool(row["bounce"]), question=bool(row["question"]), tagged=bool(row["tagged"]),
-        parting_kind=row["parting_kind"], content_hash=row["content_hash"], size=row["size"],
-        from_staff=bool(row["from_staff"]), ingested_at=from_utc_text(row["ingested_at"]),
-        body_text=row["body_text"], auth_results=json_tuple(row["auth_results"]),
-        header_counts=_counts(row.get("header_counts")), date_header=from_utc_text(row.get("date_header")),
-        evidence_headers=tuple((str(pair[0]), str(pair[1])) for pair in json.loads(row.get("evidence_headers") or "[]")),
-    )
-
-
-def _counts(text: str | None) -> tuple[tuple[str, int], ...] | None:
-    return None if text is None else tuple((str(k), int(v)) for k, v in json.loads(text).items())
 
 
 def _envelopes(cursor: Iterable[tuple]) -> Iterable[Envelope]:
@@ -198,8 +132,10 @@ class MessagesMixin(StoreBase):
         }
 
     def message(self, message_id: str) -> MessageRow | None:
+        from .rows import to_message
+
         row = self._one("SELECT * FROM messages WHERE message_id = ?", [message_id])
-        return None if row is None else _message(row)
+        return None if row is None else to_message(row)
 
     def envelopes(self, client_id: str) -> list[Envelope]:
         """The client's messages as the policy sees them, oldest first."""
@@ -210,16 +146,20 @@ class MessagesMixin(StoreBase):
 
     def messages_for_client(self, client_id: str, limit: int | None = None) -> list[MessageRow]:
         """The client's messages oldest first; with a limit, the latest `limit` of them."""
+        from .rows import to_message
+
         sql = "SELECT * FROM messages WHERE client_id = ? ORDER BY at DESC, message_id DESC"
         params: list[Any] = [client_id]
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [_message(r) for r in reversed(self._rows(sql, params))]
+        return [to_message(r) for r in reversed(self._rows(sql, params))]
 
     def recent_messages(self, client_id: str, n: int) -> list[MessageRow]:
         """The client's n most recent messages, newest first."""
-        return [_message(r) for r in self._rows(
+        from .rows import to_message
+
+        return [to_message(r) for r in self._rows(
             "SELECT * FROM messages WHERE client_id = ? ORDER BY at DESC, message_id DESC LIMIT ?",
             [client_id, n])]
 

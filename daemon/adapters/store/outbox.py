@@ -18,62 +18,27 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .base import (
     StoreBase,
     StoreError,
-    from_utc_text,
-    json_tuple,
     maybe_utc_text,
     to_json,
     to_utc_text,
 )
 
+if TYPE_CHECKING:  # made where a row is read (outbox_rows.py): the other listings need none of it
+    from .outbox_rows import OutboxRow
+
 OutboxState = Literal["queued", "sending", "sent", "failed", "uncertain", "cancelled"]
-
-
-@dataclass(frozen=True)
-class OutboxRow:
-    id: int
-    message_id: str
-    kind: str
-    client_id: str | None
-    draft_id: int | None
-    deadline_id: int | None
-    sender: str
-    recipients: tuple[str, ...]
-    raw: bytes
-    state: OutboxState
-    attempts: int
-    not_before: datetime | None
-    next_attempt_at: datetime | None
-    last_error: str | None
-    server_reply: str | None
-    created_at: datetime
-    updated_at: datetime
-    sent_at: datetime | None
-    draft_version: int | None = None  # the version a release row carries
 
 
 # A release row, and the check that its draft is sendable at the row's version (alias `o`).
 _RELEASE_ROW = "(o.draft_id IS NOT NULL AND o.kind IN ('release', 'nudge'))"
 _MAY_LEAVE = ("EXISTS (SELECT 1 FROM drafts AS d WHERE d.id = o.draft_id AND d.state = 'sendable'"
               " AND (o.draft_version IS NULL OR o.draft_version = d.current_version))")
-
-_TIMES = ("not_before", "next_attempt_at", "created_at", "updated_at", "sent_at")
-
-
-def _outbox(row: dict[str, Any]) -> OutboxRow:
-    return OutboxRow(**{
-        **row,
-        "recipients": json_tuple(row["recipients"]),
-        "raw": bytes(row["raw"]),
-        **{k: from_utc_text(row[k]) for k in _TIMES},
-    })
-
 
 def _either(states: tuple[str, ...]) -> str:
     return " or ".join(states) if len(states) < 3 else f"{', '.join(states[:-1])} or {states[-1]}"
@@ -121,6 +86,8 @@ class OutboxMixin(StoreBase):
         A release row is claimed only while its draft is `sendable` at the row's version, checked
         in the claim's own transaction; a queued release row whose draft moved on is cancelled
         there (with a `release_cancelled` event), never sent."""
+        from .outbox_rows import to_outbox
+
         stamp = to_utc_text(now)
         with self.transaction():
             for stale in self._rows(f"SELECT id, client_id, draft_id, message_id FROM outbox AS o"
@@ -144,7 +111,7 @@ class OutboxMixin(StoreBase):
                    RETURNING *""",
                 {"now": stamp},
             )
-        return None if row is None else _outbox(row)
+        return None if row is None else to_outbox(row)
 
     def release_blocker(self, row: OutboxRow) -> str:
         """"" when this row may leave now; for a release row whose draft is not `sendable` at
@@ -163,7 +130,9 @@ class OutboxMixin(StoreBase):
 
     def release_rows_of(self, draft_id: int) -> list[OutboxRow]:
         """Every release (or nudge) row ever queued for the draft, oldest first."""
-        return [_outbox(r) for r in self._rows(
+        from .outbox_rows import to_outbox
+
+        return [to_outbox(r) for r in self._rows(
             "SELECT * FROM outbox WHERE draft_id = ? AND kind IN ('release', 'nudge') ORDER BY id", [draft_id])]
 
     def cancel_releases(self, draft_id: int, at: datetime) -> list[int]:
@@ -250,19 +219,23 @@ class OutboxMixin(StoreBase):
 
     def rows(self, states: Iterable[str] | None = None) -> list[OutboxRow]:
         """Outbox rows in creation order, optionally only in these states."""
+        from .outbox_rows import to_outbox
+
         if states is None:
             rows = self._rows("SELECT * FROM outbox ORDER BY created_at, id")
         else:
             rows = self._rows(
                 "SELECT * FROM outbox WHERE state IN (SELECT value FROM json_each(?))"
                 " ORDER BY created_at, id", [to_json(list(states))])
-        return [_outbox(r) for r in rows]
+        return [to_outbox(r) for r in rows]
 
     def row(self, row_id: int) -> OutboxRow:
+        from .outbox_rows import to_outbox
+
         found = self._one("SELECT * FROM outbox WHERE id = ?", [row_id])
         if found is None:
             raise StoreError(f"no outbox row {row_id}")
-        return _outbox(found)
+        return to_outbox(found)
 
     def sent_since(self, since: datetime) -> int:
         """How many messages were sent at or after `since` (for the hourly rate limit)."""

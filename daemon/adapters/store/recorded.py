@@ -10,51 +10,19 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from daemon.core.model import Envelope
 
 from .base import StoreError, from_utc_text, to_utc_text
 from .bounces import BouncesMixin
 
+if TYPE_CHECKING:  # rows.py is imported where a row is made: the listings need none of these
+    from .history_rows import Recorded
+    from .rows import Notice
+
 RECORDED_KINDS = ("answered", "owner_changed")
-
-
-@dataclass(frozen=True)
-class Recorded:
-    id: int
-    client_id: str
-    kind: str  # "answered" or "owner_changed"
-    how: str  # answered: phone | meeting | other; owner_changed: "<old> -> <new>"
-    note: str
-    by: str
-    at: datetime
-    recorded_at: datetime
-    via: str  # "command line", "reply <message id>", "reload"
-
-    @property
-    def message_id(self) -> str:
-        return f"recorded-{self.id}@parting"
-
-    def envelope(self) -> Envelope:
-        label = f"answered:{self.how}" if self.kind == "answered" else self.kind
-        return Envelope(self.message_id, self.client_id, "recorded", "in", self.at, self.note, self.by,
-                        recorded=label)
-
-
-@dataclass(frozen=True)
-class Notice:
-    id: int
-    client_id: str
-    kind: str
-    episode: str
-    at: datetime
-
-
-def _recorded(row: dict[str, Any]) -> Recorded:
-    return Recorded(**{**row, "at": from_utc_text(row["at"]), "recorded_at": from_utc_text(row["recorded_at"])})
 
 
 class RecordedMixin(BouncesMixin):
@@ -69,12 +37,16 @@ class RecordedMixin(BouncesMixin):
         return self.recorded_row(int(cursor.lastrowid or 0))
 
     def recorded_row(self, record_id: int) -> Recorded:
+        from .history_rows import to_recorded
+
         row = self._one("SELECT * FROM recorded WHERE id = ?", [record_id])
         if row is None:
             raise StoreError(f"no record {record_id}")
-        return _recorded(row)
+        return to_recorded(row)
 
     def recorded(self, client_id: str | None = None, kind: str | None = None) -> list[Recorded]:
+        from .history_rows import to_recorded
+
         where, params = ["1"], []
         if client_id is not None:
             where.append("client_id = ?")
@@ -82,7 +54,7 @@ class RecordedMixin(BouncesMixin):
         if kind is not None:
             where.append("kind = ?")
             params.append(kind)
-        return [_recorded(r) for r in self._rows(
+        return [to_recorded(r) for r in self._rows(
             f"SELECT * FROM recorded WHERE {' AND '.join(where)} ORDER BY at, id", params)]
 
     def add_notice(self, client_id: str, kind: str, episode: str, at: datetime) -> int:
@@ -91,6 +63,8 @@ class RecordedMixin(BouncesMixin):
         return int(cursor.lastrowid or 0)
 
     def notice(self, notice_id: int) -> Notice:
+        from .rows import Notice
+
         row = self._one("SELECT * FROM notices WHERE id = ?", [notice_id])
         if row is None:
             raise StoreError(f"no notice {notice_id}")

@@ -11,14 +11,12 @@ Rules:
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .base import (
     StoreBase,
     StoreError,
-    from_json,
     from_utc_text,
     maybe_utc_text,
     to_json,
@@ -26,80 +24,11 @@ from .base import (
 )
 from .clients import Episode
 
+if TYPE_CHECKING:  # rows.py is imported where a row is made: the listings need none of these
+    from .draft_rows import Draft, Endorsement
+    from .rows import DraftVersion, TokenRow
+
 DraftKind = Literal["release", "nudge"]
-
-
-@dataclass(frozen=True)
-class Draft:
-    id: int
-    client_id: str
-    kind: DraftKind
-    state: str
-    created_at: datetime
-    updated_at: datetime
-    episode: Episode | None
-    current_version: int
-    hold_until: datetime | None
-    subject: str
-    envelope: dict[str, Any] | None = None  # the release's frozen recipients, subject and threading
-
-
-@dataclass(frozen=True)
-class DraftVersion:
-    draft_id: int
-    version: int
-    text: str
-    text_sha256: str
-    writer: str  # a person id, or "parting" for the generated first version
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class Endorsement:
-    draft_id: int
-    version: int
-    person: str
-    role: str
-    how: Literal["wrote", "approved"]
-    at: datetime
-    via_message_id: str | None
-    auth_verdict: dict[str, Any] | None
-
-
-@dataclass(frozen=True)
-class TokenRow:
-    token_id: str
-    token_mac: str
-    subject_kind: Literal["draft", "deadline", "notice", "triage"]
-    subject_id: int
-    version: int | None
-    text_sha256: str | None
-    person: str
-    role: str
-    expires_at: datetime
-    review_message_id: str | None
-    issued_at: datetime
-    used_at: datetime | None = None
-    used_by_message_id: str | None = None
-
-
-def _endorsement(row: dict[str, Any]) -> Endorsement:
-    return Endorsement(**{**row, "at": from_utc_text(row["at"]), "auth_verdict": from_json(row["auth_verdict"])})
-
-
-def _draft(row: dict[str, Any]) -> Draft:
-    return Draft(**{
-        **row,
-        "created_at": from_utc_text(row["created_at"]),
-        "updated_at": from_utc_text(row["updated_at"]),
-        "hold_until": from_utc_text(row["hold_until"]),
-        "envelope": from_json(row.get("envelope")),
-    })
-
-
-def _token(row: dict[str, Any]) -> TokenRow:
-    times = ("expires_at", "issued_at", "used_at")
-    return TokenRow(**{**row, **{k: from_utc_text(row[k]) for k in times}})
 
 
 class ReviewMixin(StoreBase):
@@ -153,16 +82,22 @@ class ReviewMixin(StoreBase):
         return version
 
     def draft(self, draft_id: int) -> Draft:
+        from .draft_rows import to_draft
+
         row = self._one("SELECT * FROM drafts WHERE id = ?", [draft_id])
         if row is None:
             raise StoreError(f"no draft {draft_id}")
-        return _draft(row)
+        return to_draft(row)
 
     def drafts(self, states: list[str] | None = None, client_id: str | None = None) -> list[Draft]:
         """Drafts in creation order, optionally only in these states or for one client."""
-        return [_draft(r) for r in self._filtered("drafts", "id", states, client_id)]
+        from .draft_rows import to_draft
+
+        return [to_draft(r) for r in self._filtered("drafts", "id", states, client_id)]
 
     def versions(self, draft_id: int) -> list[DraftVersion]:
+        from .rows import DraftVersion
+
         return [
             DraftVersion(**{**r, "created_at": from_utc_text(r["created_at"])})
             for r in self._rows(
@@ -216,8 +151,10 @@ class ReviewMixin(StoreBase):
             return cursor.rowcount == 1
 
     def endorsements(self, draft_id: int, version: int) -> list[Endorsement]:
+        from .draft_rows import to_endorsement
+
         return [
-            _endorsement(r) for r in self._rows(
+            to_endorsement(r) for r in self._rows(
                 "SELECT * FROM endorsements WHERE draft_id = ? AND version = ? ORDER BY at, rowid",
                 [draft_id, version])
         ]
@@ -225,11 +162,13 @@ class ReviewMixin(StoreBase):
     def current_endorsements(self) -> dict[int, list[Endorsement]]:
         """Every draft's id -> the endorsements of its current version, as `endorsements` orders
         them (one query for the listing, not one a draft); drafts without any are left out."""
+        from .draft_rows import to_endorsement
+
         found: dict[int, list[Endorsement]] = {}
         for r in self._rows(
                 "SELECT e.* FROM endorsements AS e JOIN drafts AS d"
                 " ON d.id = e.draft_id AND e.version = d.current_version ORDER BY e.draft_id, e.at, e.rowid"):
-            found.setdefault(r["draft_id"], []).append(_endorsement(r))
+            found.setdefault(r["draft_id"], []).append(to_endorsement(r))
         return found
 
     # -- tokens ----------------------------------------------------------------------------------
@@ -251,8 +190,10 @@ class ReviewMixin(StoreBase):
             raise StoreError(f"cannot store token {record.token_id}: {error}") from None
 
     def token(self, token_id: str) -> TokenRow | None:
+        from .rows import to_token
+
         row = self._one("SELECT * FROM tokens WHERE token_id = ?", [token_id])
-        return None if row is None else _token(row)
+        return None if row is None else to_token(row)
 
     def use_token(self, token_id: str, at: datetime, message_id: str) -> bool:
         """Spend the token for this reply; True only for the one call that spent it."""
@@ -275,7 +216,9 @@ class ReviewMixin(StoreBase):
             [to_utc_text(at), subject_kind, subject_id]).rowcount
 
     def tokens_for(self, subject_kind: str, subject_id: int) -> list[TokenRow]:
-        return [_token(r) for r in self._rows(
+        from .rows import to_token
+
+        return [to_token(r) for r in self._rows(
             "SELECT * FROM tokens WHERE subject_kind = ? AND subject_id = ? ORDER BY issued_at, token_id",
             [subject_kind, subject_id])]
 
