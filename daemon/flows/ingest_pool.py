@@ -1,0 +1,319 @@
+"""Ingest's pure per-message work, and one worker process that does it beside the daemon.
+
+Rules of this module:
+- `read_headers` and `read_bodies` are functions of the fetched bytes only (no store, no settings,
+  no clock): the in-process path and the worker call the very same functions, so a batch read by
+  either stores the same rows. A malformed message comes back as a value (its reason and hash),
+  never as an exception, so its quarantine and log line are the main process's, as before.
+- One worker process, started with `spawn` (the daemon has threads: the watchers' fetch-ahead; a
+  forked child could inherit a lock held by one of them and never wake). It only ever receives
+  bytes and returns values; everything it does the main process can do itself, so any trouble
+  with it (it cannot start, it dies, it raises) is `WorkerFailed`, and the caller reads that batch
+  in-process: nothing is lost, nothing counted twice (only the main process writes the store).
+- It is used only by a catch-up of more than one batch (a live message in IDLE is read in-process:
+  starting a process would delay the reply), shared by the watchers that catch up at once, and
+  ended (SIGTERM, then SIGKILL, each bounded) by the last of them, by a stop or a cancel. The child
+  also ends by itself when the daemon's end of the pipe closes, so a killed daemon leaves no orphan.
+- Only the main process logs; the worker prints nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import multiprocessing
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from multiprocessing.connection import Connection
+from typing import Any
+
+from daemon.core.bounces import delivery_failures
+from daemon.core.mail import (
+    MalformedMessage,
+    asks_something,
+    bounce_recipients,
+    message_text,
+    parse_message,
+    request_header,
+)
+from daemon.core.model import DeliveryFailure, ParsedMessage
+from daemon.core.replytext import split_reply
+
+STOP_SECONDS = 2.0  # how long the worker may take to end after SIGTERM before SIGKILL
+
+# ------------------------------------------------------------------------------ the pure work
+
+HeaderItem = tuple[int, bytes, datetime | None, int]  # uid, header bytes, INTERNALDATE, RFC822.SIZE
+
+
+@dataclass(frozen=True)
+class HeaderReading:
+    """One fetched header block read: `parsed` (and whether it carries X-Parting-Request), or,
+    for a malformed one, why (`problem`) with the sha256 of its bytes."""
+
+    uid: int
+    parsed: ParsedMessage | None
+    request_header: bool = False
+    problem: str | None = None
+    content_hash: str = ""
+
+
+def read_headers(items: Sequence[HeaderItem]) -> list[HeaderReading]:
+    readings = []
+    for uid, header, internaldate, size in items:
+        try:
+            parsed = parse_message(header, internaldate=internaldate, size=size)
+        except MalformedMessage as problem:
+            readings.append(HeaderReading(uid, None, problem=problem.reason,
+                                          content_hash=hashlib.sha256(header).hexdigest()))
+            continue
+        readings.append(HeaderReading(uid, parsed, request_header(header)))
+    return readings
+
+
+@dataclass(frozen=True)
+class BodyItem:
+    """A fetched body and what its message needs read from it."""
+
+    uid: int
+    body: bytes
+    keep_text: bool  # a staff reply: its text is stored
+    outgoing: bool  # ours: does its new text ask something?
+    bounce: bool  # which addresses failed, and why
+
+
+@dataclass(frozen=True)
+class BodyReading:
+    text: str | None  # kept only when asked (keep_text), else None
+    unreadable: str | None  # MalformedMessage's reason: the headers are kept without the text
+    asks: bool  # the new text (quotes and signature cut) asks something; outgoing mail only
+    bounce_recipients: tuple[str, ...] = ()
+    failures: tuple[DeliveryFailure, ...] = ()
+
+
+def read_body(item: BodyItem) -> BodyReading:
+    text = unreadable = None
+    try:
+        text = message_text(item.body)
+    except MalformedMessage as problem:
+        unreadable = problem.reason
+    new_text = split_reply(text)[0] if text and item.outgoing else None
+    return BodyReading(
+        text=text if item.keep_text else None,
+        unreadable=unreadable,
+        asks=bool(new_text and asks_something(new_text)),
+        bounce_recipients=bounce_recipients(item.body) if item.bounce else (),
+        failures=delivery_failures(item.body) if item.bounce else (),
+    )
+
+
+def read_bodies(items: Sequence[BodyItem]) -> dict[int, BodyReading]:
+    return {item.uid: read_body(item) for item in items}
+
+
+TASKS: dict[str, Any] = {"headers": read_headers, "bodies": read_bodies}
+
+# ------------------------------------------------------------------------------ the process
+
+
+class WorkerFailed(Exception):
+    """The worker could not do a task (it did not start, died, or raised): do it in-process."""
+
+
+def _serve(connection: Connection) -> None:
+    """The worker's loop: (task, payload) in, ("ok", result) or ("error", text) out, until EOF."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in a terminal is the daemon's to handle
+    while True:
+        try:
+            task, payload = connection.recv()
+        except (EOFError, OSError):  # the daemon closed its end or died: nothing more to do
+            return
+        try:
+            answer: tuple[str, Any] = ("ok", TASKS[task](payload))
+        except Exception as problem:  # noqa: BLE001 - reported to the daemon, which does the task itself
+            answer = ("error", f"{type(problem).__name__}: {problem}")
+        connection.send(answer)
+
+
+class Worker:
+    """One worker process and its pipe; `call` is blocking (run it in a thread) and serialised."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe(duplex=True)
+        self.process = context.Process(target=_serve, args=(theirs,), name="parting-ingest-worker", daemon=True)
+        try:
+            self.process.start()
+        except Exception as problem:
+            ours.close()
+            raise WorkerFailed(f"could not start: {problem}") from problem
+        finally:
+            theirs.close()  # the child holds its own copy: its death is then an EOF here
+        self._connection = ours
+        self._lock = threading.Lock()
+        self.failed: str | None = None
+        self.told = False  # the daemon's log said it failed
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    def call(self, task: str, payload: Any) -> Any:
+        with self._lock:
+            if self.failed:
+                raise WorkerFailed(self.failed)
+            try:
+                self._connection.send((task, payload))
+                status, answer = self._connection.recv()
+            except (EOFError, OSError) as problem:
+                self.failed = f"the worker process ended ({self.process.exitcode})"
+                raise WorkerFailed(self.failed) from problem
+            if status != "ok":
+                raise WorkerFailed(f"the worker raised {answer}")
+            return answer
+
+    def close(self) -> None:
+        """End the process (bounded: SIGTERM, then SIGKILL) and reap it."""
+        self.failed = self.failed or "closed"
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(STOP_SECONDS)
+            if self.process.is_alive():
+                self.process.kill()
+        self.process.join(STOP_SECONDS)
+        self._connection.close()
+
+
+class IngestPool:
+    """The daemon's use of one worker: started by the first catch-up of more than one batch,
+    shared by the watchers catching up at once, ended with the last of them (or `close`).
+
+    A catch-up hands over each batch's headers as soon as they are fetched (`ahead`): the worker
+    reads them while the main process stores the batch before. `header_readings` then returns
+    the readings of a batch handed over ahead (None: read it in-process), `body_readings` reads
+    its bodies in the worker when one is running (None: in-process).
+    """
+
+    def __init__(self, log: logging.Logger) -> None:
+        self.log = log
+        self.worker: Worker | None = None
+        self.users = 0
+        self.started = 0  # worker processes started, for tests and the bench
+        self.pids: list[int] = []
+        self.header_batches = 0  # batches whose headers the worker read
+        self.body_batches = 0  # batches whose bodies it read
+        self._ahead: dict[int, tuple[object, Future[list[HeaderReading]]]] = {}
+        # One thread talks to the worker, in the order the tasks were handed over.
+        self._calls: ThreadPoolExecutor | None = None
+
+    # -------------------------------------------------------------- the watcher's catch-up hook
+
+    def catch_up(self, folder: str, batches: int) -> CatchUp | None:
+        if batches < 2:
+            return None  # one batch: a live message stays in-process, no process to start
+        self.users += 1
+        if self.worker is None or self.worker.failed:
+            self._start()
+        return CatchUp(self)
+
+    def _start(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+        try:
+            self.worker = Worker()
+        except WorkerFailed as problem:
+            self.worker = None
+            self.log.warning("ingest worker %s; reading in this process", problem)
+            return
+        self.started += 1
+        if self.worker.pid is not None:
+            self.pids.append(self.worker.pid)
+
+    def _release(self) -> None:
+        self.users = max(0, self.users - 1)
+        if self.users == 0:
+            self.close()
+
+    def close(self) -> None:
+        """End the worker now (bounded); pending readings fail over to in-process."""
+        self._ahead.clear()
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            worker.close()  # a call in flight ends at once (WorkerFailed)
+        calls, self._calls = self._calls, None
+        if calls is not None:
+            calls.shutdown(wait=False, cancel_futures=True)
+
+    def _call(self, worker: Worker, task: str, payload: Any) -> Future[Any]:
+        if self._calls is None:
+            self._calls = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-worker")
+        return self._calls.submit(worker.call, task, payload)
+
+    # -------------------------------------------------------------- readings
+
+    def _submit(self, headers: Sequence[Any]) -> None:
+        worker = self.worker
+        if worker is None or worker.failed:
+            return
+        items = [(h.uid, h.header, h.internaldate, h.size) for h in headers]
+        self._ahead[id(headers)] = (headers, self._call(worker, "headers", items))
+
+    async def header_readings(self, headers: Sequence[Any]) -> list[HeaderReading] | None:
+        found = self._ahead.pop(id(headers), None)
+        if found is None or found[0] is not headers:
+            return None
+        try:
+            readings: list[HeaderReading] = await asyncio.wrap_future(found[1])
+        except (WorkerFailed, CancelledError) as problem:  # CancelledError: closed meanwhile
+            self._failed(WorkerFailed(str(problem) or "closed"))
+            return None
+        self.header_batches += 1
+        return readings
+
+    def body_readings(self, items: Sequence[BodyItem]) -> Callable[[], dict[int, BodyReading] | None] | None:
+        """Hand the bodies to the worker; returns what waits for its readings (None: failed, read
+        them in-process), or None when no worker runs."""
+        worker = self.worker
+        if not items or worker is None or worker.failed:
+            return None
+        future: Future[dict[int, BodyReading]] = self._call(worker, "bodies", list(items))
+
+        def wait() -> dict[int, BodyReading] | None:
+            try:
+                readings = future.result()
+            except (WorkerFailed, CancelledError) as problem:
+                self._failed(WorkerFailed(str(problem) or "closed"))
+                return None
+            self.body_batches += 1
+            return readings
+        return wait
+
+    def _failed(self, problem: WorkerFailed) -> None:
+        worker = self.worker
+        if worker is None or worker.told:
+            return
+        worker.failed, worker.told = worker.failed or str(problem), True  # told once; the rest stays in-process
+        self.log.warning("ingest worker: %s; this batch and the rest of the catch-up are read in this process",
+                         problem)
+
+
+class CatchUp:
+    """One watcher's catch-up of several batches: what `FolderWatcher(on_catch_up=...)` returns."""
+
+    def __init__(self, pool: IngestPool) -> None:
+        self.pool = pool
+        self._closed = False
+
+    def ahead(self, headers: Sequence[Any]) -> None:
+        if not self._closed:
+            self.pool._submit(headers)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.pool._release()
