@@ -76,7 +76,7 @@ class Timers:
 
 async def parting_ingest(config: str, run_cycle: bool, bodies_out: str | None) -> dict:
     from daemon.flows.ingest import Ingestor
-    from daemon.flows.ingest_pool import IngestPool, Worker
+    from daemon.flows.ingest_pool import IngestPool, Later, Worker
     from daemon.runtime.logs import get_logger
     from daemon.runtime.service import Service, open_context
 
@@ -108,7 +108,22 @@ async def parting_ingest(config: str, run_cycle: bool, bodies_out: str | None) -
     Worker.close = measured_close
     # The time the main process waits for the worker (headers handed over ahead, bodies).
     timers.wrap(IngestPool, "header_readings", "wait_headers")
-    timers.wrap(IngestPool, "body_readings", "wait_bodies")
+    original_body_readings = IngestPool.body_readings
+
+    def timed_body_readings(self, items):
+        later = original_body_readings(self, items)
+        if later is None:
+            return None
+
+        def wait():
+            start = time.perf_counter()
+            try:
+                return later.wait()
+            finally:
+                timers.add("wait_bodies", time.perf_counter() - start, 1)
+        return Later(later.uids, wait)
+
+    IngestPool.body_readings = timed_body_readings
 
     service = Service(config)
     service.ctx = open_context(config)
@@ -134,6 +149,7 @@ async def parting_ingest(config: str, run_cycle: bool, bodies_out: str | None) -
         # were started, and how long the main process waited for its readings.
         "worker_cpu_seconds": cpu_seconds(resource.RUSAGE_CHILDREN) - children0,
         "worker_hwm_mb": max(worker_hwm, default=0.0), "workers_started": pool.started if pool else 0,
+        "main_share_at_end": pool.main_share if pool else 0.0,
         "wait_headers_seconds": timers.seconds.get("wait_headers", 0.0),
         "wait_bodies_seconds": timers.seconds.get("wait_bodies", 0.0),
     }

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -30,7 +30,7 @@ from daemon.core.threads import (
     normalize_subject,
     thread_index_root,
 )
-from daemon.flows.ingest_pool import BodyItem, BodyReading, HeaderReading, read_bodies, read_headers
+from daemon.flows.ingest_pool import BodyItem, BodyReading, HeaderReading, Later, read_bodies, read_headers
 from daemon.runtime.logs import get_logger
 
 CLASSIFY_CACHE = 10_000  # distinct correspondent sets remembered; a few MB at most
@@ -212,12 +212,13 @@ class Ingestor:
 
     def commit(self, batch: ParsedBatch, bodies: dict[int, bytes], now: datetime,
                readings: dict[int, BodyReading] | None = None,
-               later: Callable[[], dict[int, BodyReading] | None] | None = None) -> IngestReport:
+               later: Later | None = None) -> IngestReport:
         """`readings`: the bodies already read, by UID; without them they are read here. With
-        `later` (the worker reading them meanwhile: flows/ingest_pool.py), `readings` holds only
-        the bounces' (a bounce's client threads it) and the others' are asked of `later` once the
-        batch is threaded: what they give (does it ask something, a staff reply's text) threads
-        nothing. `later` returning None: they are read here. Either way, the same functions."""
+        `later` (the worker reading some bodies meanwhile: flows/ingest_pool.py), the bounces'
+        are read first (a bounce's client threads it), the others once the batch is threaded:
+        what they give (does it ask something, a staff reply's text) threads nothing. Those the
+        worker was not given are read here while it works; what it fails to read is read here
+        too. Either way, the same functions."""
         items = self.body_items(batch, bodies)
         if readings is None:
             readings = read_bodies([item for item in items if item.bounce] if later else items)
@@ -237,9 +238,11 @@ class Ingestor:
             if triage_reason:
                 triage.append((row.message_id, row.client_id, triage_reason))
         if waiting:
-            got = later() if later else None
-            if got is None or any(item.uid not in got for _, item in waiting):
-                got = read_bodies([body for body in items if not body.bounce])
+            got = read_bodies([body for body in items if not body.bounce and (later is None or body.uid not in later.uids)])
+            theirs = later.wait() if later else None
+            if theirs is None or any(item.uid not in got and item.uid not in theirs for _, item in waiting):
+                theirs = read_bodies([body for body in items if not body.bounce and body.uid not in got])
+            got.update(theirs)
             for position, item in waiting:
                 row, *where = rows[position]
                 rows[position] = (self._with_body(row, item, got[item.uid]), *where)  # type: ignore[assignment]

@@ -26,7 +26,7 @@ import multiprocessing
 import signal
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection
@@ -45,6 +45,9 @@ from daemon.core.model import DeliveryFailure, ParsedMessage
 from daemon.core.replytext import split_reply
 
 STOP_SECONDS = 2.0  # how long the worker may take to end after SIGTERM before SIGKILL
+# The main process reads a share of each batch's bodies while the worker reads the rest (it also
+# reads the next batch's headers): the share moves by a step a batch towards the side that waited less.
+FIRST_MAIN_SHARE, SHARE_STEP, MAX_MAIN_SHARE = 0.3, 0.05, 0.8
 
 # ------------------------------------------------------------------------------ the pure work
 
@@ -118,6 +121,14 @@ def read_bodies(items: Sequence[BodyItem]) -> dict[int, BodyReading]:
 
 TASKS: dict[str, Any] = {"headers": read_headers, "bodies": read_bodies}
 
+
+@dataclass(frozen=True)
+class Later:
+    """Bodies the worker is reading: their UIDs, and what waits for its readings (None: it failed)."""
+
+    uids: frozenset[int]
+    wait: Callable[[], dict[int, BodyReading] | None]
+
 # ------------------------------------------------------------------------------ the process
 
 
@@ -170,8 +181,12 @@ class Worker:
             try:
                 self._connection.send((task, payload))
                 status, answer = self._connection.recv()
-            except (EOFError, OSError) as problem:
-                self.failed = f"the worker process ended ({self.process.exitcode})"
+            except Exception as problem:  # the pipe may hold half a message: this worker is done
+                if isinstance(problem, (EOFError, OSError)):
+                    self.process.join(STOP_SECONDS)  # reap it, to say how it ended
+                    self.failed = f"the worker process ended ({self.process.exitcode})"
+                else:
+                    self.failed = f"talking to the worker failed: {type(problem).__name__}: {problem}"
                 raise WorkerFailed(self.failed) from problem
             if status != "ok":
                 raise WorkerFailed(f"the worker raised {answer}")
@@ -206,6 +221,7 @@ class IngestPool:
         self.started = 0  # worker processes started, for tests and the bench
         self.pids: list[int] = []
         self.header_batches = 0  # batches whose headers the worker read
+        self.main_share = FIRST_MAIN_SHARE  # of a batch's bodies, read by the main process meanwhile
         self.body_batches = 0  # batches whose bodies it read
         self._ahead: dict[int, tuple[object, Future[list[HeaderReading]]]] = {}
         # One thread talks to the worker, in the order the tasks were handed over.
@@ -267,36 +283,46 @@ class IngestPool:
         found = self._ahead.pop(id(headers), None)
         if found is None or found[0] is not headers:
             return None
-        try:
-            readings: list[HeaderReading] = await asyncio.wrap_future(found[1])
-        except (WorkerFailed, CancelledError) as problem:  # CancelledError: closed meanwhile
-            self._failed(WorkerFailed(str(problem) or "closed"))
+        waited = asyncio.wrap_future(found[1])
+        await asyncio.wait({waited})  # only a cancel of this task raises here, never the worker's trouble
+        problem = WorkerFailed("closed") if waited.cancelled() else waited.exception()
+        if problem is not None:
+            self._failed(problem)
             return None
         self.header_batches += 1
+        readings: list[HeaderReading] = waited.result()
         return readings
 
-    def body_readings(self, items: Sequence[BodyItem]) -> Callable[[], dict[int, BodyReading] | None] | None:
-        """Hand the bodies to the worker; returns what waits for its readings (None: failed, read
-        them in-process), or None when no worker runs."""
+    def body_readings(self, items: Sequence[BodyItem]) -> Later | None:
+        """Hand the worker its share of the bodies (the main process reads the rest meanwhile);
+        None when no worker runs. The share follows the last batch: whichever side waited for
+        the other gives the other less."""
         worker = self.worker
         if not items or worker is None or worker.failed:
             return None
-        future: Future[dict[int, BodyReading]] = self._call(worker, "bodies", list(items))
+        given = list(items[:len(items) - round(len(items) * self.main_share)])
+        future: Future[dict[int, BodyReading]] = self._call(worker, "bodies", given)
 
         def wait() -> dict[int, BodyReading] | None:
+            if future.done():  # the worker was done first: give it more next time
+                self.main_share = max(0.0, self.main_share - SHARE_STEP)
+            else:
+                self.main_share = min(MAX_MAIN_SHARE, self.main_share + SHARE_STEP)
             try:
                 readings = future.result()
-            except (WorkerFailed, CancelledError) as problem:
-                self._failed(WorkerFailed(str(problem) or "closed"))
+            except Exception as problem:  # noqa: BLE001 - read in-process instead (a cancel included)
+                self._failed(problem)
                 return None
             self.body_batches += 1
             return readings
-        return wait
+        return Later(frozenset(item.uid for item in given), wait)
 
-    def _failed(self, problem: WorkerFailed) -> None:
+    def _failed(self, problem: BaseException) -> None:
         worker = self.worker
         if worker is None or worker.told:
             return
+        if not isinstance(problem, WorkerFailed):
+            problem = WorkerFailed(f"{type(problem).__name__}: {problem}")
         worker.failed, worker.told = worker.failed or str(problem), True  # told once; the rest stays in-process
         self.log.warning("ingest worker: %s; this batch and the rest of the catch-up are read in this process",
                          problem)
