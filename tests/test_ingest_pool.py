@@ -254,3 +254,45 @@ async def test_stopping_mid_backfill_ends_the_worker_and_a_restart_finishes_the_
     assert sorted(row["message_id"] for row in got["messages"]) == sorted(row["message_id"] for row in want["messages"])
     assert got["quarantine"] == want["quarantine"] and got["folders"] == want["folders"]
     assert got["message_uids"] == want["message_uids"], "every UID stored once, none skipped"
+
+
+CRASHING_DAEMON = """
+import asyncio, sys
+from daemon.flows.ingest_pool import IngestPool
+from daemon.runtime.clock import ManualClock
+from daemon.runtime.service import Service
+from datetime import datetime
+
+started = IngestPool._start
+def start(self):
+    started(self)
+    if self.worker is not None:
+        print("worker", self.worker.pid, flush=True)
+IngestPool._start = start
+service = Service(sys.argv[1], clock=ManualClock(datetime.fromisoformat(sys.argv[2])), environ={}, batch=3)
+asyncio.run(service.run(once=True, install_signals=False))
+"""
+
+
+def test_a_daemon_killed_mid_backfill_leaves_no_worker_and_a_restart_stores_the_golden_rows(
+        dovecot, smtp_sink, tmp_path: Path) -> None:
+    """SIGKILL after the fourth batch's commit (its worker busy with the next one): the worker
+    ends by itself, the store holds whole batches only, and a restart finishes exactly."""
+    config = seeded_config(dovecot, smtp_sink, tmp_path)
+    done = subprocess.run([sys.executable, "-c", CRASHING_DAEMON, str(config), NOW.isoformat()], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).parent.parent,
+                          env={**os.environ, "PARTING_CRASH_AT": "after_ingest_commit:4"})
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    pids = [int(line.split()[1]) for line in done.stdout.splitlines() if line.startswith("worker ")]
+    assert pids, done.stdout
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # waiting for another process to exit, not for business time
+        try:
+            assert_ended(pids)
+            break
+        except AssertionError:
+            time.sleep(0.05)
+    assert_ended(pids)
+    assert 0 < len(snapshot(config.parent / "parting.db")["message_uids"]) < len(json.loads(GOLDEN.read_text())["message_uids"])
+    run_once(config, batch=BATCH)
+    assert_golden(config)
