@@ -150,6 +150,8 @@ async def parting_ingest(config: str, run_cycle: bool, bodies_out: str | None) -
         "worker_cpu_seconds": cpu_seconds(resource.RUSAGE_CHILDREN) - children0,
         "worker_hwm_mb": max(worker_hwm, default=0.0), "workers_started": pool.started if pool else 0,
         "main_share_at_end": pool.main_share if pool else 0.0,
+        "header_batches_in_worker": pool.header_batches if pool else 0,
+        "header_halves_taken_back": pool.stolen_halves if pool else 0,
         "wait_headers_seconds": timers.seconds.get("wait_headers", 0.0),
         "wait_bodies_seconds": timers.seconds.get("wait_bodies", 0.0),
     }

@@ -25,6 +25,7 @@ import pytest
 from harness import RunningDaemon, write_config
 from test_ingest_golden import GOLDEN, GOLDEN_CLIENTS, MALFORMED, NOW, mailbox, snapshot
 
+from daemon.adapters.imap.connection import FetchedHeader
 from daemon.core.mail import MalformedMessage, parse_message
 from daemon.flows import ingest_pool
 from daemon.flows.ingest_pool import BodyItem, Worker, WorkerFailed, read_bodies, read_headers
@@ -296,3 +297,22 @@ def test_a_daemon_killed_mid_backfill_leaves_no_worker_and_a_restart_stores_the_
     assert 0 < len(snapshot(config.parent / "parting.db")["message_uids"]) < len(json.loads(GOLDEN.read_text())["message_uids"])
     run_once(config, batch=BATCH)
     assert_golden(config)
+
+
+async def test_a_half_the_busy_worker_has_not_begun_is_read_by_the_daemon_itself() -> None:
+    headers = [FetchedHeader(uid, raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n", when, len(raw))
+               for uid, (_, raw, when) in enumerate(mailbox()[:40], start=1)]
+    items = [(h.uid, h.header, h.internaldate, h.size) for h in headers]
+    pool = ingest_pool.IngestPool(logging.getLogger("test"))
+    helper = pool.catch_up("INBOX", 2)
+    assert helper is not None and pool.worker is not None
+    try:
+        busy = pool._call(pool.worker, "headers", items * 100)  # the worker reads another batch first
+        helper.ahead(headers)
+        readings = await pool.header_readings(headers)
+        assert readings == read_headers(items)
+        assert pool.stolen_halves == 1, "the second half was not begun: read here"
+        assert len(busy.result()) == 4000
+    finally:
+        helper.close()
+    assert pool.worker is None

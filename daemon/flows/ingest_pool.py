@@ -221,9 +221,10 @@ class IngestPool:
         self.started = 0  # worker processes started, for tests and the bench
         self.pids: list[int] = []
         self.header_batches = 0  # batches whose headers the worker read
+        self.stolen_halves = 0  # halves of those the main process read itself, the worker being busy
         self.main_share = FIRST_MAIN_SHARE  # of a batch's bodies, read by the main process meanwhile
         self.body_batches = 0  # batches whose bodies it read
-        self._ahead: dict[int, tuple[object, Future[list[HeaderReading]]]] = {}
+        self._ahead: dict[int, tuple[object, list[tuple[list[HeaderItem], Future[list[HeaderReading]]]]]] = {}
         # One thread talks to the worker, in the order the tasks were handed over.
         self._calls: ThreadPoolExecutor | None = None
 
@@ -276,21 +277,35 @@ class IngestPool:
         worker = self.worker
         if worker is None or worker.failed:
             return
-        items = [(h.uid, h.header, h.internaldate, h.size) for h in headers]
-        self._ahead[id(headers)] = (headers, self._call(worker, "headers", items))
+        items: list[HeaderItem] = [(h.uid, h.header, h.internaldate, h.size) for h in headers]
+        # In two halves: a half the worker has not begun when the batch is due is read here instead.
+        half = (len(items) + 1) // 2
+        self._ahead[id(headers)] = (headers, [(part, self._call(worker, "headers", part))
+                                              for part in (items[:half], items[half:]) if part])
 
     async def header_readings(self, headers: Sequence[Any]) -> list[HeaderReading] | None:
         found = self._ahead.pop(id(headers), None)
         if found is None or found[0] is not headers:
             return None
-        waited = asyncio.wrap_future(found[1])
-        await asyncio.wait({waited})  # only a cancel of this task raises here, never the worker's trouble
-        problem = WorkerFailed("closed") if waited.cancelled() else waited.exception()
-        if problem is not None:
-            self._failed(problem)
-            return None
+        parts = found[1]
+        stolen = [index for index, (_, future) in enumerate(parts) if index and future.cancel()]
+        mine = {index: read_headers(parts[index][0]) for index in stolen}  # while the worker reads the rest
+        readings: list[HeaderReading] = []
+        for index, (_, future) in enumerate(parts):
+            if index in mine:
+                readings.extend(mine[index])
+                continue
+            waited = asyncio.wrap_future(future)
+            await asyncio.wait({waited})  # only a cancel of this task raises here, never the worker's trouble
+            problem = WorkerFailed("closed") if waited.cancelled() else waited.exception()
+            if problem is not None:
+                for _, rest in parts:
+                    rest.cancel()
+                self._failed(problem)
+                return None
+            readings.extend(waited.result())
         self.header_batches += 1
-        readings: list[HeaderReading] = waited.result()
+        self.stolen_halves += len(stolen)
         return readings
 
     def body_readings(self, items: Sequence[BodyItem]) -> Later | None:
