@@ -316,3 +316,31 @@ async def test_a_half_the_busy_worker_has_not_begun_is_read_by_the_daemon_itself
     finally:
         helper.close()
     assert pool.worker is None
+
+
+def test_the_daemon_s_share_of_the_bodies_moves_towards_the_side_that_waited_less() -> None:
+    bodies = [BodyItem(uid, raw, keep_text=False, outgoing=True, bounce=False)
+              for uid, (_, raw, _) in enumerate(mailbox()[:20], start=1)]
+    headers = [(uid, raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n", when, len(raw))
+               for uid, (_, raw, when) in enumerate(mailbox()[:40], start=1)]
+    pool = ingest_pool.IngestPool(logging.getLogger("test"))
+    helper = pool.catch_up("Sent", 2)
+    assert helper is not None and pool.worker is not None
+    try:
+        first = pool.main_share
+        later = pool.body_readings(bodies)
+        assert later is not None and len(later.uids) == len(bodies) - round(len(bodies) * first)
+        pool._call(pool.worker, "headers", headers * 100)  # queued behind: the worker is busy...
+        # ...so the readings are not there when the daemon is: it takes a larger share next time.
+        pool.main_share, later = first, pool.body_readings(bodies)
+        busy = pool._call(pool.worker, "headers", headers * 100)
+        assert later is not None and later.wait() is not None
+        assert pool.main_share == pytest.approx(first + ingest_pool.SHARE_STEP)
+        busy.result()
+        # The worker done first: the daemon takes a smaller share.
+        later = pool.body_readings(bodies)
+        pool._call(pool.worker, "headers", []).result()  # one thread, in order: the bodies are read
+        assert later is not None and later.wait() == read_bodies([b for b in bodies if b.uid in later.uids])
+        assert pool.main_share == pytest.approx(first)
+    finally:
+        helper.close()
