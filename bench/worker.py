@@ -101,7 +101,7 @@ async def parting_ingest(config: str, run_cycle: bool, bodies_out: str | None) -
     original_close = Worker.close
 
     def measured_close(self):
-        if self.process.is_alive():
+        if self.alive():
             worker_hwm.append(memory_mb("VmHWM", self.process.pid))
         original_close(self)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -71,6 +70,19 @@ def assert_ended(pids: list[int]) -> None:
         assert state == "Z", f"worker {pid} still runs (state {state})"
 
 
+def children() -> set[int]:
+    """The processes whose parent is this one, ended but not reaped ones included."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid():  # a zombie counts: an ended worker must be reaped too
+            found.add(int(stat.parent.name))
+    return found
+
+
 def quarantine_lines(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.getMessage().startswith("quarantined a message")]
 
@@ -111,7 +123,7 @@ def test_the_worker_process_returns_what_the_same_functions_return_in_process() 
         assert worker.call("headers", headers[:1]) == read_headers(headers[:1]), "it still serves after raising"
     finally:
         worker.close()
-    assert not worker.process.is_alive() and worker.process.exitcode is not None
+    assert not worker.alive() and worker.process.returncode is not None
     with pytest.raises(WorkerFailed):
         worker.call("headers", headers)
 
@@ -144,14 +156,15 @@ def test_the_worker_ends_by_itself_when_the_daemon_is_killed(tmp_path: Path) -> 
 def test_a_catch_up_of_several_batches_stores_the_golden_rows_through_the_worker(
         dovecot, smtp_sink, tmp_path: Path, caplog) -> None:
     config = seeded_config(dovecot, smtp_sink, tmp_path)
+    before = children()
     with caplog.at_level(logging.INFO):
         service = run_once(config, batch=BATCH)
+    assert children() <= before, "each catch-up ended its worker"
     pool = service.ingest_pool
     assert pool is not None and pool.started == 2, "one worker for each folder's catch-up, in turn"
     assert pool.header_batches >= 4 and pool.body_batches >= 1, "the worker read headers and bodies"
     assert_golden(config)
     assert_ended(pool.pids)
-    assert not multiprocessing.active_children()
     # The quarantine's log lines are the main process's, as in-process.
     pooled = quarantine_lines(caplog)
     caplog.clear()
@@ -172,24 +185,10 @@ def test_a_catch_up_of_one_batch_starts_no_worker(dovecot, smtp_sink, tmp_path: 
 
 def test_a_worker_that_cannot_start_leaves_the_catch_up_in_process(
         dovecot, smtp_sink, tmp_path: Path, monkeypatch, caplog) -> None:
-    real = multiprocessing.get_context
+    def refuse(*args, **kwargs):
+        raise OSError("Resource temporarily unavailable")
 
-    class NoProcesses:
-        def __init__(self, method: str) -> None:
-            self.context = real(method)
-
-        def Pipe(self, duplex: bool = True):  # noqa: N802 - multiprocessing's name
-            return self.context.Pipe(duplex)
-
-        def Process(self, **kwargs):  # noqa: N802 - multiprocessing's name
-            process = self.context.Process(**kwargs)
-
-            def refuse() -> None:
-                raise OSError("Resource temporarily unavailable")
-            process.start = refuse
-            return process
-
-    monkeypatch.setattr(ingest_pool.multiprocessing, "get_context", NoProcesses)
+    monkeypatch.setattr(ingest_pool.subprocess, "Popen", refuse)
     config = seeded_config(dovecot, smtp_sink, tmp_path)
     service = run_once(config, batch=BATCH)
     assert service.ingest_pool is not None and service.ingest_pool.started == 0
@@ -206,7 +205,7 @@ def test_a_worker_killed_mid_backfill_loses_and_doubles_nothing(
         calls["n"] += 1
         if calls["n"] == 3:  # two tasks done, the third finds its worker killed
             os.kill(self.pid, signal.SIGKILL)
-            self.process.join(10)
+            self.process.wait(10)
         return real_call(self, task, payload)
 
     monkeypatch.setattr(Worker, "call", call)
@@ -237,17 +236,19 @@ def test_a_worker_that_raises_leaves_its_batch_to_the_daemon(
 async def test_stopping_mid_backfill_ends_the_worker_and_a_restart_finishes_the_same(
         dovecot, smtp_sink, tmp_path: Path) -> None:
     config = seeded_config(dovecot, smtp_sink, tmp_path)
+    before = children()  # Dovecot and the SMTP sink, started by the fixtures
     daemon = RunningDaemon(config, NOW)
     daemon.service = Service(config, clock=daemon.clock, tick=0.2, environ={}, batch=3)
     pool = daemon.service.ingest_pool
     assert pool is not None
     daemon.task = asyncio.create_task(daemon.service.run(install_signals=False))
     await daemon.wait_for(lambda: pool.header_batches >= 2, timeout=30, what="the worker's second batch")
-    assert pool.worker is not None and pool.worker.process.is_alive()
+    assert pool.worker is not None and pool.worker.alive()
+    assert set(pool.pids) <= children()
     await daemon.stop()
     assert pool.worker is None
     assert_ended(pool.pids)
-    assert not multiprocessing.active_children(), "no child process remains after stop"
+    assert children() <= before, "no child process remains after stop"
     # A batch counted only once committed: a fresh start reads the rest, nothing twice. (Threads
     # may differ from the golden file's: the daemon reads both folders at once, `--once` in turn.)
     await asyncio.to_thread(run_once, config, batch=BATCH)

@@ -5,15 +5,15 @@ Rules of this module:
   no clock): the in-process path and the worker call the very same functions, so a batch read by
   either stores the same rows. A malformed message comes back as a value (its reason and hash),
   never as an exception, so its quarantine and log line are the main process's, as before.
-- One worker process, started with `spawn` (the daemon has threads: the watchers' fetch-ahead; a
-  forked child could inherit a lock held by one of them and never wake). It only ever receives
+- One worker process, spawned as a fresh interpreter (the daemon has threads: the watchers'
+  fetch-ahead; a forked child could inherit a lock held by one of them and never wake). It only ever receives
   bytes and returns values; everything it does the main process can do itself, so any trouble
   with it (it cannot start, it dies, it raises) is `WorkerFailed`, and the caller reads that batch
   in-process: nothing is lost, nothing counted twice (only the main process writes the store).
 - It is used only by a catch-up of more than one batch (a live message in IDLE is read in-process:
   starting a process would delay the reply), shared by the watchers that catch up at once, and
   ended (SIGTERM, then SIGKILL, each bounded) by the last of them, by a stop or a cancel. The child
-  also ends by itself when the daemon's end of the pipe closes, so a killed daemon leaves no orphan.
+  also ends by itself when the daemon's end of its pipe closes, so a killed daemon leaves no orphan.
 - Only the main process logs; the worker prints nothing.
 """
 
@@ -22,14 +22,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import multiprocessing
+import os
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from daemon.core.bounces import delivery_failures
@@ -136,55 +139,68 @@ class WorkerFailed(Exception):
     """The worker could not do a task (it did not start, died, or raised): do it in-process."""
 
 
-def _serve(connection: Connection) -> None:
-    """The worker's loop: (task, payload) in, ("ok", result) or ("error", text) out, until EOF."""
+def serve() -> None:
+    """The worker's loop on its standard input and output (the daemon's pipes): (task, payload)
+    in, ("ok", result) or ("error", text) out, until the daemon closes its end or dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in a terminal is the daemon's to handle
+    requests, answers = Connection(0, writable=False), Connection(os.dup(1), readable=False)
+    os.dup2(2, 1)  # anything printed by mistake goes to stderr, never into the answers
     while True:
         try:
-            task, payload = connection.recv()
-        except (EOFError, OSError):  # the daemon closed its end or died: nothing more to do
+            task, payload = requests.recv()
+        except (EOFError, OSError):  # nothing more to do
             return
         try:
             answer: tuple[str, Any] = ("ok", TASKS[task](payload))
         except Exception as problem:  # noqa: BLE001 - reported to the daemon, which does the task itself
             answer = ("error", f"{type(problem).__name__}: {problem}")
-        connection.send(answer)
+        answers.send(answer)
 
 
 class Worker:
-    """One worker process and its pipe; `call` is blocking (run it in a thread) and serialised."""
+    """One worker process and its pipes; `call` is blocking (run it in a thread) and serialised.
+
+    Spawned: a fresh interpreter (`python -c`) importing this package from where the daemon
+    imported it, not a fork; nor multiprocessing's `spawn`, whose resource tracker process would
+    outlive the worker as another child of the daemon."""
 
     def __init__(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        ours, theirs = context.Pipe(duplex=True)
-        self.process = context.Process(target=_serve, args=(theirs,), name="parting-ingest-worker", daemon=True)
+        package_root = str(Path(__file__).resolve().parents[2])
+        environ = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [package_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
         try:
-            self.process.start()
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", "from daemon.flows.ingest_pool import serve; serve()"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=environ, close_fds=True)
         except Exception as problem:
-            ours.close()
             raise WorkerFailed(f"could not start: {problem}") from problem
-        finally:
-            theirs.close()  # the child holds its own copy: its death is then an EOF here
-        self._connection = ours
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self._requests = Connection(os.dup(self.process.stdin.fileno()), readable=False)
+        self._answers = Connection(os.dup(self.process.stdout.fileno()), writable=False)
+        self.process.stdin.close()  # the duplicates above are the daemon's only ends
+        self.process.stdout.close()
         self._lock = threading.Lock()
         self.failed: str | None = None
         self.told = False  # the daemon's log said it failed
 
     @property
-    def pid(self) -> int | None:
+    def pid(self) -> int:
         return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
 
     def call(self, task: str, payload: Any) -> Any:
         with self._lock:
             if self.failed:
                 raise WorkerFailed(self.failed)
             try:
-                self._connection.send((task, payload))
-                status, answer = self._connection.recv()
+                self._requests.send((task, payload))
+                status, answer = self._answers.recv()
             except Exception as problem:  # the pipe may hold half a message: this worker is done
                 if isinstance(problem, (EOFError, OSError)):
-                    self.process.join(STOP_SECONDS)  # reap it, to say how it ended
-                    self.failed = f"the worker process ended ({self.process.exitcode})"
+                    self._reap()  # to say how it ended
+                    self.failed = f"the worker process ended ({self.process.returncode})"
                 else:
                     self.failed = f"talking to the worker failed: {type(problem).__name__}: {problem}"
                 raise WorkerFailed(self.failed) from problem
@@ -195,13 +211,18 @@ class Worker:
     def close(self) -> None:
         """End the process (bounded: SIGTERM, then SIGKILL) and reap it."""
         self.failed = self.failed or "closed"
-        if self.process.is_alive():
+        self._requests.close()  # EOF: an idle worker ends by itself
+        if self.alive():
             self.process.terminate()
-            self.process.join(STOP_SECONDS)
-            if self.process.is_alive():
-                self.process.kill()
-        self.process.join(STOP_SECONDS)
-        self._connection.close()
+        self._reap()
+        self._answers.close()
+
+    def _reap(self) -> None:
+        try:
+            self.process.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 class IngestPool:
