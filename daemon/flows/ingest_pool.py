@@ -5,9 +5,9 @@ Rules of this module:
   no clock): the in-process path and the worker call the very same functions, so a batch read by
   either stores the same rows. A malformed message comes back as a value (its reason and hash),
   never as an exception, so its quarantine and log line are the main process's, as before.
-- One worker process, spawned as a fresh interpreter (the daemon has threads: the watchers'
-  fetch-ahead; a forked child could inherit a lock held by one of them and never wake). It only ever receives
-  bytes and returns values; everything it does the main process can do itself, so any trouble
+- One worker process, spawned as a fresh interpreter (the daemon has threads, the watchers'
+  fetch-ahead among them: a forked child could inherit a lock one of them held and never wake). It
+  only ever receives bytes and returns values; everything it does the main process can do itself, so any trouble
   with it (it cannot start, it dies, it raises) is `WorkerFailed`, and the caller reads that batch
   in-process: nothing is lost, nothing counted twice (only the main process writes the store).
 - It is used only by a catch-up of more than one batch (a live message in IDLE is read in-process:
@@ -269,8 +269,7 @@ class IngestPool:
             self.log.warning("ingest worker %s; reading in this process", problem)
             return
         self.started += 1
-        if self.worker.pid is not None:
-            self.pids.append(self.worker.pid)
+        self.pids.append(self.worker.pid)
 
     def _release(self) -> None:
         self.users = max(0, self.users - 1)
