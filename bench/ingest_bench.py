@@ -1,5 +1,8 @@
 """Backfill throughput: parting's real ingest path against a bare imapclient loop, same mailbox.
 
+parting's run includes its ingest worker process (flows/ingest_pool.py): its CPU, peak RSS and the
+time the main process waited for it are in each run's record and printed with it.
+
 Each measured run is a fresh interpreter (bench/worker.py). Before the timed runs one bare pass
 reads the whole mailbox, so Dovecot has opened every file and cached the header fields: all
 timed runs, parting's and the bare loop's alike, then see the same warm server. That first,
@@ -49,4 +52,8 @@ def ingest_runs(box: Mailbox, repeat: int, log=print) -> dict:
         runs.append({"parting": parting, "bare": bare, "bare_bodies": with_bodies})
         log(f"  run {number + 1}/{repeat}: parting {parting['seconds']:.2f} s, bare {bare['seconds']:.2f} s, "
             f"bare+bodies {with_bodies['seconds']:.2f} s, peak RSS {parting['hwm_mb']:.0f} MB")
+        log(f"    CPU: main process {parting['cpu_seconds']:.2f} s, ingest worker {parting['worker_cpu_seconds']:.2f} s"
+            f" (peak RSS {parting['worker_hwm_mb']:.0f} MB, {parting['workers_started']} started); the main process"
+            f" waited {parting['wait_headers_seconds']:.2f} s for its header readings and"
+            f" {parting['wait_bodies_seconds']:.2f} s for its body readings")
     return {"cold": cold, "runs": runs, "config": str(config), "timings": box.timings}

@@ -33,15 +33,15 @@ import bench  # noqa: F401 - puts tests/ on sys.path
 BATCH = 1000  # FolderWatcher's default batch
 
 
-def memory_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def memory_mb(field: str, pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
+def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
+    usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
 
 
@@ -76,6 +76,7 @@ class Timers:
 
 async def parting_ingest(config: str, run_cycle: bool, bodies_out: str | None) -> dict:
     from daemon.flows.ingest import Ingestor
+    from daemon.flows.ingest_pool import IngestPool, Later, Worker
     from daemon.runtime.logs import get_logger
     from daemon.runtime.service import Service, open_context
 
@@ -96,17 +97,47 @@ async def parting_ingest(config: str, run_cycle: bool, bodies_out: str | None) -
     Service._on_batch = recording_on_batch
     timers.wrap(Ingestor, "parse", "parse")
     timers.wrap(Ingestor, "commit", "commit")
+    worker_hwm: list[float] = []  # each ingest worker's peak, read before it is ended
+    original_close = Worker.close
+
+    def measured_close(self):
+        if self.alive():
+            worker_hwm.append(memory_mb("VmHWM", self.process.pid))
+        original_close(self)
+
+    Worker.close = measured_close
+    # The time the main process waits for the worker (headers handed over ahead, bodies).
+    timers.wrap(IngestPool, "header_readings", "wait_headers")
+    original_body_readings = IngestPool.body_readings
+
+    def timed_body_readings(self, items):
+        later = original_body_readings(self, items)
+        if later is None:
+            return None
+
+        def wait():
+            start = time.perf_counter()
+            try:
+                return later.wait()
+            finally:
+                timers.add("wait_bodies", time.perf_counter() - start, 1)
+        return Later(later.uids, wait)
+
+    IngestPool.body_readings = timed_body_readings
 
     service = Service(config)
     service.ctx = open_context(config)
     service.ingestor = Ingestor(service.ctx.settings, service.ctx.store, get_logger("ingest"))
     start_rss = memory_mb("VmRSS")
-    cpu0, wall0 = cpu_seconds(), time.perf_counter()
+    cpu0, wall0, children0 = cpu_seconds(), time.perf_counter(), cpu_seconds(resource.RUSAGE_CHILDREN)
     delivered = 0
     for watcher in service._make_watchers():
         delivered += await watcher.run_once()
     wall = time.perf_counter() - wall0
     cpu = cpu_seconds() - cpu0
+    pool = service.ingest_pool
+    if pool is not None:
+        pool.close()  # ended by each catch-up already: then this does nothing
     result = {
         "seconds": wall, "cpu_seconds": cpu, "delivered": delivered,
         "stored": service.ctx.store.message_count(),
@@ -114,6 +145,15 @@ async def parting_ingest(config: str, run_cycle: bool, bodies_out: str | None) -
         "parse_seconds": timers.seconds.get("parse", 0.0), "commit_seconds": timers.seconds.get("commit", 0.0),
         "bodies_seconds": timers.seconds.get("bodies", 0.0), "bodies": timers.counts.get("bodies", 0),
         "start_rss_mb": start_rss, "hwm_mb": memory_mb("VmHWM"), "rss_mb": memory_mb("VmRSS"),
+        # The ingest worker (flows/ingest_pool.py): its CPU (reaped children), peak RSS, how many
+        # were started, and how long the main process waited for its readings.
+        "worker_cpu_seconds": cpu_seconds(resource.RUSAGE_CHILDREN) - children0,
+        "worker_hwm_mb": max(worker_hwm, default=0.0), "workers_started": pool.started if pool else 0,
+        "main_share_at_end": pool.main_share if pool else 0.0,
+        "header_batches_in_worker": pool.header_batches if pool else 0,
+        "header_halves_taken_back": pool.stolen_halves if pool else 0,
+        "wait_headers_seconds": timers.seconds.get("wait_headers", 0.0),
+        "wait_bodies_seconds": timers.seconds.get("wait_bodies", 0.0),
     }
     if run_cycle:
         wall0 = time.perf_counter()

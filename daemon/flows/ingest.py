@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,18 +17,8 @@ from datetime import datetime
 
 from daemon.adapters.imap.connection import FetchedHeader
 from daemon.adapters.store import MessageRow, Store
-from daemon.core.bounces import delivery_failures
-from daemon.core.mail import (
-    MalformedMessage,
-    asks_something,
-    bounce_recipients,
-    message_text,
-    message_time,
-    parse_message,
-    request_header,
-)
+from daemon.core.mail import message_time
 from daemon.core.model import DeliveryFailure, ParsedMessage, Settings
-from daemon.core.replytext import split_reply
 from daemon.core.review import token_from_addresses
 from daemon.core.rules import is_real_reply
 from daemon.core.threads import (
@@ -41,6 +30,7 @@ from daemon.core.threads import (
     normalize_subject,
     thread_index_root,
 )
+from daemon.flows.ingest_pool import BodyItem, BodyReading, HeaderReading, Later, read_bodies, read_headers
 from daemon.runtime.logs import get_logger
 
 CLASSIFY_CACHE = 10_000  # distinct correspondent sets remembered; a few MB at most
@@ -176,22 +166,31 @@ class Ingestor:
                 kind = replace(kind, client_id=learned)
         return kind
 
-    def parse(self, folder: str, uidvalidity: int, headers: Iterable[FetchedHeader]) -> ParsedBatch:
+    def parse(self, folder: str, uidvalidity: int, headers: Iterable[FetchedHeader],
+              readings: Sequence[HeaderReading] | None = None) -> ParsedBatch:
+        """`readings`: the headers already read (flows/ingest_pool.py's worker), one per header in
+        order; without them they are read here, with the same function."""
         batch = ParsedBatch(folder, uidvalidity, last_uid=0)
         known_clients = {client.id for client in self.settings.clients}
         self._learned = {learned.address: learned.client_id for learned in self.store.learned_addresses()
                          if learned.client_id in known_clients}
         headers = list(headers)
         known = self.store.known_uids(folder, uidvalidity, [h.uid for h in headers])
+        if readings is None or len(readings) != len(headers):
+            readings = read_headers([(h.uid, h.header, h.internaldate, h.size) for h in headers if h.uid not in known])
+        else:
+            readings = [reading for reading in readings if reading.uid not in known]
+        by_uid = {reading.uid: reading for reading in readings}
         for header in headers:
             batch.last_uid = max(batch.last_uid, header.uid)
             if header.uid in known:
                 continue
-            try:
-                parsed = parse_message(header.header, internaldate=header.internaldate, size=header.size)
-            except MalformedMessage as problem:
-                batch.quarantined.append((header.uid, problem.reason, _sha256(header.header), header.size))
-                self.log.warning("quarantined a message: %s", problem.reason, extra={"folder": folder, "uid": header.uid})
+            reading = by_uid[header.uid]
+            parsed = reading.parsed
+            if parsed is None:
+                reason = reading.problem or ""
+                batch.quarantined.append((header.uid, reason, reading.content_hash, header.size))
+                self.log.warning("quarantined a message: %s", reason, extra={"folder": folder, "uid": header.uid})
                 continue
             kind = self.classify(parsed)
             staff_reply = bool(kind.from_staff) and token_from_addresses(
@@ -202,21 +201,51 @@ class Ingestor:
                 or parsed.bounce
             )
             batch.pending.append(Pending(header.uid, parsed, kind, header.internaldate, wants_body, staff_reply,
-                                         request_header(header.header)))
+                                         reading.request_header))
         return batch
 
-    def commit(self, batch: ParsedBatch, bodies: dict[int, bytes], now: datetime) -> IngestReport:
+    @staticmethod
+    def body_items(batch: ParsedBatch, bodies: dict[int, bytes]) -> list[BodyItem]:
+        """What `commit` reads from the fetched bodies (in the worker, or here)."""
+        return [BodyItem(item.uid, body, item.is_staff_reply, item.kind.direction == "out", item.parsed.bounce)
+                for item in batch.pending if (body := bodies.get(item.uid)) is not None]
+
+    def commit(self, batch: ParsedBatch, bodies: dict[int, bytes], now: datetime,
+               readings: dict[int, BodyReading] | None = None,
+               later: Later | None = None) -> IngestReport:
+        """`readings`: the bodies already read, by UID; without them they are read here. With
+        `later` (the worker reading some bodies meanwhile: flows/ingest_pool.py), the bounces'
+        are read first (a bounce's client threads it), the others once the batch is threaded:
+        what they give (does it ask something, a staff reply's text) threads nothing. Those the
+        worker was not given are read here while it works; what it fails to read is read here
+        too. Either way, the same functions."""
+        items = self.body_items(batch, bodies)
+        if readings is None:
+            readings = read_bodies([item for item in items if item.bounce] if later else items)
         report = IngestReport(batch.folder)
         lookup = BatchLookup(self.store, batch.pending)
         rows: list[tuple[MessageRow, str, int, int]] = []
         triage: list[tuple[str, str | None, str]] = []
         failures: dict[str, tuple[DeliveryFailure, ...]] = {}
+        waiting: list[tuple[int, Pending]] = []  # (position in rows, item) of the bodies read `later`
         for item in sorted(batch.pending, key=lambda p: _when(p)):
-            row, triage_reason = self._row(item, bodies.get(item.uid), lookup, now, failures)
+            reading = readings.get(item.uid)
+            if reading is None and item.uid in bodies:
+                waiting.append((len(rows), item))
+            row, triage_reason = self._row(item, reading, lookup, now, failures)
             lookup.remember(row)
             rows.append((row, batch.folder, batch.uidvalidity, item.uid))
             if triage_reason:
                 triage.append((row.message_id, row.client_id, triage_reason))
+        if waiting:
+            got = read_bodies([body for body in items if not body.bounce and (later is None or body.uid not in later.uids)])
+            theirs = later.wait() if later else None
+            if theirs is None or any(item.uid not in got and item.uid not in theirs for _, item in waiting):
+                theirs = read_bodies([body for body in items if not body.bounce and body.uid not in got])
+            got.update(theirs)
+            for position, item in waiting:
+                row, *where = rows[position]
+                rows[position] = (self._with_body(row, item, got[item.uid]), *where)  # type: ignore[assignment]
         with self.store.transaction():
             new_ids = self.store.add_messages(rows)
             for uid, reason, content_hash, size in batch.quarantined:
@@ -249,25 +278,28 @@ class Ingestor:
                 report.client_replies.append(row.message_id)
         return report
 
-    def _row(self, item: Pending, body: bytes | None, lookup: ThreadLookup, now: datetime,
+    def _with_body(self, row: MessageRow, item: Pending, body: BodyReading) -> MessageRow:
+        """The row `_row` makes with this body, for a row made before the body was read (no bounce)."""
+        if body.unreadable is not None:
+            self.log.info("body unreadable, headers kept: %s", body.unreadable, extra={"message_id": row.message_id})
+        return replace(row, question=bool(body.asks and item.kind.direction == "out"),
+                       body_text=body.text if item.is_staff_reply else None)
+
+    def _row(self, item: Pending, body: BodyReading | None, lookup: ThreadLookup, now: datetime,
              failures: dict[str, tuple[DeliveryFailure, ...]]) -> tuple[MessageRow, str | None]:
         parsed, kind = item.parsed, item.kind
-        text = None
-        if body is not None:
-            try:
-                text = message_text(body)
-            except MalformedMessage as problem:
-                self.log.info("body unreadable, headers kept: %s", problem.reason, extra={"message_id": parsed.message_id})
-        new_text = split_reply(text)[0] if text else None
+        if body is not None and body.unreadable is not None:
+            self.log.info("body unreadable, headers kept: %s", body.unreadable, extra={"message_id": parsed.message_id})
+        text = body.text if body is not None else None
         client_id = kind.client_id
         if parsed.bounce and client_id is None and body is not None:
-            for address in bounce_recipients(body):
+            for address in body.bounce_recipients:
                 client = match_client(address, self.settings.clients)
                 if client:
                     client_id = client.id
                     break
         if parsed.bounce and body is not None:
-            found = failures[parsed.message_id] = delivery_failures(body)
+            found = failures[parsed.message_id] = body.failures
             original = self.store.message(found[0].original_message_id) if found and client_id is None else None
             client_id = client_id or (original.client_id if original else None)
         when = _when(item)
@@ -290,7 +322,7 @@ class Ingestor:
             norm_subject=normalize_subject(parsed.subject),
             auto_reply=parsed.auto_reply,
             bounce=parsed.bounce,
-            question=bool(new_text and kind.direction == "out" and asks_something(new_text)),
+            question=bool(body is not None and body.asks and kind.direction == "out"),
             tagged=subject_tagged or item.request_header,
             parting_kind=parsed.parting_kind,
             content_hash=parsed.content_hash,
@@ -311,5 +343,4 @@ def _when(item: Pending) -> datetime:
     return message_time(item.parsed.date, item.internaldate, item.kind.direction)
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+

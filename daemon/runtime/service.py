@@ -37,6 +37,7 @@ from daemon.flows.context import Context, park
 from daemon.flows.evaluate import Agenda, evaluate_all
 from daemon.flows.followup import remind_due, resume_held
 from daemon.flows.ingest import Ingestor
+from daemon.flows.ingest_pool import IngestPool
 from daemon.flows.owners import notice_owner_changes
 from daemon.flows.reminders import remind_reviews
 from daemon.flows.replies import draft_of_reply, handle_reply, hold_after_failure
@@ -76,7 +77,8 @@ def open_context(config_path: str | Path, environ: dict[str, str] | None = None)
 class Service:
     def __init__(self, config_path: str | Path, *, clock: Clock | None = None, notifier: Notifier | None = None,
                  tick: float = DEFAULT_TICK, grace: float = SHUTDOWN_GRACE, environ: dict[str, str] | None = None,
-                 on_progress: Callable[[str, int, int], None] | None = None) -> None:
+                 on_progress: Callable[[str, int, int], None] | None = None, batch: int = 1000,
+                 ingest_worker: bool = True) -> None:
         self.config_path = config_path
         self.clock = clock or SystemClock()
         self.notifier = notifier or Notifier()
@@ -84,7 +86,11 @@ class Service:
         self.grace = grace
         self.environ = environ
         self.on_progress = on_progress
+        self.batch = batch  # headers a FETCH, and a transaction, of a catch-up
         self.log = get_logger("service")
+        # A catch-up of several batches reads headers and bodies in one worker process while this
+        # one stores the batch before (flows/ingest_pool.py); False: everything in this process.
+        self.ingest_pool: IngestPool | None = IngestPool(get_logger("ingest")) if ingest_worker else None
         self.stop = asyncio.Event()
         self.reload = asyncio.Event()
         self.wake = asyncio.Event()
@@ -193,6 +199,8 @@ class Service:
         for task in self._watcher_tasks:
             task.cancel()
         await asyncio.gather(*self._watcher_tasks, return_exceptions=True)
+        if self.ingest_pool is not None:
+            self.ingest_pool.close()  # the watchers' catch-ups ended it already; this is the backstop
         if self._ctx is not None:
             self._ctx.store.close()
         self.log.info("stopped")
@@ -313,7 +321,8 @@ class Service:
                                   get_state=self._get_state, on_uidvalidity_change=self._on_uidvalidity_change,
                                   stop=self.stop, log=get_logger(f"imap.{role}"), fetch_fields=HEADER_FIELDS,
                                   on_progress=self.on_progress, today=lambda: self.clock.now().date(),
-                                  sleep=self._backoff_sleep)
+                                  sleep=self._backoff_sleep, batch=self.batch,
+                                  on_catch_up=self.ingest_pool.catch_up if self.ingest_pool else None)
             for role in ("inbox", "sent")
         ]
         return self.watchers
@@ -352,9 +361,15 @@ class Service:
 
     async def _on_batch(self, folder: str, info: mailbox.FolderInfo, headers: list[mailbox.FetchedHeader],
                         read_bodies: mailbox.ReadBodies) -> None:
-        batch = self.ingestor.parse(folder, info.uidvalidity, headers)
+        pool = self.ingest_pool
+        # The worker's readings, when it has them (a catch-up's later batches), else read here.
+        readings = await pool.header_readings(headers) if pool is not None else None
+        batch = self.ingestor.parse(folder, info.uidvalidity, headers, readings)
         bodies = await read_bodies(batch.body_uids) if batch.body_uids else {}
-        report = self.ingestor.commit(batch, bodies, self.clock.now())
+        # The worker reads the bodies while this process threads the batch (commit waits for them).
+        later = pool.body_readings([item for item in self.ingestor.body_items(batch, bodies) if not item.bounce]
+                                   ) if pool is not None and readings is not None else None
+        report = self.ingestor.commit(batch, bodies, self.clock.now(), later=later)
         crash_point("after_ingest_commit")  # the batch and the folder's last UID are committed
         if report.staff_replies:
             crash_point("after_ingest_commit.staff_reply")  # ...and the replies are not yet handled

@@ -43,7 +43,7 @@ from daemon.core.model import ImapSettings
 
 __all__ = [
     "DEFAULT_HEADER_FIELDS", "Backoff", "FetchedHeader", "FolderInfo", "FolderState", "KnownFolder",
-    "FolderWatcher", "IdleResult", "ReadBodies", "ImapAuthError", "ImapConnection", "ImapConnectionError",
+    "CatchUpHelper", "FolderWatcher", "IdleResult", "ReadBodies", "ImapAuthError", "ImapConnection", "ImapConnectionError",
     "ImapConnectionLost", "ImapError", "ImapFolderError", "append_message",
     "find_in_folder", "header_fields_item", "is_loopback",
 ]
@@ -56,6 +56,18 @@ GetState = Callable[[str], Awaitable["KnownFolder | None"]]
 OnUidvalidityChange = Callable[[str, int, int], Awaitable[None]]
 OnProgress = Callable[[str, int, int], None]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class CatchUpHelper(Protocol):
+    """Who gets a catch-up's batches early: `ahead(headers)` as soon as a batch's headers are
+    fetched, before its on_batch (which receives the same list); `close()` when the catch-up ends,
+    finished, stopped, failed or cancelled."""
+
+    def ahead(self, headers: list[FetchedHeader]) -> None: ...
+    def close(self) -> None: ...
+
+
+OnCatchUp = Callable[[str, int], "CatchUpHelper | None"]  # (folder, batches to read) -> helper or None
 
 
 class KnownFolder(Protocol):
@@ -111,6 +123,9 @@ class FolderWatcher:
     (a few FETCH commands, not one per message); `on_uidvalidity_change(folder,
     old, new)` forgets the folder's old UIDs and sets its state to (new, 0). `get_state(folder)`
     returns that state, None for a folder never read (then only the last `lookback_days` are read).
+    `on_catch_up(folder, batches)`, asked when there is more than one batch to read, may return a
+    CatchUpHelper that is handed each later batch's headers as soon as they are fetched (to start
+    work on them while the batch before is stored; on_batch still decides what is stored).
     """
 
     def __init__(
@@ -129,6 +144,7 @@ class FolderWatcher:
         batch: int = 1000,
         idle_round: float = 10.0,
         on_progress: OnProgress | None = None,
+        on_catch_up: OnCatchUp | None = None,
         backoff: Backoff | None = None,
         sleep: Sleep | None = None,
         today: Callable[[], date] | None = None,
@@ -149,6 +165,7 @@ class FolderWatcher:
         self._batch = batch
         self._idle_round = idle_round
         self._on_progress = on_progress
+        self._on_catch_up = on_catch_up
         self._backoff = backoff or Backoff()
         self._sleep = sleep
         self._today = today or (lambda: datetime.now(UTC).date())
@@ -271,6 +288,7 @@ class FolderWatcher:
         # connection is used by one thread at a time: a body read waits for that fetch first.
         chunks = [uids[start:start + self._batch] for start in range(0, total, self._batch)]
         ahead: asyncio.Future[list[FetchedHeader]] | None = None
+        helper = self._on_catch_up(info.name, len(chunks)) if self._on_catch_up and len(chunks) > 1 else None
         try:
             for number, chunk in enumerate(chunks):
                 if self._stop.is_set():
@@ -278,7 +296,7 @@ class FolderWatcher:
                 headers = await (ahead or asyncio.to_thread(connection.fetch_headers, chunk, self._fields))
                 ahead = None
                 if number + 1 < len(chunks):
-                    ahead = _fetch_ahead(connection, chunks[number + 1], self._fields)
+                    ahead = _fetch_ahead(connection, chunks[number + 1], self._fields, helper)
                 if headers:
                     await self._on_batch(info.name, info, headers, self._body_reader(connection, headers, ahead))
                     delivered += len(headers)
@@ -289,8 +307,12 @@ class FolderWatcher:
             ahead = None  # not waited for: run() aborts the connection, which ends that fetch at once
             raise
         finally:
-            if ahead is not None:  # stopped, or on_batch failed: the connection is free once it ends
-                await asyncio.wait({ahead})
+            try:
+                if ahead is not None:  # stopped, or on_batch failed: the connection is free once it ends
+                    await asyncio.wait({ahead})
+            finally:
+                if helper is not None:
+                    helper.close()
         return delivered
 
     # ---------------------------------------------------------------- helpers
@@ -327,12 +349,17 @@ class FolderWatcher:
                 task.cancel()
 
 
-def _fetch_ahead(connection: ImapConnection, uids: Sequence[int], fields: Sequence[str]
-                 ) -> asyncio.Future[list[FetchedHeader]]:
+def _fetch_ahead(connection: ImapConnection, uids: Sequence[int], fields: Sequence[str],
+                 helper: CatchUpHelper | None = None) -> asyncio.Future[list[FetchedHeader]]:
     future = asyncio.ensure_future(asyncio.to_thread(connection.fetch_headers, uids, fields))
     # Read its outcome even when nobody awaits it (a stop or a failed batch drops it): the batch
     # is fetched again by the next sync, and asyncio would log the exception as never retrieved.
     future.add_done_callback(lambda done: done.cancelled() or done.exception())
+    if helper is not None:
+        def hand_over(done: asyncio.Future[list[FetchedHeader]]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                helper.ahead(done.result())
+        future.add_done_callback(hand_over)
     return future
 
 
