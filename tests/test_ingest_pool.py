@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from harness import RunningDaemon, write_config
@@ -343,5 +344,40 @@ def test_the_daemon_s_share_of_the_bodies_moves_towards_the_side_that_waited_les
         pool._call(pool.worker, "headers", []).result()  # one thread, in order: the bodies are read
         assert later is not None and later.wait() == read_bodies([b for b in bodies if b.uid in later.uids])
         assert pool.main_share == pytest.approx(first)
+    finally:
+        helper.close()
+
+
+async def test_a_batch_s_bodies_go_to_the_worker_before_the_next_batch_s_headers() -> None:
+    # The daemon waits for this batch's bodies now and for the next batch's headers only once
+    # this batch is stored: halves handed over ahead and not begun go back behind the bodies.
+    bodies = [BodyItem(uid, raw, keep_text=False, outgoing=True, bounce=False)
+              for uid, (_, raw, _) in enumerate(mailbox()[:20], start=1)]
+    headers = [FetchedHeader(uid, raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n", when, len(raw))
+               for uid, (_, raw, when) in enumerate(mailbox()[:40], start=1)]
+    items = [(h.uid, h.header, h.internaldate, h.size) for h in headers]
+    pool = ingest_pool.IngestPool(logging.getLogger("test"))
+    helper = pool.catch_up("Sent", 2)
+    assert helper is not None and pool.worker is not None
+    calls: list[tuple[str, Any]] = []
+    call = pool._call
+
+    def recorded(worker: Any, task: str, payload: Any) -> Any:
+        future = call(worker, task, payload)
+        calls.append((task, future))
+        return future
+
+    pool._call = recorded  # type: ignore[method-assign]
+    try:
+        busy = pool._call(pool.worker, "headers", items * 100)  # the worker reads another batch first
+        helper.ahead(headers)  # the next batch's headers, in two halves, queued behind it
+        later = pool.body_readings(bodies)
+        assert later is not None
+        # One thread talks to the worker, in the order of the calls not cancelled.
+        order = [task for task, future in calls if not future.cancelled()]
+        assert order == ["headers", "bodies", "headers", "headers"], order
+        assert later.wait() == read_bodies([b for b in bodies if b.uid in later.uids])
+        assert await pool.header_readings(headers) == read_headers(items)
+        busy.result()
     finally:
         helper.close()

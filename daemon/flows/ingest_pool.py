@@ -336,7 +336,9 @@ class IngestPool:
         if not items or worker is None or worker.failed:
             return None
         given = list(items[:len(items) - round(len(items) * self.main_share)])
+        waiting = self._set_back_headers()
         future: Future[dict[int, BodyReading]] = self._call(worker, "bodies", given)
+        self._hand_back_headers(worker, waiting)
 
         def wait() -> dict[int, BodyReading] | None:
             if future.done():  # the worker was done first: give it more next time
@@ -351,6 +353,20 @@ class IngestPool:
             self.body_batches += 1
             return readings
         return Later(frozenset(item.uid for item in given), wait)
+
+    def _set_back_headers(self) -> list[tuple[int, int, list[HeaderItem]]]:
+        """The header halves handed over ahead that the worker has not begun, taken off its queue:
+        the batch being stored waits for its bodies now, the next batch for its headers only
+        once this one is stored, so the bodies go first (else the daemon waits on both)."""
+        waiting: list[tuple[int, int, list[HeaderItem]]] = []
+        for key, (_, parts) in self._ahead.items():
+            waiting.extend((key, index, part) for index, (part, future) in enumerate(parts) if future.cancel())
+        return waiting
+
+    def _hand_back_headers(self, worker: Worker, waiting: list[tuple[int, int, list[HeaderItem]]]) -> None:
+        for key, index, part in waiting:
+            parts = self._ahead[key][1]
+            parts[index] = (part, self._call(worker, "headers", part))
 
     def _failed(self, problem: BaseException) -> None:
         worker = self.worker
