@@ -130,9 +130,7 @@ async def parting_ingest(config: str, run_cycle: bool, bodies_out: str | None) -
     service.ingestor = Ingestor(service.ctx.settings, service.ctx.store, get_logger("ingest"))
     start_rss = memory_mb("VmRSS")
     cpu0, wall0, children0 = cpu_seconds(), time.perf_counter(), cpu_seconds(resource.RUSAGE_CHILDREN)
-    delivered = 0
-    for watcher in service._make_watchers():
-        delivered += await watcher.run_once()
+    delivered = await service.catch_up_once()
     wall = time.perf_counter() - wall0
     cpu = cpu_seconds() - cpu0
     pool = service.ingest_pool

@@ -27,8 +27,9 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection
@@ -270,6 +271,16 @@ class IngestPool:
             return
         self.started += 1
         self.pids.append(self.worker.pid)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep the worker, once a catch-up starts it, until the end of the block: `run --once`
+        reads INBOX, then Sent, and one worker serves both (a start costs a batch read here)."""
+        self.users += 1
+        try:
+            yield
+        finally:
+            self._release()
 
     def _release(self) -> None:
         self.users = max(0, self.users - 1)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections.abc import Callable
@@ -149,11 +150,20 @@ class Service:
     async def _run_once(self) -> int:
         """One full cycle for cron and debugging: catch up both folders, decide, send, exit."""
         await self._recover()
-        for watcher in self._make_watchers():
-            count = await watcher.run_once()
-            self.log.info("%s: %d new headers", watcher.role, count)
+        await self.catch_up_once()
         await self.cycle()
         return 0
+
+    async def catch_up_once(self) -> int:
+        """Read each folder up to now, INBOX then Sent (one ingest worker for both); the number of
+        new headers."""
+        delivered = 0
+        with self.ingest_pool.held() if self.ingest_pool is not None else contextlib.nullcontext():
+            for watcher in self._make_watchers():
+                count = await watcher.run_once()
+                self.log.info("%s: %d new headers", watcher.role, count)
+                delivered += count
+        return delivered
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
