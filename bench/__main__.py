@@ -258,14 +258,20 @@ def policy(args: argparse.Namespace, results: report.Results, log) -> None:
     log(f"  {times}; states {runs[0]['states']}")
     config, built = policy_bench.simulate_store(args.cache, clients, per_client)
     log(f"  simulate store {f'built in {built:.0f} s' if built else 'from cache'}: {config.parent}")
+    # A first run with the ~500 MB store out of the page cache reads it from disk (4.8 s against
+    # 2.6 s warm, after drop_caches): timed apart and untargeted, as the commands' warm-up run.
+    cold = policy_bench.simulate_once(config)
     simulated = [policy_bench.simulate_once(config) for _ in range(args.repeat_large)]
     times = ", ".join(f"{r['seconds']:.1f} s" for r in simulated)
-    log(f"  parting simulate: {times}; {simulated[0]['changes']} clients would change")
+    log(f"  parting simulate: first {cold['seconds']:.1f} s (file cache as found), then {times}; "
+        f"{simulated[0]['changes']} clients would change")
+    results.add(group, "`parting simulate`, first run (file cache as found)", "s", [cold["seconds"]], better="lower")
     # The issue's 1-second target is the evaluation's; simulate also starts Python, reads the
     # 10,000-client configuration and 1,000,000 stored messages, and evaluates every client twice.
     results.add(group, "`parting simulate` (CLI, wall)", "s", [r["seconds"] for r in simulated],
                 target="<= 3 s", better="lower", limit=3.0)
-    results.details[group] = {"evaluate": runs, "simulate": simulated, "store_build_seconds": built}
+    results.details[group] = {"evaluate": runs, "simulate": simulated, "simulate_cold": cold,
+                              "store_build_seconds": built}
 
 
 if __name__ == "__main__":
