@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from daemon.adapters.imap.connection import FetchedHeader
 from daemon.adapters.store import MessageRow, Store
@@ -280,17 +281,23 @@ class Ingestor:
 
     def _with_body(self, row: MessageRow, item: Pending, body: BodyReading) -> MessageRow:
         """The row `_row` makes with this body, for a row made before the body was read (no bounce)."""
+        return replace(row, **self._body_fields(item, body))
+
+    def _body_fields(self, item: Pending, body: BodyReading | None) -> dict[str, Any]:
+        """The row's fields its body gives (does our request ask something; a staff reply's
+        text), the unreadable one logged: for `_row`, and for a row whose body came later."""
+        if body is None:
+            return {"question": False, "body_text": None}
         if body.unreadable is not None:
-            self.log.info("body unreadable, headers kept: %s", body.unreadable, extra={"message_id": row.message_id})
-        return replace(row, question=bool(body.asks and item.kind.direction == "out"),
-                       body_text=body.text if item.is_staff_reply else None)
+            self.log.info("body unreadable, headers kept: %s", body.unreadable,
+                          extra={"message_id": item.parsed.message_id})
+        return {"question": bool(body.asks and item.kind.direction == "out"),
+                "body_text": body.text if item.is_staff_reply else None}
 
     def _row(self, item: Pending, body: BodyReading | None, lookup: ThreadLookup, now: datetime,
              failures: dict[str, tuple[DeliveryFailure, ...]]) -> tuple[MessageRow, str | None]:
         parsed, kind = item.parsed, item.kind
-        if body is not None and body.unreadable is not None:
-            self.log.info("body unreadable, headers kept: %s", body.unreadable, extra={"message_id": parsed.message_id})
-        text = body.text if body is not None else None
+        from_body = self._body_fields(item, body)
         client_id = kind.client_id
         if parsed.bounce and client_id is None and body is not None:
             for address in body.bounce_recipients:
@@ -322,18 +329,17 @@ class Ingestor:
             norm_subject=normalize_subject(parsed.subject),
             auto_reply=parsed.auto_reply,
             bounce=parsed.bounce,
-            question=bool(body is not None and body.asks and kind.direction == "out"),
             tagged=subject_tagged or item.request_header,
             parting_kind=parsed.parting_kind,
             content_hash=parsed.content_hash,
             size=parsed.size,
             from_staff=bool(kind.from_staff),
             ingested_at=now,
-            body_text=text if item.is_staff_reply else None,
             auth_results=parsed.authentication_results if item.is_staff_reply else (),
             header_counts=parsed.header_counts if item.is_staff_reply else None,
             date_header=parsed.date if item.is_staff_reply else None,
             evidence_headers=parsed.evidence_headers if item.is_staff_reply else (),
+            **from_body,
         )
         return row, assignment.triage_reason
 
@@ -341,6 +347,3 @@ class Ingestor:
 def _when(item: Pending) -> datetime:
     """When a message was written or received (which of its dates to trust: core/mail.py)."""
     return message_time(item.parsed.date, item.internaldate, item.kind.direction)
-
-
-
