@@ -301,9 +301,20 @@ def test_a_daemon_killed_mid_backfill_leaves_no_worker_and_a_restart_stores_the_
     assert_golden(config)
 
 
+def fetched_headers(count: int) -> list[FetchedHeader]:
+    """The header blocks of the golden mailbox's first `count` messages, as a FETCH gives them."""
+    return [FetchedHeader(uid, raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n", when, len(raw))
+            for uid, (_, raw, when) in enumerate(mailbox()[:count], start=1)]
+
+
+def body_items(count: int) -> list[BodyItem]:
+    """The golden mailbox's first `count` messages as bodies of our own requests."""
+    return [BodyItem(uid, raw, keep_text=False, outgoing=True, bounce=False)
+            for uid, (_, raw, _) in enumerate(mailbox()[:count], start=1)]
+
+
 async def test_a_half_the_busy_worker_has_not_begun_is_read_by_the_daemon_itself() -> None:
-    headers = [FetchedHeader(uid, raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n", when, len(raw))
-               for uid, (_, raw, when) in enumerate(mailbox()[:40], start=1)]
+    headers = fetched_headers(40)
     items = [(h.uid, h.header, h.internaldate, h.size) for h in headers]
     pool = ingest_pool.IngestPool(logging.getLogger("test"))
     helper = pool.catch_up("INBOX", 2)
@@ -321,10 +332,8 @@ async def test_a_half_the_busy_worker_has_not_begun_is_read_by_the_daemon_itself
 
 
 def test_the_daemon_s_share_of_the_bodies_moves_towards_the_side_that_waited_less() -> None:
-    bodies = [BodyItem(uid, raw, keep_text=False, outgoing=True, bounce=False)
-              for uid, (_, raw, _) in enumerate(mailbox()[:20], start=1)]
-    headers = [(uid, raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n", when, len(raw))
-               for uid, (_, raw, when) in enumerate(mailbox()[:40], start=1)]
+    bodies = body_items(20)
+    headers = [(h.uid, h.header, h.internaldate, h.size) for h in fetched_headers(40)]
     pool = ingest_pool.IngestPool(logging.getLogger("test"))
     helper = pool.catch_up("Sent", 2)
     assert helper is not None and pool.worker is not None
@@ -351,10 +360,8 @@ def test_the_daemon_s_share_of_the_bodies_moves_towards_the_side_that_waited_les
 async def test_a_batch_s_bodies_go_to_the_worker_before_the_next_batch_s_headers() -> None:
     # The daemon waits for this batch's bodies now and for the next batch's headers only once
     # this batch is stored: halves handed over ahead and not begun go back behind the bodies.
-    bodies = [BodyItem(uid, raw, keep_text=False, outgoing=True, bounce=False)
-              for uid, (_, raw, _) in enumerate(mailbox()[:20], start=1)]
-    headers = [FetchedHeader(uid, raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n", when, len(raw))
-               for uid, (_, raw, when) in enumerate(mailbox()[:40], start=1)]
+    bodies = body_items(20)
+    headers = fetched_headers(40)
     items = [(h.uid, h.header, h.internaldate, h.size) for h in headers]
     pool = ingest_pool.IngestPool(logging.getLogger("test"))
     helper = pool.catch_up("Sent", 2)
