@@ -78,8 +78,10 @@ def read(settings: Settings) -> Tables | None:
     """The holidays the daemon wrote for these settings' country and subdivision and the package
     installed now, or None (then a Calendar computes them)."""
     key = _key(settings)
-    if key is None:
-        return None
+    return None if key is None else _stored(settings, key)
+
+
+def _stored(settings: Settings, key: dict[str, object]) -> Tables | None:
     try:
         stored = json.loads(_path(settings).read_text(encoding="utf-8"))
         if stored.get("key") != key:
@@ -97,7 +99,7 @@ def write(settings: Settings, calendar: Calendar, year: int) -> bool:
     if key is None:
         return False
     years = range(year - YEARS_BACK, year + YEARS_AHEAD + 1)
-    known = read(settings)
+    known = _stored(settings, key)  # (the key once: it reads every module's size and time)
     if known is not None and all(y in known for y in years):
         return False
     tables: Mapping[int, Mapping[date, str]] = {y: calendar.public_holidays(y) for y in years}
