@@ -66,6 +66,10 @@ def test_json_commands_leave_out_what_they_do_not_use(setup, command) -> None:  
     assert "difflib" not in modules  # only a mistake in the settings, or `drafts show`, compares texts
     if command[0] == "status":  # it counts the drafts in review by their states, without the state machine
         assert "daemon.core.release_states" in modules and "daemon.core.release" not in modules
+        # ... and counts them, the outbox rows and the due deadlines in SQL, without their row classes;
+        # nothing parked, in triage or learned: no row class of those either.
+        assert not {"daemon.adapters.store.draft_rows", "daemon.adapters.store.outbox_rows",
+                    "daemon.adapters.store.deadline_rows", "daemon.adapters.store.rows"} & modules
     if command[0] in ("drafts", "outbox", "deadlines"):
         assert not {"daemon.core.policy", "daemon.core.workhours", "holidays"} & modules
         assert not {"email.parser", "email.policy"} & modules  # outbox subjects are read without the parser

@@ -684,6 +684,26 @@ def test_due_deadlines_are_reminded_once_and_closed_once(store: Store) -> None:
     assert store.due_deadlines(at(500)) == []
 
 
+def test_status_counts_match_the_rows_they_count(store: Store) -> None:
+    # `parting status` counts in SQL; the counts must be what counting the built rows gives,
+    # including a deadline due a microsecond either side of now (stored texts with and without
+    # microseconds compare as the times they name).
+    now = at(10)
+    for due in (now - timedelta(microseconds=1), now, now + timedelta(microseconds=1),
+                now + timedelta(seconds=1), now - timedelta(seconds=1), at(10.5)):
+        store.add_deadline("phone_call", f"c{due.isoformat()}", due, at(0))
+    done = store.add_deadline("retrospective", "acme", at(1), at(0))
+    store.close_deadline(done, "done", at(2), "ann")
+    assert store.due_count(now) == sum(1 for d in store.deadlines(["open"]) if d.due_at <= now) == 3
+    draft_id = new_draft(store)
+    enqueue(store, 1, draft_id=draft_id)
+    for states in (["in_review"], ["owner_review", "second_review", "approved"], ["queued"], ["held", "failed"]):
+        assert store.draft_count(states) == len(store.drafts(states))
+        assert store.row_count(states) == len(store.rows(states))
+    assert store.draft_count([store.drafts()[0].state]) == 1
+    assert store.row_count([store.rows()[0].state]) == 1
+
+
 # -- read-only -----------------------------------------------------------------------------------
 
 

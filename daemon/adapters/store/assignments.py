@@ -45,11 +45,13 @@ class AssignmentsMixin(RecordedMixin):
         return cursor.rowcount == 1
 
     def learned_addresses(self) -> list[LearnedAddress]:
+        rows = self._rows("SELECT * FROM learned_addresses ORDER BY client_id, address")
+        if not rows:  # as events(): no row class for an empty answer
+            return []
         from .rows import LearnedAddress
 
-        return [LearnedAddress(r["address"], r["client_id"], r["by"], from_utc_text(r["at"]),
-                               r["message_id"])
-                for r in self._rows("SELECT * FROM learned_addresses ORDER BY client_id, address")]
+        return [LearnedAddress(r["address"], r["client_id"], r["by"], from_utc_text(r["at"]), r["message_id"])
+                for r in rows]
 
     # -- the policy's view: assigned messages join the client's history ----------------------------
 

@@ -166,6 +166,13 @@ class StoreBase:
             params.append(client_id)
         return self._rows(f"SELECT * FROM {table} WHERE {' AND '.join(where)} ORDER BY {order}", params)
 
+    def _state_count(self, table: str, states: Sequence[str], where: str = "1",
+                     params: Sequence[Any] = ()) -> int:
+        """How many rows of `table` are in these states (and match `where`): what `parting status`
+        counts, without building (or importing the classes of) the rows."""
+        return int(self._scalar(f"SELECT count(*) FROM {table} WHERE state IN (SELECT value FROM json_each(?))"
+                                f" AND {where}", [to_json(list(states)), *params]))
+
     def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         """Every row as a dict of column -> value (what sqlite-utils' `query` gives, without it)."""
         cursor = self._conn.execute(sql, params)

@@ -83,6 +83,12 @@ class DeadlinesMixin(StoreBase):
 
         return [to_deadline(r) for r in self._filtered("deadlines", "due_at, id", states, client_id)]
 
+    def due_count(self, now: datetime) -> int:
+        """How many open deadlines are due at `now` (due at or before it). Stored times are UTC
+        ISO 8601 texts, which compare as the times they name ('+' sorts before '.', so a time
+        without microseconds sorts before the same second with them)."""
+        return self._state_count("deadlines", ["open"], "due_at <= ?", [to_utc_text(now)])
+
     def deadline(self, deadline_id: int) -> Deadline:
         from .deadline_rows import to_deadline
 

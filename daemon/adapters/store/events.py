@@ -53,8 +53,6 @@ class EventsMixin(StoreBase):
         limit: int | None = None,
     ) -> list[Event]:
         """Events in the order they were written, optionally filtered."""
-        from .rows import to_event
-
         where: list[str] = ["1"]
         params: list[object] = []
         if client_id is not None:
@@ -70,7 +68,12 @@ class EventsMixin(StoreBase):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [to_event(row) for row in self._rows(sql, params)]
+        rows = self._rows(sql, params)
+        if not rows:  # the usual answer of `parting status`'s look for parked items: no row class needed
+            return []
+        from .rows import to_event
+
+        return [to_event(row) for row in rows]
 
     def last_event(self) -> Event | None:
         """The newest event (after a restore: how far the restored copy reaches)."""

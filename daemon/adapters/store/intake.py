@@ -94,10 +94,13 @@ class IntakeMixin(StoreBase):
 
     def triage(self, open_only: bool = True) -> list[TriageItem]:
         """Triage items, oldest first."""
+        where = "WHERE closed_at IS NULL" if open_only else ""
+        rows = self._rows(f"SELECT * FROM triage {where} ORDER BY at, id")
+        if not rows:  # as events(): no row class for an empty answer
+            return []
         from .rows import to_triage
 
-        where = "WHERE closed_at IS NULL" if open_only else ""
-        return [to_triage(r) for r in self._rows(f"SELECT * FROM triage {where} ORDER BY at, id")]
+        return [to_triage(r) for r in rows]
 
     def triage_count(self) -> int:
         """How many triage items are open."""

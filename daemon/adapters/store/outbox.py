@@ -229,6 +229,10 @@ class OutboxMixin(StoreBase):
                 " ORDER BY created_at, id", [to_json(list(states))])
         return [to_outbox(r) for r in rows]
 
+    def row_count(self, states: Iterable[str]) -> int:
+        """How many outbox rows are in these states."""
+        return self._state_count("outbox", list(states))
+
     def row(self, row_id: int) -> OutboxRow:
         from .outbox_rows import to_outbox
 

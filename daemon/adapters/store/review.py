@@ -95,6 +95,10 @@ class ReviewMixin(StoreBase):
 
         return [to_draft(r) for r in self._filtered("drafts", "id", states, client_id)]
 
+    def draft_count(self, states: list[str]) -> int:
+        """How many drafts are in these states."""
+        return self._state_count("drafts", states)
+
     def versions(self, draft_id: int) -> list[DraftVersion]:
         from .rows import DraftVersion
 
