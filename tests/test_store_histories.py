@@ -12,6 +12,7 @@ verdict, in the status row and in the messages `explain` lists.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -119,6 +120,9 @@ def test_the_recent_history_gives_the_verdict_of_the_whole_history(world, policy
     for client in CLIENTS:
         full, part = whole.get(client.id, []), recent.get(client.id, [])
         assert {env.message_id for env in part} <= {env.message_id for env in full}
+        # ... and each as the whole history has it, a bounce with the same failures in the same order.
+        assert [env for env in part if env not in full] == []
+        assert not Counter(env.message_id for env in part) - Counter(env.message_id for env in full)  # none twice
         expected = _judged(full, client, policy, now)
         verdict = _judged(part, client, policy, now)
         assert verdict == expected
@@ -127,13 +131,15 @@ def test_the_recent_history_gives_the_verdict_of_the_whole_history(world, policy
             _status_row(NO_PEOPLE, client, expected, full, None, now)
 
 
+def row(number: int, direction: str, at: datetime, **more) -> MessageRow:
+    """Message m<number> of acme's one thread."""
+    return MessageRow(message_id=f"m{number}", client_id="acme", thread_id="t1", direction=direction,  # type: ignore[arg-type]
+                      at=at, subject=f"s{number}", from_addr="x@example.com", **more)
+
+
 def test_only_the_messages_from_the_second_latest_real_reply_are_read() -> None:
     store = Store.open(":memory:")
     day = timedelta(days=1)
-
-    def row(number: int, direction: str, at: datetime, **more) -> MessageRow:
-        return MessageRow(message_id=f"m{number}", client_id="acme", thread_id="t1", direction=direction,  # type: ignore[arg-type]
-                          at=at, subject=f"s{number}", from_addr="x@example.com", **more)
 
     history = [
         row(1, "out", BASE, question=True), row(2, "in", BASE + day), row(3, "out", BASE + 2 * day, question=True),
@@ -152,4 +158,25 @@ def test_only_the_messages_from_the_second_latest_real_reply_are_read() -> None:
         [f"m{n}" for n in range(1, 11)]
     assert len(store.recent_histories({"acme": 2}, BASE + 2 * day)["acme"]) == 10, "fewer than two replies yet"
     assert store.last_sent(["acme", "globex"], now) == {"acme": BASE + 8 * day}
+    store.close()
+
+
+def test_a_bounce_reporting_failures_is_read_once_at_the_window_s_edge_and_before_it() -> None:
+    # Bounces reporting failures are kept whatever their date: one before the start is added to
+    # the window, one at the very time the window starts is in it already (never twice).
+    store = Store.open(":memory:")
+    day = timedelta(days=1)
+
+    start = BASE + 3 * day
+    history = [row(1, "out", BASE, question=True), row(2, "in", BASE + day, bounce=True),
+               row(3, "in", start - timedelta(microseconds=1), bounce=True), row(4, "in", start),
+               row(5, "in", start, bounce=True), row(6, "in", BASE + 5 * day)]
+    store.add_messages([(r, "INBOX", 1, n) for n, r in enumerate(history)])
+    for bounce in ("m2", "m3", "m5"):
+        store.add_delivery_failures(bounce, "acme", BASE, (DeliveryFailure("m1", f"{bounce}@example.com", "5.1.1",
+                                                                          "no such user"),))
+    recent = store.recent_histories({"acme": 2}, BASE + 9 * day)["acme"]
+    assert sorted(env.message_id for env in recent) == ["m2", "m3", "m4", "m5", "m6"]
+    assert {env.message_id: [f.recipient for f in env.delivery_failures] for env in recent if env.bounce} == {
+        "m2": ["m2@example.com"], "m3": ["m3@example.com"], "m5": ["m5@example.com"]}
     store.close()

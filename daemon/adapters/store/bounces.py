@@ -11,7 +11,6 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -73,5 +72,18 @@ def _with_failures(history: list[Envelope], rows: list[FailureRow]) -> list[Enve
     by_bounce: dict[str, list[DeliveryFailure]] = {}
     for row in rows:
         by_bounce.setdefault(row.bounce_message_id, []).append(row.failure)
-    return [replace(env, delivery_failures=tuple(by_bounce[env.message_id])) if env.message_id in by_bounce else env
+    return _carrying(history, by_bounce)
+
+
+def _carrying(history: list[Envelope], by_bounce: dict[str, list[DeliveryFailure]]) -> list[Envelope]:
+    """The history with each bounce carrying the failures it reports."""
+    return [_bounce_with(env, tuple(by_bounce[env.message_id])) if env.message_id in by_bounce else env
             for env in history]
+
+
+def _bounce_with(bounce: Envelope, failures: tuple[DeliveryFailure, ...]) -> Envelope:
+    # dataclasses.replace reads every field back by name and calls __init__: ten times this copy
+    # of the fields (Envelope's __init__ only fills __dict__ too), for hundreds of bounces a report.
+    copied = object.__new__(Envelope)
+    copied.__dict__.update(bounce.__dict__, delivery_failures=failures)
+    return copied

@@ -45,8 +45,6 @@ class RecordedMixin(BouncesMixin):
         return to_recorded(row)
 
     def recorded(self, client_id: str | None = None, kind: str | None = None) -> list[Recorded]:
-        from .history_rows import to_recorded
-
         where, params = ["1"], []
         if client_id is not None:
             where.append("client_id = ?")
@@ -54,8 +52,12 @@ class RecordedMixin(BouncesMixin):
         if kind is not None:
             where.append("kind = ?")
             params.append(kind)
-        return [to_recorded(r) for r in self._rows(
-            f"SELECT * FROM recorded WHERE {' AND '.join(where)} ORDER BY at, id", params)]
+        rows = self._rows(f"SELECT * FROM recorded WHERE {' AND '.join(where)} ORDER BY at, id", params)
+        if not rows:  # the reports read every history: no row class when nothing was recorded
+            return []
+        from .history_rows import to_recorded
+
+        return [to_recorded(r) for r in rows]
 
     def add_notice(self, client_id: str, kind: str, episode: str, at: datetime) -> int:
         cursor = self._write("INSERT INTO notices (client_id, kind, episode, at) VALUES (?, ?, ?, ?)",
