@@ -110,6 +110,8 @@ class Person:
 
 @dataclass(frozen=True)
 class Client:
+    """A client of the business, as `clients:` lists it: whose mail is theirs, who owns the account."""
+
     id: str
     name: str
     contact: str
@@ -124,6 +126,8 @@ class Client:
 
 @dataclass(frozen=True)
 class HolidayCalendar:
+    """The days off besides weekends: a country's public holidays (`holidays` package) and the company's own."""
+
     country: str | None = None  # ISO 3166 code for the `holidays` package, e.g. "GB"
     subdivision: str | None = None  # e.g. "ENG"
     extra: tuple[date, ...] = ()  # company days off on top of the public holidays
@@ -131,6 +135,8 @@ class HolidayCalendar:
 
 @dataclass(frozen=True)
 class WorkingHours:
+    """When business time runs (`working_hours:`): the days, the hours and the holidays."""
+
     timezone: str = "UTC"  # IANA name
     days: tuple[int, ...] = (0, 1, 2, 3, 4)  # Monday is 0, as datetime.weekday()
     start: time = time(9, 0)
@@ -140,6 +146,8 @@ class WorkingHours:
 
 @dataclass(frozen=True)
 class Unresponsive:
+    """When a client counts as unresponsive: so many ignored requests in a window, or a long silence."""
+
     ignored_messages: int = 3  # this many ignored requests ...
     within: Duration = field(default_factory=lambda: parse_duration("30 days"))  # ... inside this window
     or_silent_for: Duration | None = field(default_factory=lambda: parse_duration("21 days"))
@@ -147,6 +155,8 @@ class Unresponsive:
 
 @dataclass(frozen=True)
 class LadderStep:
+    """One escalation step: the action taken once this many requests are ignored."""
+
     after_ignored: int
     action: Action
 
@@ -172,6 +182,8 @@ class Policy:
 
 @dataclass(frozen=True)
 class ImapSettings:
+    """Where and how the mailbox is read (`mailbox.imap`); secrets are named by file or variable, never held."""
+
     host: str
     port: int = 993
     security: Security = "tls"
@@ -189,6 +201,8 @@ class ImapSettings:
 
 @dataclass(frozen=True)
 class SmtpSettings:
+    """Where and how mail is sent (`mailbox.smtp`), and how fast and how often a send is tried."""
+
     host: str
     port: int = 587
     security: Security = "starttls"
@@ -208,6 +222,8 @@ PROVIDERS: tuple[str, ...] = ("generic", "microsoft365", "google")
 
 @dataclass(frozen=True)
 class MailboxSettings:
+    """Our mailbox (`mailbox:`): its addresses, its servers and how we sign in."""
+
     address: str  # our main address, lower-case; review tokens are plus-addresses of it
     aliases: tuple[str, ...]  # further addresses of ours: mail from these is outbound too
     imap: ImapSettings
@@ -226,6 +242,8 @@ class MailboxSettings:
 
 @dataclass(frozen=True)
 class ReviewSettings:
+    """Review by reply (`review:`): who reviews, how many approvals, how long a token lives."""
+
     reviewers: tuple[str, ...]  # Person ids, in the order a request is offered
     approvals_required: int = 1
     token_ttl: Duration = field(default_factory=lambda: parse_duration("72 hours"))
@@ -239,6 +257,8 @@ class ReviewSettings:
 
 @dataclass(frozen=True)
 class FollowupSettings:
+    """What follows a release (`followup:`): the phone call and the retrospective, and their reminders."""
+
     phone_call_after: Duration = field(default_factory=lambda: parse_duration("24 hours"))
     retrospective_after: Duration = field(default_factory=lambda: parse_duration("7 days"))
     # The call is counted in business time: "24 hours" is the next working day at the same time
@@ -271,6 +291,8 @@ def in_business_time(wait: Duration) -> Duration:
 
 @dataclass(frozen=True)
 class Settings:
+    """The whole checked configuration, as adapters/settings builds it from the YAML file."""
+
     source: str  # the file these settings came from
     company: str
     mailbox: MailboxSettings

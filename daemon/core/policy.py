@@ -68,6 +68,8 @@ STATE_RANK: dict[str, int] = {"active": 0, "awaiting": 1, "overdue": 2, "unrespo
 
 @dataclass(frozen=True, init=False)
 class Verdict:
+    """A client's state at one moment, with the rule hits (and their messages) that decided it."""
+
     client_id: str
     state: str  # active | awaiting | overdue | unresponsive | unreachable | paused | exempt
     reasons: tuple[RuleHit, ...]  # in RULES order, each rule's hits oldest first

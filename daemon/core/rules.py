@@ -277,6 +277,8 @@ Hits = tuple[RuleHit, ...]
 
 @dataclass(frozen=True)
 class Rule:
+    """One named rule of the policy table: what it checks in the facts, and the state it implies."""
+
     name: str
     description: str
     check: Callable[[Facts], Hits]
