@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Deadline:
+    """A follow-up deadline (the phone call, the retrospective) and its reminders."""
+
     id: int
     kind: str  # 'phone_call', 'retrospective', 'review_reminder', ...
     client_id: str

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Draft:
+    """A draft (a release or a nudge) and where it stands in review."""
+
     id: int
     client_id: str
     kind: DraftKind
@@ -32,6 +34,8 @@ class Draft:
 
 @dataclass(frozen=True)
 class Endorsement:
+    """One person's part in one version of a draft (wrote or approved it), and the reply it came by."""
+
     draft_id: int
     version: int
     person: str

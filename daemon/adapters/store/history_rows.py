@@ -15,6 +15,8 @@ from .base import from_utc_text
 
 @dataclass(frozen=True)
 class Recorded:
+    """What a person recorded by hand (an answer by phone or in person, a change of owner)."""
+
     id: int
     client_id: str
     kind: str  # "answered" or "owner_changed"
@@ -41,6 +43,8 @@ def to_recorded(row: dict[str, Any]) -> Recorded:
 
 @dataclass(frozen=True)
 class FailureRow:
+    """One failure a bounce reports, as stored, and whether the owner was told."""
+
     bounce_message_id: str
     client_id: str | None
     at: datetime

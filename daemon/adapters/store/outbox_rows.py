@@ -18,6 +18,8 @@ _TIMES = ("not_before", "next_attempt_at", "created_at", "updated_at", "sent_at"
 
 @dataclass(frozen=True)
 class OutboxRow:
+    """A message queued for SMTP, and where its sending stands."""
+
     id: int
     message_id: str
     kind: str

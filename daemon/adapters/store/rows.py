@@ -22,6 +22,8 @@ from .base import from_json, from_utc_text, json_tuple
 
 @dataclass(frozen=True)
 class FolderState:
+    """How far a folder was read: its UIDVALIDITY, the last UID stored, its HIGHESTMODSEQ."""
+
     name: str
     uidvalidity: int
     last_uid: int
@@ -30,6 +32,8 @@ class FolderState:
 
 @dataclass(frozen=True)
 class QuarantineItem:
+    """A message that could not be read, set aside with the reason (never a crash loop)."""
+
     folder: str
     uidvalidity: int
     uid: int
@@ -41,6 +45,8 @@ class QuarantineItem:
 
 @dataclass(frozen=True)
 class TriageItem:
+    """A message a person should look at (no client matched, or a reply that could not be judged)."""
+
     id: int
     message_id: str
     client_id: str | None
@@ -130,6 +136,8 @@ def to_message(row: dict[str, Any]) -> MessageRow:
 
 @dataclass(frozen=True)
 class Notice:
+    """A notice parting sent a person about a client (its kind and the episode it belongs to)."""
+
     id: int
     client_id: str
     kind: str
@@ -139,6 +147,8 @@ class Notice:
 
 @dataclass(frozen=True)
 class DraftVersion:
+    """One version of a release draft's text, and who wrote it."""
+
     draft_id: int
     version: int
     text: str
@@ -149,6 +159,9 @@ class DraftVersion:
 
 @dataclass(frozen=True)
 class TokenRow:
+    """A reply token: what it answers for (a draft version, a deadline, a notice, a triage item), whom
+    it was issued to, and when it expires or was used."""
+
     token_id: str
     token_mac: str
     subject_kind: Literal["draft", "deadline", "notice", "triage"]
@@ -171,6 +184,8 @@ def to_token(row: dict[str, Any]) -> TokenRow:
 
 @dataclass(frozen=True)
 class Event:
+    """One entry of the audit log (events table): what happened, to whom, with which messages."""
+
     id: int
     at: datetime
     kind: str
@@ -196,6 +211,8 @@ def to_event(row: dict[str, Any]) -> Event:
 
 @dataclass(frozen=True)
 class LearnedAddress:
+    """An address a person assigned to a client in triage (`triage assign --learn-address`)."""
+
     address: str
     client_id: str
     by: str
@@ -205,6 +222,8 @@ class LearnedAddress:
 
 @dataclass(frozen=True)
 class Note:
+    """A note a person added to a client's case file."""
+
     id: int
     client_id: str
     author: str
