@@ -103,13 +103,27 @@ def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path: Path)
 
 
 def test_another_programs_database_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "other.db"
+    with pytest.raises(StoreError, match=r"not parting's \(invoices\)"):
+        Store.open(with_tables(tmp_path / "other.db", "invoices"))
+
+
+def with_tables(path: Path, *names: str) -> Path:
     conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE invoices (id INTEGER)")
+    for name in names:
+        conn.execute(f"CREATE TABLE {name} (id INTEGER)")
     conn.commit()
     conn.close()
-    with pytest.raises(StoreError, match=r"not parting's \(invoices\)"):
-        Store.open(path)
+    return path
+
+
+def test_a_new_file_litestream_has_begun_to_replicate_is_parting_s(tmp_path: Path) -> None:
+    # Under `litestream replicate -exec "parting run"`, Litestream may create the file and its
+    # tables before parting's first open (seen in tests/faults/test_fault_failover.py).
+    with Store.open(with_tables(tmp_path / "parting.db", "_litestream_seq", "_litestream_lock")) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+    # Only Litestream's own tables: any other is still another program's.
+    with pytest.raises(StoreError, match=r"not parting's \(_litestream_other\)"):
+        Store.open(with_tables(tmp_path / "other.db", "_litestream_seq", "_litestream_other"))
 
 
 def test_a_folder_as_database_path_is_refused(tmp_path: Path) -> None:

@@ -74,6 +74,7 @@ __all__ = [
 ]
 
 BUSY_TIMEOUT_MS = 10_000
+LITESTREAM_TABLES = frozenset({"_litestream_seq", "_litestream_lock"})  # what Litestream keeps in a database
 T = TypeVar("T")
 
 
@@ -206,7 +207,10 @@ class Store(
         if version > SCHEMA_VERSION:
             raise self._newer_error(version)
         if version == 0:
-            foreign = [t for t in self.db.table_names() if not t.startswith("sqlite_")]
+            # Litestream (`litestream replicate -exec "parting run"`) may add its own tables to a
+            # new file before parting's first open: those are not another program's data.
+            foreign = [t for t in self.db.table_names()
+                       if not t.startswith("sqlite_") and t not in LITESTREAM_TABLES]
             if foreign:
                 raise StoreError(
                     f"database {self.path} holds tables that are not parting's"
