@@ -8,7 +8,11 @@ Rules of this module:
   it accepts is read as it reads it. (libyaml also reads a few forms the YAML spec allows and
   the pure-Python parser refuses, such as a tab or '?' inside a plain value.)
 - Each file is read once per load: the main file's policy nodes are kept with the Settings
-  built from it, for a policy-only file (`parting simulate`) to be written over.
+  built from it, for a policy-only file (`parting simulate`) to be written over. Settings from
+  the cache (load_cache.py: an unchanged config, read without PyYAML) have no nodes kept: their
+  file is composed again when a policy-only file first asks for them.
+- PyYAML, the schema and its checks are imported on a cache miss only (_import_reader): a
+  report on an unchanged config never imports them.
 - Everything is validated up front and every problem is reported at once, sorted by line, as
   "file:line: key.path: message". Keys and defaults come from settings_schema.SCHEMA alone.
 - Secrets are never in the file: only paths (`*_file`) and environment variable names
@@ -27,31 +31,84 @@ import weakref
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
-from daemon.adapters.settings import schema
-from daemon.adapters.settings.build import build_policy, build_settings
-from daemon.adapters.settings.kinds import IDENT, Invalid, Scalar, did_you_mean, shown
-from daemon.adapters.settings.problems import Problem, SettingsError, problem_at, remember_key_lines
-from daemon.adapters.settings.providers import apply_preset
-from daemon.adapters.settings.rules import BAD, cross_check, merge_policy, ok
-from daemon.adapters.settings.schema import Items, Leaf, Named, Section, Spec
+from daemon.adapters.settings import load_cache
+from daemon.adapters.settings.problems import Problem, SettingsError, key_lines, problem_at, remember_key_lines
 from daemon.adapters.settings.secret_files import Secrets, check_runtime, load_secrets
 from daemon.core.model import Settings
+
+if TYPE_CHECKING:
+    import yaml
+    from yaml.constructor import SafeConstructor
+    from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+    from daemon.adapters.settings import schema
+    from daemon.adapters.settings.build import build_policy, build_settings
+    from daemon.adapters.settings.kinds import IDENT, Invalid, Scalar, did_you_mean, shown
+    from daemon.adapters.settings.providers import apply_preset
+    from daemon.adapters.settings.rules import BAD, cross_check, merge_policy, ok
+    from daemon.adapters.settings.schema import Items, Leaf, Named, Section, Spec
 
 __all__ = ["Problem", "SettingsError", "Secrets", "load_settings", "load_policy_override", "load_secrets",
            "check_runtime", "config_key_paths"]
 
-# libyaml's composer reads a 10,000-client file some 15 times faster than the pure-Python one.
-_FAST_LOADER = getattr(yaml, "CSafeLoader", None)
 _POLICY_KEYS = ("policy", "policies")
 _STR_TAG = "tag:yaml.org,2002:str"
 # The policy nodes of the main file each loaded Settings came from, as written (see _base_policy_pairs).
-_policy_pairs: dict[int, list[tuple[Node, Node]]] = {}
+# Settings from the cache have none: their file is read again for them when first asked for.
+class _PolicyPairs(dict[int, "list[tuple[Node, Node]]"]):
+    def __missing__(self, key: int) -> list[tuple[Node, Node]]:
+        source = _cached_sources[key]  # KeyError: not loaded by load_settings
+        pairs = self[key] = _top_pairs(_compose(source), _POLICY_KEYS)
+        return pairs
+
+
+_policy_pairs = _PolicyPairs()
+_cached_sources: dict[int, str] = {}  # id(settings) -> its file, for Settings read from the cache
+_READER_NAMES = ("yaml", "SafeConstructor", "MappingNode", "Node", "ScalarNode", "SequenceNode", "schema",
+                 "build_policy", "build_settings", "IDENT", "Invalid", "Scalar", "did_you_mean", "shown",
+                 "apply_preset", "BAD", "cross_check", "merge_policy", "ok", "Items", "Leaf", "Named", "Section",
+                 "Spec", "_FAST_LOADER")
+
+
+def _import_reader() -> None:
+    """Import the YAML parser, the schema and its checks: only a load the cache cannot answer
+    needs them (PyYAML alone is a sixth of a report's start), so they are bound here, on first use."""
+    global yaml, SafeConstructor, MappingNode, Node, ScalarNode, SequenceNode, schema, build_policy, build_settings
+    global IDENT, Invalid, Scalar, did_you_mean, shown, apply_preset, BAD, cross_check, merge_policy, ok
+    global Items, Leaf, Named, Section, Spec
+    if "Spec" in globals():
+        return
+    import yaml
+    from yaml.constructor import SafeConstructor
+    from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+    from daemon.adapters.settings import schema
+    from daemon.adapters.settings.build import build_policy, build_settings
+    from daemon.adapters.settings.kinds import IDENT, Invalid, Scalar, did_you_mean, shown
+    from daemon.adapters.settings.providers import apply_preset
+    from daemon.adapters.settings.rules import BAD, cross_check, merge_policy, ok
+    from daemon.adapters.settings.schema import Items, Leaf, Named, Section, Spec
+
+    # libyaml's composer reads a 10,000-client file some 15 times faster than the pure-Python one.
+    # (A test may have chosen the parser already.)
+    globals()["_DEFAULT_FAST_LOADER"] = getattr(yaml, "CSafeLoader", None)
+    globals().setdefault("_FAST_LOADER", globals()["_DEFAULT_FAST_LOADER"])
+
+
+def __getattr__(name: str) -> Any:
+    """The names bound by _import_reader, for a caller that asks before any load needed them."""
+    if name in _READER_NAMES:
+        _import_reader()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _parser() -> str:
+    """Which YAML parser a full load would use (a test may choose the pure-Python one)."""
+    chosen = globals().get("_FAST_LOADER", "default")
+    return "default" if chosen == "default" or chosen is globals().get("_DEFAULT_FAST_LOADER") else repr(chosen)
 
 
 # --------------------------------------------------------------------------------------------
@@ -59,12 +116,28 @@ _policy_pairs: dict[int, list[tuple[Node, Node]]] = {}
 
 
 def load_settings(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read, validate and build the settings; raise SettingsError listing every problem."""
+    """Read, validate and build the settings; raise SettingsError listing every problem.
+
+    An unchanged config is answered from the cache (load_cache.py), without PyYAML; otherwise
+    it is read in full and, when nothing was wrong, kept for the next load."""
     file = str(path)
-    return _settings_from(_compose(file), file, os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    found = load_cache.lookup(file, environ, _parser())
+    if found is not None and found.settings is not None:
+        settings = found.settings
+        remember_key_lines(settings, found.lines or {})
+        _cached_sources[id(settings)] = file
+        weakref.finalize(settings, _cached_sources.pop, id(settings), None)
+        weakref.finalize(settings, _policy_pairs.pop, id(settings), None)
+        return settings
+    settings = _settings_from(_compose(file), file, environ)
+    if found is not None:
+        load_cache.save(found, file, settings, key_lines(settings))
+    return settings
 
 
 def _settings_from(root: Node, file: str, environ: Mapping[str, str]) -> Settings:
+    _import_reader()
     reader = _Reader(file)
     if not isinstance(root, MappingNode):
         raise SettingsError([Problem(file, 1, "", "expected keys such as 'company:' and 'mailbox:' at the "
@@ -131,12 +204,15 @@ def _changed_by_reading(pairs: list[tuple[Node, Node]]) -> bool:
 def _base_policy_pairs(base: Settings) -> list[tuple[Node, Node]]:
     """The policy nodes of the file `base` was loaded from, fresh for each use (reading changes
     them). Read from base.source only when `base` was not made by load_settings."""
-    pairs = _policy_pairs.get(id(base))
-    return copy.deepcopy(pairs) if pairs is not None else _top_pairs(_compose(base.source), _POLICY_KEYS)
+    try:
+        return copy.deepcopy(_policy_pairs[id(base)])
+    except KeyError:
+        return _top_pairs(_compose(base.source), _POLICY_KEYS)
 
 
 def dump_config(tree: Mapping[str, object]) -> str:
     """A configuration as YAML text, keys in the order given (for generated configs: the demo's)."""
+    _import_reader()
     return yaml.safe_dump(dict(tree), sort_keys=False, allow_unicode=True)
 
 
@@ -171,6 +247,7 @@ def load_policy_override(path: str | Path, base: Settings) -> Settings:
     and named policies are merged over the resulting top-level policy as usual.
     Raises SettingsError listing every problem with its line.
     """
+    _import_reader()
     file = str(path)
     if not Path(file).exists():
         raise SettingsError([Problem(file, 1, "", "no such file: write the policy to compare there (`policy:` "
@@ -230,6 +307,8 @@ def load_policy_override(path: str | Path, base: Settings) -> Settings:
 
 
 def _compose(file: str) -> Node:
+    _import_reader()
+
     def fail(line: int, message: str) -> SettingsError:
         return SettingsError([Problem(file, line, "", message)])
 
@@ -262,9 +341,10 @@ def _compose(file: str) -> Node:
 
 
 def _compose_text(text: str) -> Node | None:
-    if _FAST_LOADER is not None:
+    loader = globals()["_FAST_LOADER"]  # bound by _import_reader, unless a test chose the parser
+    if loader is not None:
         try:
-            return yaml.compose(text, Loader=_FAST_LOADER)
+            return yaml.compose(text, Loader=loader)
         except yaml.YAMLError:
             pass  # libyaml words its errors differently: the pure-Python parser tells what is wrong
     return yaml.compose(text, Loader=yaml.SafeLoader)
