@@ -17,6 +17,8 @@ from types import SimpleNamespace
 
 import pytest
 from harness import write_config
+from test_cli_reports import setup  # noqa: F401 - a fixture
+from test_command_imports import REPORTS, imported
 
 from daemon.adapters.settings import load, load_cache
 from daemon.adapters.settings.load import SettingsError, load_secrets, load_settings
@@ -316,3 +318,23 @@ def test_each_input_beside_the_bytes_is_in_the_key(tmp_path, cache, composed, mo
 def test_the_default_folder_is_in_the_users_own_cache(monkeypatch) -> None:
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     assert load_cache.folder() == Path.home() / ".cache" / "parting" / "settings"
+
+
+def test_without_a_home_folder_nothing_is_written_where_the_command_runs(tmp_path, monkeypatch, composed) -> None:
+    path = write(tmp_path / "config", MINIMAL)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative-cache")  # XDG: a relative path is ignored
+    monkeypatch.setenv("HOME", "relative-home")
+    assert load_cache.folder() is None
+    assert load_settings(path) == load_settings(path) and composed == ["config.yaml", "config.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config"]
+
+
+@pytest.mark.parametrize("command", REPORTS)
+def test_a_report_on_an_unchanged_config_imports_no_yaml(setup, cache, command) -> None:  # noqa: F811
+    """The typed commands as people run them (a new process each): the second finds the config kept."""
+    first = imported(setup, *command)
+    assert "yaml" in first  # a miss: read in full, and kept
+    again = imported(setup, *command)
+    assert not {"yaml", "daemon.adapters.settings.schema", "daemon.adapters.settings.rules",
+                "daemon.adapters.settings.build"} & again

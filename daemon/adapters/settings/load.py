@@ -78,7 +78,7 @@ def _import_reader() -> None:
     global yaml, SafeConstructor, MappingNode, Node, ScalarNode, SequenceNode, schema, build_policy, build_settings
     global IDENT, Invalid, Scalar, did_you_mean, shown, apply_preset, BAD, cross_check, merge_policy, ok
     global Items, Leaf, Named, Section, Spec
-    if "Spec" in globals():
+    if "_DEFAULT_FAST_LOADER" in globals():  # bound last: every other name is bound by then
         return
     import yaml
     from yaml.constructor import SafeConstructor
@@ -93,8 +93,8 @@ def _import_reader() -> None:
 
     # libyaml's composer reads a 10,000-client file some 15 times faster than the pure-Python one.
     # (A test may have chosen the parser already.)
+    globals().setdefault("_FAST_LOADER", getattr(yaml, "CSafeLoader", None))
     globals()["_DEFAULT_FAST_LOADER"] = getattr(yaml, "CSafeLoader", None)
-    globals().setdefault("_FAST_LOADER", globals()["_DEFAULT_FAST_LOADER"])
 
 
 def __getattr__(name: str) -> Any:

@@ -8,11 +8,12 @@ user, keyed by all of them, and rebuilt whenever one differs.
 Rules of this module:
 - Exact or nothing. An entry is used only when every input is as it was when it was written:
   the config file's bytes (SHA-256, never its time alone), the path as given and the folder it
-  resolves to, $CREDENTIALS_DIRECTORY, the home folder (`~` in paths), the Python version, the
-  YAML parser asked for, parting's own code that reads settings (size and modification time of
-  each module of daemon/core and daemon/adapters/settings, as Python's own .pyc check), and the
-  files the checks consulted (PyYAML's and the holidays package's files, the time-zone file of
-  each zone named). Anything else: a miss, and the load runs in full.
+  resolves to, $CREDENTIALS_DIRECTORY, the home folder (`~` in paths), the Python (version,
+  interpreter and environment), the YAML parser asked for, parting's own code that reads
+  settings (size and modification time of each module of daemon/core and
+  daemon/adapters/settings, as Python's own .pyc check), and the files the checks consulted
+  (PyYAML's and the holidays package's files, the time-zone file of each zone named).
+  Anything else: a miss, and the load runs in full.
 - Only a configuration that loaded without a problem is kept, so every error is found and worded
   by the full load, exactly as before. Secrets are never kept: Settings holds only the paths and
   variable names of secrets (secret_files.py reads them later, outside this cache).
@@ -55,11 +56,14 @@ _CODE = Path(daemon.__file__).parent
 _CODE_FOLDERS = ("", "core", "adapters", "adapters/settings")  # every module a load imports of ours
 
 
-def folder(environ: Mapping[str, str] | None = None) -> Path:
-    """The folder of this user's entries."""
+def folder(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The folder of this user's entries; None without a home folder (a relative path would
+    put them wherever the command runs; XDG says to ignore a relative $XDG_CACHE_HOME)."""
     environ = os.environ if environ is None else environ
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "parting" / "settings"
+    base = environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "parting" / "settings" if os.path.isabs(base) else None
 
 
 @dataclass
@@ -82,10 +86,12 @@ def lookup(file: str, environ: Mapping[str, str], parser: str) -> Lookup | None:
         return None
     key = {"format": FORMAT, "source": file, "folder": str(Path(file).absolute().parent),
            "credentials": environ.get("CREDENTIALS_DIRECTORY"), "home": os.path.expanduser("~"),
-           "python": sys.version, "parser": parser, "code": _code_identity()}
+           "python": [sys.version, sys.executable, sys.prefix], "parser": parser,
+           "code": [str(_CODE), _code_identity()]}
     name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:40]
     found = Lookup(None, key, hashlib.sha256(data).hexdigest())
-    where = _usable_folder(folder())
+    home = folder()
+    where = None if home is None else _usable_folder(home)
     if where is None:
         return found
     found.entry = where / f"{name}.json"
@@ -93,8 +99,10 @@ def lookup(file: str, environ: Mapping[str, str], parser: str) -> Lookup | None:
         stored = _read_entry(found.entry)
         if stored is not None and stored["key"] == key and stored["digest"] == found.digest \
                 and all(_stat(path) == kept for path, kept in stored["depends"]):
-            found.settings = _decode(stored["settings"])
-            found.lines = {str(k): int(v) for k, v in stored["lines"].items()}
+            lines = stored["lines"]  # key path -> line: JSON's own str and int (the entry's checksum held)
+            if not isinstance(lines, dict):
+                raise ValueError("lines")
+            found.settings, found.lines = _decode(stored["settings"]), lines
     except Exception:  # a cache never decides: anything odd in an entry is a miss
         found.settings = found.lines = None
     return found
