@@ -340,3 +340,15 @@ def test_a_report_on_an_unchanged_config_imports_no_yaml(setup, cache, command) 
                 "daemon.adapters.settings.build"} & again
     if command[0] in ("drafts", "outbox", "deadlines"):  # no time zones nor holiday codes: nothing is checked
         assert not {"zoneinfo", "daemon.adapters.settings.holiday_codes", "daemon.core.holiday_tables"} & again
+
+
+def test_an_entry_depends_on_the_files_the_checks_read(tmp_path, cache) -> None:
+    """PyYAML's modules, the holidays registry and the configured country's module, each zone's file."""
+    path = bench_config(tmp_path)  # GB, England; Europe/London and the clients' zones
+    settings = load_settings(path)
+    (entry,) = cache.glob("*.json")
+    depends = [kept[0] for kept in json.loads(entry.read_bytes().partition(b"\n")[2])["depends"]]
+    names = {"/".join(Path(p).parts[-2:]) for p in depends}
+    assert {"yaml/composer.py", "holidays/registry.py", "countries/united_kingdom.py"} <= names
+    zones = {settings.working_hours.timezone} | {c.timezone for c in settings.clients if c.timezone}
+    assert len(zones) > 1 and all(any(p.endswith("zoneinfo/" + zone) for p in depends) for zone in zones)

@@ -201,10 +201,19 @@ def _code_identity() -> str:
 
 def _depends(settings: Settings) -> list[list[Any]]:
     """The files outside the key that a full load consulted, with their identity now: PyYAML's
-    modules (the composer), the holidays package's (country codes), and each zone's file."""
+    modules (the composer), the holidays package's (country codes) and the configured country's
+    module (its subdivisions), and each zone's file."""
     paths: list[str] = []
     for package in ("yaml", "holidays"):
         paths += _package_files(package)
+    country = settings.working_hours.holidays.country
+    if country:  # its module, where holiday_codes.py read the subdivisions
+        from daemon.adapters.settings import holiday_codes
+
+        module = (holiday_codes.country_modules() or {}).get(country)
+        folder = holiday_codes._package_folder()
+        if module and folder:
+            paths.append(str(folder / "countries" / f"{module[0]}.py"))
     zones = {settings.working_hours.timezone} | {c.timezone for c in settings.clients if c.timezone}
     from zoneinfo import TZPATH  # (imported by the full load's checks)
 
