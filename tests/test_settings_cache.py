@@ -352,3 +352,18 @@ def test_an_entry_depends_on_the_files_the_checks_read(tmp_path, cache) -> None:
     assert {"yaml/composer.py", "holidays/registry.py", "countries/united_kingdom.py"} <= names
     zones = {settings.working_hours.timezone} | {c.timezone for c in settings.clients if c.timezone}
     assert len(zones) > 1 and all(any(p.endswith("zoneinfo/" + zone) for p in depends) for zone in zones)
+
+
+@pytest.mark.parametrize("broken", ["_depends", "_code_identity", "_encode"])
+def test_a_cache_that_breaks_never_fails_a_load(tmp_path, cache, composed, monkeypatch, broken) -> None:
+    path = write(tmp_path, MINIMAL)
+    fresh = load_settings(path)
+
+    def fail(*args: object) -> None:
+        raise RuntimeError("the cache broke")
+
+    monkeypatch.setattr(load_cache, broken, fail)
+    for entry in cache.glob("*.json"):
+        entry.unlink()
+    assert load_settings(path) == fresh and load_settings(path) == fresh
+    assert composed == ["config.yaml"] * 3 and not list(cache.glob("*.json"))

@@ -53,9 +53,13 @@ __all__ = ["Problem", "SettingsError", "Secrets", "load_settings", "load_policy_
            "check_runtime", "config_key_paths"]
 
 _POLICY_KEYS = ("policy", "policies")
-# The policy nodes of the main file each loaded Settings came from, as written (see _base_policy_pairs).
-# Settings from the cache have none: their file is read again for them when first asked for.
+
+
 class _PolicyPairs(dict[int, "list[tuple[Node, Node]]"]):
+    """id(settings) -> the policy nodes of the main file it came from, as written (see
+    _base_policy_pairs). Settings from the cache have none kept: their file is composed again
+    when they are first asked for."""
+
     def __missing__(self, key: int) -> list[tuple[Node, Node]]:
         source = _cached_sources[key]  # KeyError: not loaded by load_settings
         pairs = self[key] = _top_pairs(_compose(source), _POLICY_KEYS)

@@ -82,16 +82,16 @@ def lookup(file: str, environ: Mapping[str, str], parser: str) -> Lookup | None:
     cannot be read; the full load reports why)."""
     try:
         data = Path(file).read_bytes()
-    except OSError:
+        key = {"format": FORMAT, "source": file, "folder": str(Path(file).absolute().parent),
+               "credentials": environ.get("CREDENTIALS_DIRECTORY"), "home": os.path.expanduser("~"),
+               "python": [sys.version, sys.executable, sys.prefix], "parser": parser,
+               "code": [str(_CODE), _code_identity()]}
+        name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:40]
+        found = Lookup(None, key, hashlib.sha256(data).hexdigest())
+        home = folder()
+        where = None if home is None else _usable_folder(home)
+    except Exception:  # (OSError, mostly) the full load reads the file and reports what is wrong
         return None
-    key = {"format": FORMAT, "source": file, "folder": str(Path(file).absolute().parent),
-           "credentials": environ.get("CREDENTIALS_DIRECTORY"), "home": os.path.expanduser("~"),
-           "python": [sys.version, sys.executable, sys.prefix], "parser": parser,
-           "code": [str(_CODE), _code_identity()]}
-    name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:40]
-    found = Lookup(None, key, hashlib.sha256(data).hexdigest())
-    home = folder()
-    where = None if home is None else _usable_folder(home)
     if where is None:
         return found
     found.entry = where / f"{name}.json"
@@ -118,10 +118,9 @@ def save(found: Lookup, file: str, settings: Settings, lines: Mapping[str, int])
             return False  # changed while it was read: what was built may not be what was hashed
         body = json.dumps({"key": found.key, "digest": found.digest, "depends": _depends(settings),
                            "settings": _encode(settings), "lines": dict(lines)},
-                          ensure_ascii=False, separators=(",", ":"))
-    except (OSError, TypeError, ValueError):
+                          ensure_ascii=False, separators=(",", ":")).encode()
+    except Exception:  # (OSError, or a value _encode does not know) a cache never fails a load
         return False
-    text = hashlib.sha256(body.encode()).hexdigest() + "\n" + body
     import tempfile  # here: a hit writes nothing
 
     try:
@@ -130,8 +129,8 @@ def save(found: Lookup, file: str, settings: Settings, lines: Mapping[str, int])
             return False
         handle, temporary = tempfile.mkstemp(prefix=".settings-", dir=found.entry.parent)  # mode 0600
         try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(text)
+            with os.fdopen(handle, "wb") as out:
+                out.write(hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
             os.replace(temporary, found.entry)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
