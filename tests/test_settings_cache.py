@@ -367,3 +367,17 @@ def test_a_cache_that_breaks_never_fails_a_load(tmp_path, cache, composed, monke
         entry.unlink()
     assert load_settings(path) == fresh and load_settings(path) == fresh
     assert composed == ["config.yaml"] * 3 and not list(cache.glob("*.json"))
+
+
+def test_no_folder_is_made_inside_another_users_folder(tmp_path, monkeypatch, composed) -> None:
+    """`sudo` keeping a person's $HOME: root must not leave folders there that the person cannot use."""
+    path = write(tmp_path / "config", MINIMAL)
+    theirs = tmp_path / "home-of-someone-else"
+    theirs.mkdir()
+    if os.geteuid() == 0:
+        os.chown(theirs, 4242, 4242)
+    else:
+        theirs = Path("/")  # not ours either, for a user who is not root
+    monkeypatch.setenv("XDG_CACHE_HOME", str(theirs / ".cache"))
+    assert load_settings(path) == load_settings(path) and composed == ["config.yaml", "config.yaml"]
+    assert not (theirs / ".cache").exists()

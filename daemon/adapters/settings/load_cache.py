@@ -124,6 +124,8 @@ def save(found: Lookup, file: str, settings: Settings, lines: Mapping[str, int])
     import tempfile  # here: a hit writes nothing
 
     try:
+        if not _ours_to_create(found.entry.parent):
+            return False
         found.entry.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if _usable_folder(found.entry.parent) is None:
             return False
@@ -150,6 +152,17 @@ def _usable_folder(where: Path) -> Path | None:
     if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.geteuid() or status.st_mode & 0o022:
         return None
     return where
+
+
+def _ours_to_create(where: Path) -> bool:
+    """Whether the nearest folder of `where` that exists is this user's: `sudo` keeping a
+    person's $HOME must not leave root's folders in it, which that person could not use."""
+    for ancestor in (where, *where.parents):
+        try:
+            return ancestor.stat().st_uid == os.geteuid()
+        except FileNotFoundError:
+            continue
+    return False
 
 
 def _read_entry(entry: Path) -> dict[str, Any] | None:
