@@ -171,8 +171,6 @@ def test_a_bad_config_is_never_kept_and_reports_the_same_both_times(tmp_path, ca
 
 @pytest.mark.parametrize("damage", ["truncated", "corrupt", "checksum kept, foreign class", "not json", "empty"])
 def test_a_damaged_entry_is_ignored_and_rebuilt(tmp_path, cache, composed, damage) -> None:
-    import hashlib
-
     path = write(tmp_path, MINIMAL)
     fresh = load_settings(path)
     (entry,) = cache.glob("*.json")
@@ -184,9 +182,9 @@ def test_a_damaged_entry_is_ignored_and_rebuilt(tmp_path, cache, composed, damag
         entry.write_text(text.replace("Example Ltd", "Evil Ltd"))
     elif damage == "checksum kept, foreign class":
         body = body.replace('"c":"Person"', '"c":"Popen"')
-        entry.write_text(hashlib.sha256(body.encode()).hexdigest() + "\n" + body)
+        entry.write_text(load_cache._digest(body.encode()) + "\n" + body)
     elif damage == "not json":
-        entry.write_text(hashlib.sha256(b"{oops").hexdigest() + "\n{oops")
+        entry.write_text(load_cache._digest(b"{oops") + "\n{oops")
     else:
         entry.write_text("")
     assert load_settings(path) == fresh

@@ -7,7 +7,7 @@ user, keyed by all of them, and rebuilt whenever one differs.
 
 Rules of this module:
 - Exact or nothing. An entry is used only when every input is as it was when it was written:
-  the config file's bytes (SHA-256, never its time alone), the path as given and the folder it
+  the config file's bytes (BLAKE2b, never its time alone), the path as given and the folder it
   resolves to, $CREDENTIALS_DIRECTORY, the home folder (`~` in paths), the Python (version,
   interpreter and environment), the YAML parser asked for, parting's own code that reads
   settings (size and modification time of each module of daemon/core and
@@ -18,7 +18,7 @@ Rules of this module:
   by the full load, exactly as before. Secrets are never kept: Settings holds only the paths and
   variable names of secrets (secret_files.py reads them later, outside this cache).
 - Plain JSON, never pickle: a dataclass is rebuilt only from the names in _CLASSES. Each file
-  starts with the SHA-256 of the rest; a truncated, corrupt, foreign or older file is a miss and is
+  starts with the BLAKE2b digest of the rest; a truncated, corrupt, foreign or older file is a miss and is
   rewritten, never an error.
 - Where: $XDG_CACHE_HOME/parting/settings (default ~/.cache/parting/settings), the user's own,
   never the state folder: the database path is inside the config, and people run reports as
@@ -30,7 +30,6 @@ Rules of this module:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
@@ -42,6 +41,11 @@ from pathlib import Path
 from typing import Any
 
 import daemon
+
+try:  # hashlib loads OpenSSL (~3 ms of a listing's start); its BLAKE2 is CPython's own _blake2 either way
+    from _blake2 import blake2b
+except ImportError:  # an interpreter built without it
+    from hashlib import blake2b
 from daemon.core import model
 from daemon.core.model import Settings
 
@@ -86,8 +90,8 @@ def lookup(file: str, environ: Mapping[str, str], parser: str) -> Lookup | None:
                "credentials": environ.get("CREDENTIALS_DIRECTORY"), "home": os.path.expanduser("~"),
                "python": [sys.version, sys.executable, sys.prefix], "parser": parser,
                "code": [str(_CODE), _code_identity()]}
-        name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:40]
-        found = Lookup(None, key, hashlib.sha256(data).hexdigest())
+        name = _digest(json.dumps(key, sort_keys=True).encode())[:40]
+        found = Lookup(None, key, _digest(data))
         home = folder()
         where = None if home is None else _usable_folder(home)
     except Exception:  # (OSError, mostly) the full load reads the file and reports what is wrong
@@ -114,7 +118,7 @@ def save(found: Lookup, file: str, settings: Settings, lines: Mapping[str, int])
     if found.entry is None:
         return False
     try:
-        if hashlib.sha256(Path(file).read_bytes()).hexdigest() != found.digest:
+        if _digest(Path(file).read_bytes()) != found.digest:
             return False  # changed while it was read: what was built may not be what was hashed
         body = json.dumps({"key": found.key, "digest": found.digest, "depends": _depends(settings),
                            "settings": _encode(settings), "lines": dict(lines)},
@@ -132,7 +136,7 @@ def save(found: Lookup, file: str, settings: Settings, lines: Mapping[str, int])
         handle, temporary = tempfile.mkstemp(prefix=".settings-", dir=found.entry.parent)  # mode 0600
         try:
             with os.fdopen(handle, "wb") as out:
-                out.write(hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+                out.write(_digest(body).encode() + b"\n" + body)
             os.replace(temporary, found.entry)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
@@ -174,7 +178,7 @@ def _read_entry(entry: Path) -> dict[str, Any] | None:
     except OSError:
         return None
     check, _, body = raw.partition(b"\n")
-    if hashlib.sha256(body).hexdigest().encode() != check:
+    if _digest(body).encode() != check:
         return None
     stored = json.loads(body)
     return stored if isinstance(stored, dict) else None
@@ -198,8 +202,12 @@ def _stat(path: str) -> list[int] | None:
     return [status.st_size, status.st_mtime_ns]
 
 
+def _digest(data: bytes) -> str:
+    return blake2b(data).hexdigest()
+
+
 def _code_identity() -> str:
-    digest = hashlib.sha256()
+    digest = blake2b()
     for sub in _CODE_FOLDERS:
         try:
             with os.scandir(_CODE / sub) as entries:
