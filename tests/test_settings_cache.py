@@ -137,7 +137,7 @@ def test_a_hit_imports_no_yaml_nor_the_schema(tmp_path, cache) -> None:
     clients, modules = run()
     assert clients == 200
     assert modules == ["daemon.adapters.settings.load", "daemon.adapters.settings.load_cache",
-                       "daemon.adapters.settings.problems", "daemon.adapters.settings.secret_files"]
+                       "daemon.adapters.settings.problems"]
 
 
 def test_no_secret_is_kept_and_secrets_still_point_at_their_lines(tmp_path, cache) -> None:

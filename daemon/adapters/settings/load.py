@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.adapters.settings import load_cache
 from daemon.adapters.settings.problems import Problem, SettingsError, key_lines, problem_at, remember_key_lines
-from daemon.adapters.settings.secret_files import Secrets, check_runtime, load_secrets
 from daemon.core.model import Settings
 
 if TYPE_CHECKING:
@@ -48,6 +47,7 @@ if TYPE_CHECKING:
     from daemon.adapters.settings.reader import Reader, describe, join
     from daemon.adapters.settings.rules import cross_check, merge_policy, ok
     from daemon.adapters.settings.schema import Section
+    from daemon.adapters.settings.secret_files import Secrets, check_runtime, load_secrets
 
 __all__ = ["Problem", "SettingsError", "Secrets", "load_settings", "load_policy_override", "load_secrets",
            "check_runtime", "config_key_paths"]
@@ -98,10 +98,15 @@ def _import_reader() -> None:
 
 
 def __getattr__(name: str) -> Any:
-    """The names bound by _import_reader, for a caller that asks before any load needed them."""
+    """The names bound by _import_reader, for a caller that asks before any load needed them, and
+    the secrets' names (secret_files.py), imported when first asked for."""
     if name in _READER_NAMES:
         _import_reader()
         return globals()[name]
+    if name in ("Secrets", "check_runtime", "load_secrets"):  # what `run` and `doctor` need, not a report
+        from daemon.adapters.settings import secret_files
+
+        return getattr(secret_files, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
