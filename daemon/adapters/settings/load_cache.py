@@ -12,14 +12,15 @@ Rules of this module:
   interpreter and environment), the YAML parser asked for, parting's own code that reads
   settings (size and modification time of each module of daemon/core and
   daemon/adapters/settings, as Python's own .pyc check), and the files the checks consulted
-  (PyYAML's and the holidays package's files, the time-zone file of each zone named).
+  (PyYAML's and the holidays package's files and the configured country's module, the
+  time-zone file of each zone named).
   Anything else: a miss, and the load runs in full.
 - Only a configuration that loaded without a problem is kept, so every error is found and worded
   by the full load, exactly as before. Secrets are never kept: Settings holds only the paths and
   variable names of secrets (secret_files.py reads them later, outside this cache).
 - Plain JSON, never pickle: a dataclass is rebuilt only from the names in _CLASSES. Each file
-  starts with the BLAKE2b digest of the rest; a truncated, corrupt, foreign or older file is a miss and is
-  rewritten, never an error.
+  starts with the BLAKE2b digest of the rest; a truncated, corrupt, foreign or older file is a
+  miss and is rewritten, never an error.
 - Where: $XDG_CACHE_HOME/parting/settings (default ~/.cache/parting/settings), the user's own,
   never the state folder: the database path is inside the config, and people run reports as
   themselves, where the daemon's state folder is not theirs to write. A folder or file not
@@ -41,13 +42,13 @@ from pathlib import Path
 from typing import Any
 
 import daemon
+from daemon.core import model
+from daemon.core.model import Settings
 
 try:  # hashlib loads OpenSSL (~3 ms of a listing's start); its BLAKE2 is CPython's own _blake2 either way
     from _blake2 import blake2b
 except ImportError:  # an interpreter built without it
     from hashlib import blake2b
-from daemon.core import model
-from daemon.core.model import Settings
 
 FORMAT = 1
 _KEEP = 64  # entries kept: one per config path (and environment) a user loads
@@ -232,9 +233,9 @@ def _depends(settings: Settings) -> list[list[Any]]:
         from daemon.adapters.settings import holiday_codes
 
         module = (holiday_codes.country_modules() or {}).get(country)
-        folder = holiday_codes._package_folder()
-        if module and folder:
-            paths.append(str(folder / "countries" / f"{module[0]}.py"))
+        holidays_folder = holiday_codes._package_folder()
+        if module and holidays_folder:
+            paths.append(str(holidays_folder / "countries" / f"{module[0]}.py"))
     zones = {settings.working_hours.timezone} | {c.timezone for c in settings.clients if c.timezone}
     from zoneinfo import TZPATH  # (imported by the full load's checks)
 
@@ -278,7 +279,7 @@ def _encode(value: Any) -> Any:
         return {"time": value.isoformat()}
     if kind is date:
         return {"date": value.isoformat()}
-    if is_dataclass(value) and kind.__name__ in _CLASSES:
+    if is_dataclass(value) and kind.__name__ in _CLASSES and kind is getattr(model, kind.__name__):
         return {"c": kind.__name__, "f": {f.name: _encode(getattr(value, f.name)) for f in fields(value)}}
     raise TypeError(f"not kept in the settings cache: {kind.__name__}")
 
