@@ -21,6 +21,16 @@ from fake_idp import FakeIdp  # noqa: E402
 from servers import DovecotServer, SmtpSink, TlsFiles, scratch_dir  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def settings_cache_of_this_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The settings cache (adapters/settings/load_cache.py) in a folder of this run, inherited by
+    the processes tests start: a run neither reads the user's ~/.cache nor leaves entries there."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     return TlsFiles.create(tmp_path_factory.mktemp("tls"))

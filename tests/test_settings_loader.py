@@ -94,6 +94,7 @@ def test_simulate_reads_each_file_once_and_leaves_the_collector_as_it_was(tmp_pa
     policy_only.write_text("policy: {ignored_after: 1 business days}\n")
     whole = tmp_path / "whole.yaml"
     whole.write_text(MINIMAL + "policy: {ignored_after: 1 business days}\n")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # its own settings cache, empty
     reads: list[str] = []
     compose = settings_module._compose
     monkeypatch.setattr(settings_module, "_compose", lambda file: reads.append(Path(file).name) or compose(file))
@@ -107,7 +108,8 @@ def test_simulate_reads_each_file_once_and_leaves_the_collector_as_it_was(tmp_pa
             gc.enable()
         assert (data["unchanged"], data["changes"]) == (1, [])
         assert data["policy_hash_before"] != data["policy_hash_after"]
-    assert reads == ["config.yaml", "policy-only.yaml", "config.yaml", "whole.yaml"]
+    # The second simulate finds config.yaml in the settings cache (settings/load_cache.py): not read again.
+    assert reads == ["config.yaml", "policy-only.yaml", "whole.yaml"]
 
 
 def test_policy_nodes_with_merge_keys_are_kept_as_written_for_a_policy_override(tmp_path) -> None:

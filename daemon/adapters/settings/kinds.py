@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from daemon.adapters.settings import holiday_codes
-from daemon.core.holiday_tables import country_holidays
 from daemon.core.model import parse_duration
+
+# zoneinfo, the holidays codes and tables are imported where a value is checked: a report on a
+# config kept by load_cache.py imports this module for did_you_mean alone (queries/common.py).
 
 
 class Invalid(ValueError):
@@ -206,10 +206,14 @@ HOST = Kind("host name or IP address", _host)
 
 @cache
 def _zone_names() -> tuple[str, ...]:
+    from zoneinfo import available_timezones
+
     return tuple(sorted(available_timezones()))
 
 
 def _timezone(s: Scalar) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     text = _text(s)
     try:
         ZoneInfo(text)
@@ -254,6 +258,8 @@ HOLIDAY_DATE = Kind("date YYYY-MM-DD", _holiday_date)
 
 
 def _country(s: Scalar) -> str:
+    from daemon.adapters.settings import holiday_codes
+
     text = _text(s).upper()
     if holiday_codes.is_country(text):  # read from the package's registry file, without importing it
         return text
@@ -274,6 +280,9 @@ COUNTRY = Kind("country code (ISO 3166)", _country)
 
 def subdivision_spelling(country: str, subdivision: str) -> str | None:
     """`subdivision` as the holidays package spells it for `country`, or None if it has no such one."""
+    from daemon.adapters.settings import holiday_codes
+    from daemon.core.holiday_tables import country_holidays
+
     if holiday_codes.has_subdivision(country, subdivision):  # as listed in the country's source file
         return subdivision
     try:

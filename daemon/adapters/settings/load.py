@@ -8,50 +8,112 @@ Rules of this module:
   it accepts is read as it reads it. (libyaml also reads a few forms the YAML spec allows and
   the pure-Python parser refuses, such as a tab or '?' inside a plain value.)
 - Each file is read once per load: the main file's policy nodes are kept with the Settings
-  built from it, for a policy-only file (`parting simulate`) to be written over.
+  built from it, for a policy-only file (`parting simulate`) to be written over. Settings from
+  the cache (load_cache.py: an unchanged config, read without PyYAML) have no nodes kept: their
+  file is composed again when a policy-only file first asks for them.
+- PyYAML, the schema and its checks are imported on a cache miss only (_import_reader): a
+  report on an unchanged config never imports them.
 - Everything is validated up front and every problem is reported at once, sorted by line, as
   "file:line: key.path: message". Keys and defaults come from settings_schema.SCHEMA alone.
 - Secrets are never in the file: only paths (`*_file`) and environment variable names
   (`*_env`); settings_secrets.py reads them. Secret values never appear in a message, a repr
   or a log line.
-- The public names of the settings modules are imported from here; the others (kinds, rules,
-  secrets, problems, build) hold no YAML.
+- The public names of the settings modules are imported from here; reader.py walks the nodes
+  along the schema, and the others (kinds, rules, secrets, problems, build) hold no YAML.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-import re
 import weakref
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
-from daemon.adapters.settings import schema
-from daemon.adapters.settings.build import build_policy, build_settings
-from daemon.adapters.settings.kinds import IDENT, Invalid, Scalar, did_you_mean, shown
-from daemon.adapters.settings.problems import Problem, SettingsError, problem_at, remember_key_lines
-from daemon.adapters.settings.providers import apply_preset
-from daemon.adapters.settings.rules import BAD, cross_check, merge_policy, ok
-from daemon.adapters.settings.schema import Items, Leaf, Named, Section, Spec
-from daemon.adapters.settings.secret_files import Secrets, check_runtime, load_secrets
+from daemon.adapters.settings import load_cache
+from daemon.adapters.settings.problems import Problem, SettingsError, key_lines, problem_at, remember_key_lines
 from daemon.core.model import Settings
+
+if TYPE_CHECKING:
+    import yaml
+    from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+    from daemon.adapters.settings import schema
+    from daemon.adapters.settings.build import build_policy, build_settings
+    from daemon.adapters.settings.kinds import Scalar, did_you_mean
+    from daemon.adapters.settings.providers import apply_preset
+    from daemon.adapters.settings.reader import Reader, describe, join
+    from daemon.adapters.settings.rules import cross_check, merge_policy, ok
+    from daemon.adapters.settings.schema import Section
+    from daemon.adapters.settings.secret_files import Secrets, check_runtime, load_secrets
 
 __all__ = ["Problem", "SettingsError", "Secrets", "load_settings", "load_policy_override", "load_secrets",
            "check_runtime", "config_key_paths"]
 
-# libyaml's composer reads a 10,000-client file some 15 times faster than the pure-Python one.
-_FAST_LOADER = getattr(yaml, "CSafeLoader", None)
 _POLICY_KEYS = ("policy", "policies")
-_STR_TAG = "tag:yaml.org,2002:str"
-# The policy nodes of the main file each loaded Settings came from, as written (see _base_policy_pairs).
-_policy_pairs: dict[int, list[tuple[Node, Node]]] = {}
+
+
+class _PolicyPairs(dict[int, "list[tuple[Node, Node]]"]):
+    """id(settings) -> the policy nodes of the main file it came from, as written (see
+    _base_policy_pairs). Settings from the cache have none kept: their file is composed again
+    when they are first asked for."""
+
+    def __missing__(self, key: int) -> list[tuple[Node, Node]]:
+        source = _cached_sources[key]  # KeyError: not loaded by load_settings
+        pairs = self[key] = _top_pairs(_compose(source), _POLICY_KEYS)
+        return pairs
+
+
+_policy_pairs = _PolicyPairs()
+_cached_sources: dict[int, str] = {}  # id(settings) -> its file, for Settings read from the cache
+_READER_NAMES = ("yaml", "MappingNode", "Node", "ScalarNode", "SequenceNode", "schema", "build_policy",
+                 "build_settings", "Scalar", "did_you_mean", "apply_preset", "Reader", "describe", "join",
+                 "cross_check", "merge_policy", "ok", "Section", "_FAST_LOADER")
+
+
+def _import_reader() -> None:
+    """Import the YAML parser, the schema and its checks: only a load the cache cannot answer
+    needs them (PyYAML alone is a sixth of a report's start), so they are bound here, on first use."""
+    global yaml, MappingNode, Node, ScalarNode, SequenceNode, schema, build_policy, build_settings, Scalar
+    global did_you_mean, apply_preset, Reader, describe, join, cross_check, merge_policy, ok, Section
+    if "_DEFAULT_FAST_LOADER" in globals():  # bound last: every other name is bound by then
+        return
+    import yaml
+    from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+    from daemon.adapters.settings import schema
+    from daemon.adapters.settings.build import build_policy, build_settings
+    from daemon.adapters.settings.kinds import Scalar, did_you_mean
+    from daemon.adapters.settings.providers import apply_preset
+    from daemon.adapters.settings.reader import Reader, describe, join
+    from daemon.adapters.settings.rules import cross_check, merge_policy, ok
+    from daemon.adapters.settings.schema import Section
+
+    # libyaml's composer reads a 10,000-client file some 15 times faster than the pure-Python one.
+    # (A test may have chosen the parser already.)
+    globals().setdefault("_FAST_LOADER", getattr(yaml, "CSafeLoader", None))
+    globals()["_DEFAULT_FAST_LOADER"] = getattr(yaml, "CSafeLoader", None)
+
+
+def __getattr__(name: str) -> Any:
+    """The names bound by _import_reader, for a caller that asks before any load needed them, and
+    the secrets' names (secret_files.py), imported when first asked for."""
+    if name in _READER_NAMES:
+        _import_reader()
+        return globals()[name]
+    if name in ("Secrets", "check_runtime", "load_secrets"):  # what `run` and `doctor` need, not a report
+        from daemon.adapters.settings import secret_files
+
+        return getattr(secret_files, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _parser() -> str:
+    """Which YAML parser a full load would use (a test may choose the pure-Python one)."""
+    chosen = globals().get("_FAST_LOADER", "default")
+    return "default" if chosen == "default" or chosen is globals().get("_DEFAULT_FAST_LOADER") else repr(chosen)
 
 
 # --------------------------------------------------------------------------------------------
@@ -59,16 +121,32 @@ _policy_pairs: dict[int, list[tuple[Node, Node]]] = {}
 
 
 def load_settings(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read, validate and build the settings; raise SettingsError listing every problem."""
+    """Read, validate and build the settings; raise SettingsError listing every problem.
+
+    An unchanged config is answered from the cache (load_cache.py), without PyYAML; otherwise
+    it is read in full and, when nothing was wrong, kept for the next load."""
     file = str(path)
-    return _settings_from(_compose(file), file, os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    found = load_cache.lookup(file, environ, _parser())
+    if found is not None and found.settings is not None:
+        settings = found.settings
+        remember_key_lines(settings, found.lines or {})
+        _cached_sources[id(settings)] = file
+        weakref.finalize(settings, _cached_sources.pop, id(settings), None)
+        weakref.finalize(settings, _policy_pairs.pop, id(settings), None)
+        return settings
+    settings = _settings_from(_compose(file), file, environ)
+    if found is not None:
+        load_cache.save(found, file, settings, key_lines(settings))
+    return settings
 
 
 def _settings_from(root: Node, file: str, environ: Mapping[str, str]) -> Settings:
-    reader = _Reader(file)
+    _import_reader()
+    reader = Reader(file)
     if not isinstance(root, MappingNode):
         raise SettingsError([Problem(file, 1, "", "expected keys such as 'company:' and 'mailbox:' at the "
-                                     f"top of the file, got {_describe(root)}")])
+                                     f"top of the file, got {describe(root)}")])
     # Copied before reading when reading can change them: the reader merges `<<:` keys into the
     # nodes in place (and retags `=` keys). Most files have neither, and then the copy (a few ms
     # for every command) is not needed.
@@ -131,12 +209,15 @@ def _changed_by_reading(pairs: list[tuple[Node, Node]]) -> bool:
 def _base_policy_pairs(base: Settings) -> list[tuple[Node, Node]]:
     """The policy nodes of the file `base` was loaded from, fresh for each use (reading changes
     them). Read from base.source only when `base` was not made by load_settings."""
-    pairs = _policy_pairs.get(id(base))
-    return copy.deepcopy(pairs) if pairs is not None else _top_pairs(_compose(base.source), _POLICY_KEYS)
+    try:
+        return copy.deepcopy(_policy_pairs[id(base)])
+    except KeyError:
+        return _top_pairs(_compose(base.source), _POLICY_KEYS)
 
 
 def dump_config(tree: Mapping[str, object]) -> str:
     """A configuration as YAML text, keys in the order given (for generated configs: the demo's)."""
+    _import_reader()
     return yaml.safe_dump(dict(tree), sort_keys=False, allow_unicode=True)
 
 
@@ -171,6 +252,7 @@ def load_policy_override(path: str | Path, base: Settings) -> Settings:
     and named policies are merged over the resulting top-level policy as usual.
     Raises SettingsError listing every problem with its line.
     """
+    _import_reader()
     file = str(path)
     if not Path(file).exists():
         raise SettingsError([Problem(file, 1, "", "no such file: write the policy to compare there (`policy:` "
@@ -189,10 +271,10 @@ def load_policy_override(path: str | Path, base: Settings) -> Settings:
         return replace(other, people=base.people, clients=base.clients)
 
     only = Section({key: schema.SCHEMA.keys[key] for key in _POLICY_KEYS}, "A policy-only file.")
-    reader = _Reader(file)
+    reader = Reader(file)
     if not isinstance(root, MappingNode):
         raise SettingsError([Problem(file, 1, "", "expected `policy:` and/or `policies:` at the top of the file "
-                                     f"(or a whole configuration), got {_describe(root)}")])
+                                     f"(or a whole configuration), got {describe(root)}")])
     root = _merged_over_base(root, base)
     tree = reader.section(root, only, "")
     written = [key for key in _POLICY_KEYS if key in reader.lines]
@@ -200,7 +282,7 @@ def load_policy_override(path: str | Path, base: Settings) -> Settings:
         reader.report("", "neither `policy:` nor `policies:` is written here: nothing to compare", 1)
     readers = dict.fromkeys(_POLICY_KEYS, reader)
     if len(written) < len(_POLICY_KEYS):
-        base_reader = _Reader(base.source)
+        base_reader = Reader(base.source)
         # Only the policy keys of the main file: the rest was validated when it was loaded.
         kept = MappingNode("tag:yaml.org,2002:map", _base_policy_pairs(base))
         base_tree = base_reader.section(kept, only, "")
@@ -230,6 +312,8 @@ def load_policy_override(path: str | Path, base: Settings) -> Settings:
 
 
 def _compose(file: str) -> Node:
+    _import_reader()
+
     def fail(line: int, message: str) -> SettingsError:
         return SettingsError([Problem(file, line, "", message)])
 
@@ -262,209 +346,13 @@ def _compose(file: str) -> Node:
 
 
 def _compose_text(text: str) -> Node | None:
-    if _FAST_LOADER is not None:
+    loader = globals()["_FAST_LOADER"]  # bound by _import_reader, unless a test chose the parser
+    if loader is not None:
         try:
-            return yaml.compose(text, Loader=_FAST_LOADER)
+            return yaml.compose(text, Loader=loader)
         except yaml.YAMLError:
             pass  # libyaml words its errors differently: the pure-Python parser tells what is wrong
     return yaml.compose(text, Loader=yaml.SafeLoader)
-
-
-def _describe(node: Node | None) -> str:
-    if isinstance(node, MappingNode):
-        return "a mapping of keys"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    if node is None or node.tag.endswith(":null"):
-        return "nothing"
-    return shown(node.value)
-
-
-def _is_null(node: Node) -> bool:
-    return isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null"
-
-
-def _line(node: Node) -> int:
-    return node.start_mark.line + 1
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-class _Reader:
-    """Walks the node tree along the schema, converting values and collecting problems."""
-
-    def __init__(self, file: str):
-        self.file = file
-        self.problems: list[Problem] = []
-        self.lines: dict[str, int] = {}
-        # A bare constructor, not a loader: a loader's parser states refer back to it, and that
-        # cycle would keep every node it constructed alive until the next garbage collection.
-        self._constructor = SafeConstructor()
-
-    def report(self, path: str, message: str, line: int | None = None) -> None:
-        self.problems.append(Problem(self.file, line or self.line_of(path), path, message))
-
-    def line_of(self, path: str) -> int:
-        """The line of `path`, or of its nearest written ancestor (a missing key's parent)."""
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            parent = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", path)
-            if parent == path:
-                break
-            path = parent
-        return 1
-
-    def section(self, node: Node | None, spec: Section, path: str, partial: bool = False) -> dict:
-        out: dict[str, Any] = {}
-        seen: dict[str, int] = {}
-        if node is not None:
-            try:
-                self._constructor.flatten_mapping(node)  # type: ignore[arg-type]  # a mapping, checked by the caller
-            except yaml.YAMLError as error:
-                self.report(path, f"cannot merge keys: {getattr(error, 'problem', error)}", _line(node))
-            for key_node, value_node in node.value:
-                line = _line(key_node)
-                if not isinstance(key_node, ScalarNode) or _is_null(key_node):
-                    self.report(path, "a key must be a plain word", line)
-                    continue
-                key, key_path = key_node.value, _join(path, key_node.value)
-                if key in seen:
-                    self.report(key_path, f"written twice (first on line {seen[key]})", line)
-                    continue
-                seen[key] = line
-                sub = spec.keys.get(key)
-                if sub is None:
-                    known = list(spec.keys)
-                    hint = did_you_mean(key, known) or f"; the keys here are: {', '.join(known)}"
-                    message = schema.SECRET_MESSAGE if schema.is_inline_secret(key) else "unknown key" + hint
-                    self.report(key_path, message, line)
-                    continue
-                self.lines[key_path] = line
-                out[key] = self.value(value_node, sub, key_path, partial)
-        if not partial:
-            for key, sub in spec.keys.items():
-                if key in out:
-                    continue
-                if key not in seen and getattr(sub, "required", False):
-                    self.report(_join(path, key), f"required key is missing: {sub.doc}")
-                out[key] = self.absent(sub)
-        return out
-
-    def absent(self, spec: Spec) -> Any:
-        if isinstance(spec, Section):
-            return {key: self.absent(sub) for key, sub in spec.keys.items()}
-        if isinstance(spec, Items):
-            return [dict(item) for item in spec.default]
-        if isinstance(spec, Named):
-            return {}
-        if spec.required:
-            return BAD
-        if spec.default is None:
-            return None
-        if spec.many == "one":
-            return spec.kind.convert(Scalar(spec.default, str(spec.default)))
-        defaults = spec.default if isinstance(spec.default, list | tuple) else (spec.default,)
-        return [spec.kind.convert(Scalar(item, str(item))) for item in defaults]
-
-    def value(self, node: Node, spec: Spec, path: str, partial: bool) -> Any:
-        if isinstance(spec, Section):
-            if _is_null(node):
-                return self.section(None, spec, path, partial)
-            if not isinstance(node, MappingNode):
-                self.report(path, f"expected a mapping of keys, got {_describe(node)}")
-                return self.absent(spec)
-            return self.section(node, spec, path, partial)
-        if isinstance(spec, Items):
-            if _is_null(node) and not spec.required:
-                return self.absent(spec)
-            if not isinstance(node, SequenceNode):
-                self.report(path, f"expected a list, got {_describe(node)}")
-                return []
-            items = []
-            for index, item in enumerate(node.value):
-                item_path = f"{path}[{index}]"
-                self.lines[item_path] = _line(item)
-                if not isinstance(item, MappingNode):
-                    self.report(item_path, f"expected a mapping of keys, got {_describe(item)}")
-                    items.append(BAD)
-                    continue
-                items.append(self.section(item, spec.item, item_path))
-            if len(node.value) < spec.min_items:
-                self.report(path, f"needs at least {spec.min_items} entry: {spec.doc}")
-            return items
-        if isinstance(spec, Named):
-            return self.named(node, spec, path)
-        return self.leaf(node, spec, path)
-
-    def named(self, node: Node, spec: Named, path: str) -> dict:
-        if _is_null(node):
-            return {}
-        if not isinstance(node, MappingNode):
-            self.report(path, f"expected a mapping of names to policies, got {_describe(node)}")
-            return {}
-        out = {}
-        for key_node, value_node in node.value:
-            name = str(key_node.value)
-            name_path = _join(path, name)
-            self.lines[name_path] = _line(key_node)
-            try:
-                IDENT.convert(Scalar(name, name))
-            except Invalid as error:
-                self.report(name_path, str(error))
-                continue
-            if name == "default" or name in out:
-                self.report(name_path, "'default' names the top-level policy: choose another name"
-                            if name == "default" else "written twice")
-                continue
-            out[name] = self.value(value_node, spec.item, name_path, partial=True)
-        return out
-
-    def leaf(self, node: Node, spec: Leaf, path: str) -> Any:
-        if _is_null(node):
-            if spec.nullable:
-                return None
-            if spec.required:
-                self.report(path, f"needs a value: {spec.doc}")
-                return BAD
-            return self.absent(spec)
-        if spec.many == "one" or (spec.many == "one_or_list" and isinstance(node, ScalarNode)):
-            if not isinstance(node, ScalarNode):
-                self.report(path, f"expected {spec.kind.name}, got {_describe(node)}")
-                return BAD
-            value = self.scalar(node, spec, path)
-            return value if spec.many == "one" or value is BAD else [value]
-        if not isinstance(node, SequenceNode):
-            self.report(path, f"expected a list of {spec.kind.name}, got {_describe(node)}")
-            return BAD
-        values = []
-        for index, item in enumerate(node.value):
-            item_path = f"{path}[{index}]"
-            self.lines[item_path] = _line(item)
-            if not isinstance(item, ScalarNode) or _is_null(item):
-                self.report(item_path, f"expected {spec.kind.name}, got {_describe(item)}")
-                values.append(BAD)
-            else:
-                values.append(self.scalar(item, spec, item_path))
-        if spec.required and not node.value:
-            self.report(path, f"needs at least one entry: {spec.doc}")
-        return values
-
-    def scalar(self, node: ScalarNode, spec: Leaf, path: str) -> Any:
-        if node.tag == _STR_TAG:
-            value = node.value  # what the constructor gives a string, without its bookkeeping (most values)
-        else:
-            try:
-                value = self._constructor.construct_object(node)
-            except (yaml.YAMLError, ValueError, OverflowError):
-                value = node.value  # e.g. 2026-13-45 matches YAML's date pattern but is no date
-        try:
-            return spec.kind.convert(Scalar(value, str(node.value)))
-        except Invalid as error:
-            self.report(path, str(error), _line(node))
-            return BAD
 
 
 def config_key_paths(path: str | Path) -> list[str]:
@@ -475,7 +363,7 @@ def config_key_paths(path: str | Path) -> list[str]:
     def walk(node: Node, prefix: str) -> None:
         if isinstance(node, MappingNode):
             for key_node, value_node in node.value:
-                key_path = _join(prefix, str(key_node.value))
+                key_path = join(prefix, str(key_node.value))
                 found.append(key_path)
                 walk(value_node, key_path)
         elif isinstance(node, SequenceNode):

@@ -51,6 +51,11 @@ def remember_key_lines(settings: Settings, lines: dict[str, int]) -> None:
     weakref.finalize(settings, _key_lines.pop, id(settings), None)
 
 
+def key_lines(settings: Settings) -> dict[str, int]:
+    """The lines remembered for these settings (empty when they were not loaded from a file)."""
+    return _key_lines.get(id(settings), {})
+
+
 def problem_at(settings: Settings, key_path: str, message: str) -> Problem:
     lines = _key_lines.get(id(settings), {})
     return Problem(settings.source, lines.get(key_path, 0), key_path, message)
