@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from email.headerregistry import Address
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from daemon.adapters.settings.kinds import EMAIL, Invalid, Scalar, _is_domain
@@ -48,6 +48,7 @@ def domain_by_idna(text: str) -> bool:
 
 @given(st.text(alphabet="aZ09-._ \u00e9\u0130\u212a\u00a0\u2003", max_size=14)
        | st.sampled_from(["x" * 63 + ".com", "x" * 64 + ".com", "a..b", "a.b.", "-a.b", "K.COM"]))
+@example("0.0 ")  # found by Hypothesis: a trailing space is trimmed, not inside the address
 def test_domains_are_judged_as_the_idna_codec_judges_them(text: str) -> None:
     assert _is_domain(text) == domain_by_idna(text)
     address = f"someone@{text}"
@@ -56,6 +57,7 @@ def test_domains_are_judged_as_the_idna_codec_judges_them(text: str) -> None:
         taken = True
     except Invalid:
         taken = False
-    # a space anywhere, Unicode's included, makes it no address (as str.isspace says)
-    if any(c.isspace() for c in text):
+    # a space inside it, Unicode's included, makes it no address (as str.isspace says); spaces
+    # around a value are trimmed, as from every value (kinds._text), so a trailing one is not inside
+    if any(c.isspace() for c in text.rstrip()):
         assert not taken
