@@ -335,7 +335,7 @@ def test_a_report_on_an_unchanged_config_imports_no_yaml(setup, cache, command) 
     assert "yaml" in first  # a miss: read in full, and kept
     again = imported(setup, *command)
     assert not {"yaml", "daemon.adapters.settings.schema", "daemon.adapters.settings.rules",
-                "daemon.adapters.settings.build"} & again
+                "daemon.adapters.settings.build", "daemon.adapters.settings.kinds"} & again  # kinds: a mistake's hint
     if command[0] in ("drafts", "outbox", "deadlines"):  # no time zones nor holiday codes: nothing is checked
         assert not {"zoneinfo", "daemon.adapters.settings.holiday_codes", "daemon.core.holiday_tables"} & again
 

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon.adapters.settings.kinds import did_you_mean
 from daemon.adapters.settings.load import load_settings
 from daemon.adapters.store import Store, StoreError
 from daemon.core.errors import PartingError
@@ -107,6 +106,8 @@ def find_client(settings: Settings, client_id: str) -> Client:
     for client in settings.clients:
         if client.id == client_id:
             return client
+    from daemon.adapters.settings.kinds import did_you_mean  # here: only a mistake needs the kinds
+
     known = [c.id for c in settings.clients]
     raise ReportError(f"no client {client_id!r} in {settings.source}{did_you_mean(client_id, known)}")
 
