@@ -17,6 +17,7 @@ import imapclient
 import pytest
 from servers import DovecotServer
 
+from daemon.adapters.imap import fetchreader
 from daemon.adapters.imap.connection import ImapConnection as _Connection
 from daemon.adapters.imap.connection import _groups_within
 from daemon.adapters.imap.watcher import (
@@ -238,13 +239,13 @@ def test_fetch_messages_reads_a_batch_in_few_commands(dovecot: DovecotServer, co
     uids = dovecot.append_many("INBOX", raws)
     connection.select("INBOX")
     commands: list[list[int]] = []
-    real_fetch = imapclient.IMAPClient.fetch
+    real_fetch = fetchreader.fetch  # the UID FETCH command, its answer read by the narrow reader
 
     def counting_fetch(client, messages, data, *args, **kwargs):
         commands.append(list(messages))
         return real_fetch(client, messages, data, *args, **kwargs)
 
-    monkeypatch.setattr(imapclient.IMAPClient, "fetch", counting_fetch)
+    monkeypatch.setattr(fetchreader, "fetch", counting_fetch)
     sizes = {uid: len(raw) for uid, raw in zip(uids, raws)}
     assert connection.fetch_messages([*uids, uids[-1] + 50], sizes=sizes) == dict(zip(uids, raws))
     assert commands == [[*uids, uids[-1] + 50]]  # one command for the whole batch, a gone UID left out

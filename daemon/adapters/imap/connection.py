@@ -283,7 +283,7 @@ class ImapConnection:
         for group in _groups_within(uids, sizes or {}, max_bytes, budget):
             with self._guard(f"FETCH {len(group)} messages") as client:
                 try:
-                    response = client.fetch(group, items)
+                    response = fetchreader.fetch(client, group, items)  # client.fetch, read faster
                 except imap_exceptions.ProtocolError as exc:
                     self._log.warning("unreadable FETCH response from %s (%s); fetching one by one",
                                       self.where, exc)
