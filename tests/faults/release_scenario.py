@@ -29,7 +29,6 @@ T0 = utc(2026, 11, 2, 10, 0)  # a Monday
 OWNER, COLLEAGUE = "alice@example.com", "bob@example.com"
 REVIEW_SETTINGS = {"remind_after": "4 hours"}
 BOB_ANSWERS_AT = T0 + timedelta(hours=5)  # past remind_after: Bob is reminded before he answers
-RELEASE_TIME = BOB_ANSWERS_AT + timedelta(minutes=11)  # past the 10-minute send_delay
 
 
 @dataclass
@@ -143,8 +142,11 @@ class ReleaseScenario:
         now = self.daemon.now()
         if by_kind(self.sink, "review", COLLEAGUE) and now < BOB_ANSWERS_AT:
             self.daemon.set_clock(BOB_ANSWERS_AT)
-        elif self.daemon.scalar("SELECT count(*) FROM outbox WHERE kind = 'release'") and now < RELEASE_TIME:
-            self.daemon.set_clock(RELEASE_TIME)
+        elif (held := self.daemon.scalar("SELECT max(not_before) FROM outbox WHERE kind = 'release'")) and \
+                now < (past_the_delay := datetime.fromisoformat(held) + timedelta(minutes=1)):
+            # Past the release's own send delay: an approval read again after a lost write (a
+            # restore) queues it later than the first time (RELEASE_TIME on the usual path).
+            self.daemon.set_clock(past_the_delay)
         for kind, after in (("phone_call", None), ("retrospective", "phone_call")):
             due = self.daemon.scalar("SELECT due_at FROM deadlines WHERE kind = ? AND state = 'open'", [kind])
             ready = after is None or self.daemon.scalar(
