@@ -18,7 +18,6 @@ Rules of this module:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -26,6 +25,8 @@ from datetime import date
 from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from daemon.core.digest import sha256
 
 if TYPE_CHECKING:
     from daemon.core.model import Settings
@@ -46,7 +47,7 @@ def package_identity() -> str | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     folder = next(iter(spec.submodule_search_locations))
-    digest = hashlib.sha256()
+    digest = sha256()
     for sub in ("", "countries", "calendars", "groups"):
         try:
             with os.scandir(os.path.join(folder, sub)) as entries:

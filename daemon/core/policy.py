@@ -27,7 +27,6 @@ Rules of this module:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Sequence
@@ -38,6 +37,7 @@ from operator import attrgetter, countOf, lt
 from typing import TYPE_CHECKING, NamedTuple
 from zoneinfo import ZoneInfo
 
+from daemon.core.digest import sha256
 from daemon.core.model import Client, Duration, Envelope, Policy
 from daemon.core.rules import (
     RULES,
@@ -371,7 +371,7 @@ def policy_hash(policy: Policy) -> str:
     if known is not None and known[0] is policy:
         return known[1]
     text = json.dumps(_canonical(policy), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    digest = hashlib.sha256(text.encode("ascii")).hexdigest()[:16]
+    digest = sha256(text.encode("ascii")).hexdigest()[:16]
     if len(_HASHES) >= _HASHES_KEPT:
         _HASHES.clear()
     _HASHES[id(policy)] = (policy, digest)
