@@ -178,7 +178,7 @@ def _quote_header_length(lines: list[str], index: int) -> int:
                 break
             if _HEADER_FULL.match(joined) and _TIME_OF_DAY.search(joined):
                 return length
-    if _WROTE_LINE.search(first):
+    if ":" in first and _WROTE_LINE.search(first):  # (it ends in ":"; the search tries every position)
         following = _next_content_lines(lines, index + 1, 1)
         if following and _is_quoted(following[0]):
             return 1
