@@ -81,6 +81,9 @@ _UNDERSCORES = re.compile(r"^\s*_{8,}\s*$")
 # Swedish, Danish/Norwegian, Italian and Portuguese; Outlook may bold the names ("*From:*")
 # when it turns HTML into text. Missing one would put the unquoted original into the new text.
 _FROM_FIELD = re.compile(r"^\s*\*?\s*(from|von|de|van|från|fra|da)\s*\*?\s*:", re.IGNORECASE)
+# Every expression _ends_new_text tries on a line, as one: no match, none of them matches.
+_MAY_END_NEW_TEXT = re.compile("|".join(f"(?:{rule.pattern})" for rule in (
+    _MOBILE_FOOTER, _ORIGINAL_MESSAGE, _FORWARDED, _UNDERSCORES, _FROM_FIELD)), re.IGNORECASE)
 _OTHER_FIELD = re.compile(
     r"^\s*\*?\s*(sent|date|to|cc|subject|gesendet|datum|an|betreff|envoyé|à|objet|enviado|fecha"
     r"|para|asunto|verzonden|aan|onderwerp|skickat|till|ämne|sendt|dato|til|emne|inviato|data|a"
@@ -140,7 +143,11 @@ def _next_content_lines(lines: list[str], start: int, count: int) -> list[str]:
 
 def _ends_new_text(lines: list[str], index: int) -> bool:
     line = lines[index]
-    if is_signature_line(line) or _MOBILE_FOOTER.match(line):
+    if is_signature_line(line):
+        return True
+    if not _MAY_END_NEW_TEXT.match(line):  # (most lines: one match instead of five)
+        return False
+    if _MOBILE_FOOTER.match(line):
         return True
     if _ORIGINAL_MESSAGE.match(line) or _FORWARDED.match(line):
         return True

@@ -51,3 +51,17 @@ def test_a_wrote_line_before_a_quote_still_ends_the_new_text() -> None:
         assert new == "Thanks, see below." and header.strip() in rest
     new, _ = split_reply("As Bob wrote: it is done.\n> quoted\n")  # not alone on its line: new text
     assert new == "As Bob wrote: it is done."
+
+
+@given(st.text(alphabet="sentfromyphoneOriginalMsg-_ *:vdeäFROM\t", max_size=40) | st.text(max_size=40))
+@example("Sent from my iPhone")
+@example("-----Original Message-----")
+@example("________________")
+@example("*From:* Bob")
+@example("Begin forwarded message:")
+def test_the_one_expression_matches_whenever_one_of_the_five_does(line: str) -> None:
+    from daemon.core import replytext
+
+    five = (replytext._MOBILE_FOOTER, replytext._ORIGINAL_MESSAGE, replytext._FORWARDED, replytext._UNDERSCORES,
+            replytext._FROM_FIELD)
+    assert bool(replytext._MAY_END_NEW_TEXT.match(line)) == any(rule.match(line) for rule in five)
