@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Literal, Protocol
 
 from daemon.core.model import Client, Direction, ParsedMessage, Person
@@ -40,9 +41,18 @@ _PREFIXES_RE = re.compile(
 
 def normalize_subject(subject: str) -> str:
     """The subject without any leading reply/forward prefixes or [tags], casefolded, spaces folded."""
+    # Asked three times a stored message (the batch's look-ups, its row, threading), and subjects
+    # recur: ordinary ones are kept (a few MB at most), a hostile long one is worked out each time.
+    return _normalized(subject) if len(subject) <= 300 else _normalize_subject(subject)
+
+
+def _normalize_subject(subject: str) -> str:
     prefixes = _PREFIXES_RE.match(subject)  # the pattern matches the empty string: never None
     rest = subject[prefixes.end():] if prefixes else subject
     return " ".join(rest.casefold().split())
+
+
+_normalized = lru_cache(maxsize=4096)(_normalize_subject)
 
 
 def thread_index_root(value: str | None) -> str | None:

@@ -430,3 +430,19 @@ def test_the_directory_follows_a_new_tuple_of_clients() -> None:
     second = (Client(id="b", name="B", contact="x", addresses=("jane@acme.example",), domains=(), owner="o"),)
     assert match_client("jane@acme.example", first).id == "a"
     assert match_client("jane@acme.example", second).id == "b"  # a reload's clients, not the cached ones
+
+
+@given(st.text(alphabet="Re:AW[]() xé\tFwd^2", max_size=40) | st.text(max_size=400))
+def test_a_kept_subject_reads_as_one_worked_out_afresh(subject: str) -> None:
+    from daemon.core.threads import _normalize_subject
+
+    assert normalize_subject(subject) == normalize_subject(subject) == _normalize_subject(subject)
+
+
+def test_a_long_subject_is_not_kept() -> None:
+    from daemon.core.threads import _normalized
+
+    _normalized.cache_clear()  # (a pure function's cache: clearing it changes no answer)
+    normalize_subject("Re: " + "x" * 5000)
+    normalize_subject("Re: short and kept")
+    assert _normalized.cache_info().currsize == 1
