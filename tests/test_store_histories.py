@@ -115,10 +115,15 @@ def test_the_recent_history_gives_the_verdict_of_the_whole_history(world, policy
         whole = {client.id: store.envelopes(client.id) for client in CLIENTS}  # what the daemon judges
         recent = store.recent_histories({client.id: replies_read(policy) for client in CLIENTS}, now)
         sent = store.last_sent([client.id for client in CLIENTS], now)
+        stored_failures = {client.id: store.delivery_failures(client.id) for client in CLIENTS}
     finally:
         store.close()
     for client in CLIENTS:
         full, part = whole.get(client.id, []), recent.get(client.id, [])
+        # Each bounce of the whole history carries the stored failures it reports, in their order.
+        assert all(env.delivery_failures == tuple(row.failure for row in stored_failures[client.id]
+                                                  if row.bounce_message_id == env.message_id)
+                   for env in full if env.recorded is None)
         assert {env.message_id for env in part} <= {env.message_id for env in full}
         # ... and each as the whole history has it, a bounce with the same failures in the same order.
         assert [env for env in part if env not in full] == []

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from daemon.core.model import Envelope
 
-from .base import to_utc_text
+from .base import to_json, to_utc_text
 from .messages import MessagesMixin
 
 if TYPE_CHECKING:  # rows.py is imported where a row is made: the listings need none of these
@@ -63,20 +63,28 @@ class BouncesMixin(MessagesMixin):
 
     def envelopes(self, client_id: str) -> list[Envelope]:
         history = super().envelopes(client_id)
-        return _with_failures(history, self.delivery_failures(client_id))
+        return _carrying(history, self._failures_by_bounce([client_id]).get(client_id, {}))
 
+    def _failures_by_bounce(self, client_ids: list[str]) -> dict[str, dict[str, list[DeliveryFailure]]]:
+        """{client id: {bounce message id: the failures it reports}}: what `delivery_failures()`
+        holds for these clients, in its order, as plain values (no FailureRow: every history
+        reads them)."""
+        from daemon.core.model import DeliveryFailure
 
-def _with_failures(history: list[Envelope], rows: list[FailureRow]) -> list[Envelope]:
-    if not rows:
-        return history
-    by_bounce: dict[str, list[DeliveryFailure]] = {}
-    for row in rows:
-        by_bounce.setdefault(row.bounce_message_id, []).append(row.failure)
-    return _carrying(history, by_bounce)
+        found: dict[str, dict[str, list[DeliveryFailure]]] = {}
+        for client_id, bounce_id, original, recipient, status, reason in self.conn.execute(
+                "SELECT client_id, bounce_message_id, original_message_id, recipient, status, reason"
+                " FROM delivery_failures WHERE client_id IN (SELECT value FROM json_each(?))"
+                " ORDER BY at, bounce_message_id, recipient", [to_json(client_ids)]):
+            found.setdefault(client_id, {}).setdefault(bounce_id, []).append(
+                DeliveryFailure(original, recipient, status, reason))
+        return found
 
 
 def _carrying(history: list[Envelope], by_bounce: dict[str, list[DeliveryFailure]]) -> list[Envelope]:
     """The history with each bounce carrying the failures it reports."""
+    if not by_bounce:
+        return history
     return [_bounce_with(env, tuple(by_bounce[env.message_id])) if env.message_id in by_bounce else env
             for env in history]
 

@@ -22,17 +22,13 @@ import json
 from collections.abc import Iterable, Mapping
 from contextlib import closing
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from daemon.core.model import Envelope
-
-if TYPE_CHECKING:
-    from daemon.core.model import DeliveryFailure
 
 from .assignments import AssignmentsMixin
 from .base import to_utc_text
 from .bounces import _carrying
-from .messages import _ENVELOPE_COLUMNS
+from .messages import _ENVELOPE_COLUMNS, _envelopes
 
 # Where each client's history starts: its OFFSET+1-th latest real reply at or before `now`
 # ('' for the whole history: it has fewer). SQLite takes no column in OFFSET: one query a count.
@@ -96,33 +92,15 @@ class HistoriesMixin(AssignmentsMixin):
 
     def _failure_bounces_before(self, since: Mapping[str, str]) -> Iterable[tuple[str, Envelope]]:
         """(client id, bounce) for the bounces reporting failures that lie before the client's start."""
-        parse = datetime.fromisoformat
         with closing(self.conn.execute(
                 f"SELECT {_ENVELOPE_COLUMNS} FROM messages WHERE message_id IN"
                 " (SELECT bounce_message_id FROM delivery_failures) ORDER BY at, message_id")) as cursor:
             # Most bounces lie inside the window read already: compared as stored texts (see the
-            # module's rules), an envelope is made only for one that lies before its client's start.
-            for (message_id, client_id, thread_id, direction, at, subject, from_addr, auto_reply, bounce,
-                 question, tagged, parting_kind) in cursor:
-                start = since.get(client_id or "")
-                if start and at < start:
-                    yield client_id or "", Envelope(message_id, client_id, thread_id, direction, parse(at), subject,
-                                                    from_addr, auto_reply, bool(bounce), bool(question),
-                                                    bool(tagged), parting_kind)
-
-    def _failures_by_bounce(self, client_ids: list[str]) -> dict[str, dict[str, list[DeliveryFailure]]]:
-        """{client id: {bounce message id: the failures it reports}}: what `delivery_failures()`
-        holds for these clients, in its order, without its rows."""
-        from daemon.core.model import DeliveryFailure
-
-        found: dict[str, dict[str, list[DeliveryFailure]]] = {}
-        for client_id, bounce_id, original, recipient, status, reason in self.conn.execute(
-                "SELECT client_id, bounce_message_id, original_message_id, recipient, status, reason"
-                " FROM delivery_failures WHERE client_id IN (SELECT value FROM json_each(?))"
-                " ORDER BY at, bounce_message_id, recipient", [json.dumps(client_ids)]):
-            found.setdefault(client_id, {}).setdefault(bounce_id, []).append(
-                DeliveryFailure(original, recipient, status, reason))
-        return found
+            # module's rules), an envelope is made only for one that lies before its client's start
+            # (row[1] is the client, row[4] the time, in _ENVELOPE_COLUMNS' order).
+            before = (row for row in cursor if (start := since.get(row[1] or "")) and row[4] < start)
+            for envelope in _envelopes(before):
+                yield envelope.client_id or "", envelope
 
     def _ids_shared_with(self, ids: Iterable[str]) -> set[str]:
         """The clients with a stored message whose id is one of these."""
