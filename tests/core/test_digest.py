@@ -1,4 +1,4 @@
-"""core/digest.py: the reports' SHA-256 is hashlib's, without loading OpenSSL."""
+"""core/digest.py: the reports' SHA-256 and BLAKE2b are hashlib's, without loading OpenSSL."""
 
 from __future__ import annotations
 
@@ -10,19 +10,20 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.core.digest import sha256
+from daemon.core.digest import blake2b, sha256
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @given(st.lists(st.binary(max_size=300), max_size=4))
-def test_the_digest_is_hashlib_s(parts: list[bytes]) -> None:
-    ours, theirs = sha256(), hashlib.sha256()
-    for part in parts:
-        ours.update(part)
-        theirs.update(part)
-    assert ours.hexdigest() == theirs.hexdigest()
-    assert sha256(b"".join(parts)).hexdigest() == hashlib.sha256(b"".join(parts)).hexdigest()
+def test_the_digests_are_hashlib_s(parts: list[bytes]) -> None:
+    for ours, theirs in ((sha256, hashlib.sha256), (blake2b, hashlib.blake2b)):
+        fed, reference = ours(), theirs()
+        for part in parts:
+            fed.update(part)
+            reference.update(part)
+        assert fed.hexdigest() == reference.hexdigest()
+        assert ours(b"".join(parts)).hexdigest() == theirs(b"".join(parts)).hexdigest()
 
 
 def test_a_policy_s_hash_loads_no_openssl() -> None:

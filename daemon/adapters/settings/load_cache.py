@@ -43,12 +43,8 @@ from typing import Any
 
 import daemon
 from daemon.core import model
+from daemon.core.digest import blake2b  # not hashlib's: it loads OpenSSL, ~3 ms of a listing's start
 from daemon.core.model import Settings
-
-try:  # hashlib loads OpenSSL (~3 ms of a listing's start); its BLAKE2 is CPython's own _blake2 either way
-    from _blake2 import blake2b
-except ImportError:  # an interpreter built without it
-    from hashlib import blake2b
 
 FORMAT = 1
 _KEEP = 64  # entries kept: one per config path (and environment) a user loads
