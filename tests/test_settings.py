@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.adapters.settings import load as settings_module
+from daemon.adapters.settings import full_load
 from daemon.adapters.settings import schema as settings_schema
 from daemon.adapters.settings.load import (
     Problem,
@@ -29,12 +29,12 @@ MINIMAL = (CONFIGS / "minimal.yaml").read_text()
 TOKEN_KEY = "k" * 40
 # Configs are read with libyaml's parser when PyYAML has it, else the pure-Python one: every test
 # here runs with each parser available, so both give the same values, problems and lines.
-PARSERS = {"libyaml": settings_module._FAST_LOADER, "pure-python": None}
+PARSERS = {"libyaml": full_load.FAST_LOADER, "pure-python": None}
 
 
 @pytest.fixture(autouse=True, params=[name for name, loader in PARSERS.items() if name == "pure-python" or loader])
 def yaml_parser(request, monkeypatch) -> str:
-    monkeypatch.setattr(settings_module, "_FAST_LOADER", PARSERS[request.param])
+    monkeypatch.setattr(full_load, "FAST_LOADER", PARSERS[request.param])
     return request.param
 
 
@@ -503,7 +503,8 @@ def test_canonical_key_paths_fold_list_indexes_and_policy_names():
 def test_only_the_settings_adapter_imports_yaml():
     importers = [path.relative_to(REPO) for path in (REPO / "daemon").rglob("*.py")
                  if re.search(r"^\s*(import yaml|from yaml)", path.read_text(), re.MULTILINE)]
-    assert sorted(importers) == [Path("daemon/adapters/settings/load.py"), Path("daemon/adapters/settings/reader.py")]
+    assert sorted(importers) == [Path("daemon/adapters/settings/full_load.py"),
+                               Path("daemon/adapters/settings/reader.py")]
 
 
 def test_names_that_reach_mail_headers_must_be_one_line(tmp_path) -> None:

@@ -2,7 +2,7 @@
 without PyYAML, and what it gives is exactly what a full load gives.
 
 Each test has its own cache folder (XDG_CACHE_HOME in tmp_path). A hit is told from a miss by
-whether the YAML file was composed (load._compose), and in a fresh process by sys.modules.
+whether the YAML file was composed (full_load._compose), and in a fresh process by sys.modules.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from harness import write_config
 from test_cli_reports import setup  # noqa: F401 - a fixture
 from test_command_imports import REPORTS, imported
 
-from daemon.adapters.settings import load, load_cache
+from daemon.adapters.settings import full_load, load, load_cache
 from daemon.adapters.settings.load import SettingsError, load_secrets, load_settings
 from daemon.adapters.settings.problems import key_lines
 
@@ -39,8 +39,8 @@ def cache(tmp_path, monkeypatch) -> Path:
 def composed(monkeypatch) -> list[str]:
     """The files load_settings read with PyYAML (a miss), in order."""
     reads: list[str] = []
-    compose = load._compose
-    monkeypatch.setattr(load, "_compose", lambda file: reads.append(Path(file).name) or compose(file))
+    compose = full_load._compose
+    monkeypatch.setattr(full_load, "_compose", lambda file: reads.append(Path(file).name) or compose(file))
     return reads
 
 
@@ -137,7 +137,7 @@ def test_a_hit_imports_no_yaml_nor_the_schema(tmp_path, cache) -> None:
     clients, modules = run()
     assert clients == 200
     assert modules == ["daemon.adapters.settings.load", "daemon.adapters.settings.load_cache",
-                       "daemon.adapters.settings.problems"]
+                       "daemon.adapters.settings.problems", "daemon.adapters.settings.secret_files"]
 
 
 def test_no_secret_is_kept_and_secrets_still_point_at_their_lines(tmp_path, cache) -> None:

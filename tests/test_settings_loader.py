@@ -13,7 +13,7 @@ import pytest
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from daemon.adapters.settings import load as settings_module
+from daemon.adapters.settings import full_load
 from daemon.adapters.settings.load import load_policy_override, load_settings
 from daemon.adapters.store import Store
 from daemon.queries import simulate as simulate_query
@@ -96,8 +96,8 @@ def test_simulate_reads_each_file_once_and_leaves_the_collector_as_it_was(tmp_pa
     whole.write_text(MINIMAL + "policy: {ignored_after: 1 business days}\n")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # its own settings cache, empty
     reads: list[str] = []
-    compose = settings_module._compose
-    monkeypatch.setattr(settings_module, "_compose", lambda file: reads.append(Path(file).name) or compose(file))
+    compose = full_load._compose
+    monkeypatch.setattr(full_load, "_compose", lambda file: reads.append(Path(file).name) or compose(file))
     now = datetime(2026, 11, 3, 10, tzinfo=UTC)
     for other, collecting in ((policy_only, True), (whole, False)):
         (gc.enable if collecting else gc.disable)()
@@ -114,9 +114,7 @@ def test_simulate_reads_each_file_once_and_leaves_the_collector_as_it_was(tmp_pa
 
 def test_policy_nodes_with_merge_keys_are_kept_as_written_for_a_policy_override(tmp_path) -> None:
     """The main file's policy nodes are kept for `parting simulate`; reading merges `<<:` keys in
-    place, so nodes with one are copied first (and only those: load.py `_changed_by_reading`)."""
-    from daemon.adapters.settings import load
-
+    place, so nodes with one are copied first (and only those: full_load.py `_changed_by_reading`)."""
     text = (REPO / "config.example.yaml").read_text()
     text = text.replace("  unresponsive:                          # when a client counts as unresponsive:",
                         "  unresponsive: &usual                   # when a client counts as unresponsive:", 1)
@@ -127,13 +125,13 @@ def test_policy_nodes_with_merge_keys_are_kept_as_written_for_a_policy_override(
     settings = load_settings(main)
     patient = settings.policies["patient"]
     assert (str(patient.unresponsive.within), str(patient.unresponsive.or_silent_for)) == ("30 days", "21 days")
-    kept = load._policy_pairs[id(settings)]
-    assert load._changed_by_reading(kept)  # the merge key is still there: copied before reading
+    kept = full_load._policy_pairs[id(settings)]
+    assert full_load._changed_by_reading(kept)  # the merge key is still there: copied before reading
     other = tmp_path / "other.yaml"
     other.write_text("policies:\n  patient: {ignored_after: 7 business days}\n")
     for _ in range(2):  # each override reads a fresh copy of the kept nodes
         simulated = load_policy_override(other, settings).policies["patient"]
         assert str(simulated.ignored_after) == "7 business days"
         assert (str(simulated.unresponsive.within), str(simulated.unresponsive.or_silent_for)) == ("30 days", "21 days")
-    plain = load_settings(REPO / "config.example.yaml")
-    assert not load._changed_by_reading(load._policy_pairs[id(plain)])  # nothing to merge: not copied
+    plain = full_load.read_settings(str(REPO / "config.example.yaml"), {})  # in full: a cache hit keeps no nodes
+    assert not full_load._changed_by_reading(full_load._policy_pairs[id(plain)])  # nothing to merge: not copied

@@ -1,7 +1,7 @@
-"""Walking a composed YAML node tree along the settings schema (for load.py, on a cache miss).
+"""Walking a composed YAML node tree along the settings schema (for full_load.py, on a cache miss).
 
 Rules of this module:
-- Only load.py imports it, and only when a config must be read in full (load_cache.py answers
+- Only full_load.py imports it, when a config must be read in full (load_cache.py answers
   an unchanged one): it brings PyYAML, the schema and its checks.
 - Values are converted by the schema's kinds, and every problem is collected with its key path
   and line, never raised one by one.
