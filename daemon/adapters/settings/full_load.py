@@ -124,6 +124,7 @@ def _changed_by_reading(pairs: list[tuple[Node, Node]]) -> bool:
 
 
 def _keep_policy_pairs(settings: Settings, pairs: list[tuple[Node, Node]]) -> None:
+    """Keep `pairs` for as long as `settings` lives (an id is reused once its object is gone)."""
     _policy_pairs[id(settings)] = pairs
     weakref.finalize(settings, _policy_pairs.pop, id(settings), None)
 
