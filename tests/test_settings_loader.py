@@ -4,6 +4,7 @@ as they were loaded."""
 
 from __future__ import annotations
 
+import ast
 import gc
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -135,3 +136,15 @@ def test_policy_nodes_with_merge_keys_are_kept_as_written_for_a_policy_override(
         assert (str(simulated.unresponsive.within), str(simulated.unresponsive.or_silent_for)) == ("30 days", "21 days")
     plain = full_load.read_settings(str(REPO / "config.example.yaml"), {})  # in full: a cache hit keeps no nodes
     assert not full_load._changed_by_reading(full_load._policy_pairs[id(plain)])  # nothing to merge: not copied
+
+
+def test_the_settings_modules_bind_their_names_by_plain_imports() -> None:
+    """A reader follows a load without global rebinding: load.py imports full_load.py inside the
+    functions that need it, and no settings module rebinds its globals or answers names through a
+    module-level __getattr__ (tests/test_settings_cache.py holds that a hit still imports no YAML)."""
+    for path in sorted((REPO / "daemon" / "adapters" / "settings").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        assert not [node for node in ast.walk(tree) if isinstance(node, ast.Global)], path.name
+        assert not [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Name) and node.func.id == "globals"], path.name
+        assert "__getattr__" not in [node.name for node in tree.body if isinstance(node, ast.FunctionDef)], path.name
