@@ -26,7 +26,8 @@ from click.testing import CliRunner
 from harness import START, RunningDaemon, by_kind, reply_to_review, seed_history, utc, write_config
 from servers import DovecotServer, SmtpSink, scratch_dir
 
-from daemon.adapters.settings.load import Secrets, load_settings
+from daemon.adapters.settings.load import load_settings
+from daemon.adapters.settings.secret_files import Secrets
 from daemon.adapters.store import MessageRow, Store
 from daemon.adapters.templates import Templates
 from daemon.cli import cli

@@ -18,7 +18,8 @@ from test_cli_reports import NOW, REPO, setup  # noqa: F401 - setup is a fixture
 from test_command_imports import RUN
 
 from daemon.adapters import holiday_cache
-from daemon.adapters.settings.load import Secrets, load_settings
+from daemon.adapters.settings.load import load_settings
+from daemon.adapters.settings.secret_files import Secrets
 from daemon.adapters.store import Store
 from daemon.adapters.templates import Templates
 from daemon.core.model import HolidayCalendar

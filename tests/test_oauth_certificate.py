@@ -26,7 +26,8 @@ from daemon.adapters.imap.connection import ImapConnection
 from daemon.adapters.oauth import OAuthCredential
 from daemon.adapters.oauth_certificate import ClientCertificate
 from daemon.adapters.redaction import mask
-from daemon.adapters.settings.load import SettingsError, load_secrets, load_settings
+from daemon.adapters.settings.load import SettingsError, load_settings
+from daemon.adapters.settings.secret_files import load_secrets
 from daemon.cli import cli
 from daemon.core.model import ImapSettings
 from daemon.queries.doctor import run_checks

@@ -10,15 +10,8 @@ import pytest
 
 from daemon.adapters.settings import full_load
 from daemon.adapters.settings import schema as settings_schema
-from daemon.adapters.settings.load import (
-    Problem,
-    Secrets,
-    SettingsError,
-    check_runtime,
-    config_key_paths,
-    load_secrets,
-    load_settings,
-)
+from daemon.adapters.settings.load import Problem, SettingsError, config_key_paths, load_settings
+from daemon.adapters.settings.secret_files import Secrets, check_runtime, load_secrets
 from daemon.core.model import LadderStep, Policy, parse_duration
 
 REPO = Path(__file__).resolve().parent.parent

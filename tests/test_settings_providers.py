@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from daemon.adapters.settings.load import SettingsError, load_secrets, load_settings
+from daemon.adapters.settings.load import SettingsError, load_settings
+from daemon.adapters.settings.secret_files import load_secrets
 from daemon.cli import cli
 
 MINIMAL = (Path(__file__).resolve().parent / "data" / "configs" / "minimal.yaml").read_text()

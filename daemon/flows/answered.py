@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from daemon.adapters.settings.load import Secrets
+from daemon.adapters.settings.secret_files import Secrets
 from daemon.adapters.store import Recorded, TokenRow
 from daemon.core import review as core
 from daemon.core.answers import AnswerProblem, check_answer, parse_when

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from daemon.adapters.publicsuffix import organizational_domain
-from daemon.adapters.settings.load import Secrets
+from daemon.adapters.settings.secret_files import Secrets
 from daemon.adapters.store import Store
 from daemon.adapters.templates import Templates
 from daemon.core import review as core_review

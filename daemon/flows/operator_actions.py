@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from daemon.adapters.settings.load import Secrets
+from daemon.adapters.settings.secret_files import Secrets
 from daemon.core.rules import format_time
 from daemon.queries.common import (
     Data,

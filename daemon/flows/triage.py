@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from daemon.adapters.settings.load import Secrets
+from daemon.adapters.settings.secret_files import Secrets
 from daemon.adapters.store import StoreError, TriageItem
 from daemon.core import review as core
 from daemon.core.model import Client

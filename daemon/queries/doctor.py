@@ -24,7 +24,8 @@ from typing import Any
 from daemon.adapters.imap.connection import ImapAuthError, ImapConnection, ImapError
 from daemon.adapters.oauth import Login, OAuthCredential, OAuthProblem, SignInNeeded, client_authentication
 from daemon.adapters.oauth_certificate import ClientAuth
-from daemon.adapters.settings.load import Problem, SettingsError, check_runtime, load_secrets, load_settings
+from daemon.adapters.settings.load import Problem, SettingsError, load_settings
+from daemon.adapters.settings.secret_files import check_runtime, load_secrets
 from daemon.adapters.smtp import DeliveryProblem, check_login
 from daemon.adapters.store import SCHEMA_VERSION, Store, StoreError
 from daemon.adapters.templates import SAMPLE_CONTEXTS, TemplateProblem, Templates

@@ -49,7 +49,7 @@ def login(config_path: str | Path, *, flow: str | None = None, browser: bool = T
     from daemon.adapters.oauth import OAuthProblem
     from daemon.adapters.oauth_login import Interaction, sign_out
     from daemon.adapters.oauth_login import login as sign_in
-    from daemon.adapters.settings.load import load_secrets
+    from daemon.adapters.settings.secret_files import load_secrets
 
     settings = load_settings(config_path)
     oauth = settings.mailbox.oauth

@@ -25,7 +25,8 @@ from typing import Any
 from daemon.adapters import smtp as mailer
 from daemon.adapters.imap import watcher as mailbox
 from daemon.adapters.oauth import OAuthCredential, TokenFile, sign_in_problem
-from daemon.adapters.settings.load import SettingsError, check_runtime, load_secrets, load_settings
+from daemon.adapters.settings.load import SettingsError, load_settings
+from daemon.adapters.settings.secret_files import check_runtime, load_secrets
 from daemon.adapters.store import OutboxRow, Store
 from daemon.adapters.templates import Templates
 from daemon.core.hosts import appends_to_sent

@@ -4,9 +4,10 @@ Rules of this module:
 - An unchanged config is answered from the settings cache (load_cache.py), without PyYAML;
   anything else is read in full by full_load.py, imported inside the function that needs it:
   a report on an unchanged config never imports PyYAML, the schema or its checks.
-- The public names of the settings modules are imported from here. Those of full_load.py are
+- The public names of reading a config are imported from here. Those of full_load.py are
   small functions that import it when called, never names bound at import time.
-- Secret values never appear in a message, a repr or a log line (secret_files.py reads them).
+- Secrets are read by secret_files.py (`load_secrets`, `Secrets`), imported from there; their
+  values never appear in a message, a repr or a log line.
 """
 
 from __future__ import annotations
@@ -18,11 +19,9 @@ from pathlib import Path
 
 from daemon.adapters.settings import load_cache
 from daemon.adapters.settings.problems import Problem, SettingsError, key_lines, remember_key_lines
-from daemon.adapters.settings.secret_files import Secrets, check_runtime, load_secrets
 from daemon.core.model import Settings
 
-__all__ = ["Problem", "SettingsError", "Secrets", "load_settings", "load_policy_override", "load_secrets",
-           "check_runtime", "config_key_paths"]
+__all__ = ["Problem", "SettingsError", "load_settings", "load_policy_override", "config_key_paths", "dump_config"]
 
 
 def load_settings(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Settings:
