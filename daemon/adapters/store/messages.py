@@ -188,6 +188,11 @@ class MessagesMixin(StoreBase):
             "SELECT * FROM messages WHERE client_id = ? ORDER BY at DESC, message_id DESC LIMIT ?",
             [client_id, n])]
 
+    def database_bytes(self) -> int:
+        """The database file's size as SQLite counts it (its pages, the WAL's not yet copied back
+        included): how much a commit's scattered index writes can spread over."""
+        return int(self._scalar("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"))
+
     def message_count(self) -> int:
         return int(self._scalar("SELECT count(*) FROM messages"))
 
@@ -225,9 +230,16 @@ class MessagesMixin(StoreBase):
 
     def thread_of_index_root(self, root: str) -> str | None:
         """The thread of the latest message with this Outlook Thread-Index root."""
-        return self._scalar(
-            "SELECT thread_id FROM messages WHERE thread_index_root = ?"
-            " ORDER BY at DESC, message_id DESC LIMIT 1", [root])
+        found = self.latest_of_index_root(root)
+        return None if found is None else found[2]
+
+    def latest_of_index_root(self, root: str) -> tuple[datetime, str, str] | None:
+        """(time, Message-ID, thread id) of the latest message with this Thread-Index root: what
+        thread_of_index_root answers from, for ingest to weigh against rows not yet written."""
+        row = self.conn.execute(
+            "SELECT at, message_id, thread_id FROM messages WHERE thread_index_root = ?"
+            " ORDER BY at DESC, message_id DESC LIMIT 1", [root]).fetchone()
+        return None if row is None else (from_utc_text(row[0]), row[1], row[2])
 
     def thread_of_subject(
         self,
@@ -279,6 +291,12 @@ class MessagesMixin(StoreBase):
 
     def client_of_thread(self, thread_id: str) -> str | None:
         """The client of the latest assigned message in this thread."""
-        return self._scalar(
-            "SELECT client_id FROM messages WHERE thread_id = ? AND client_id IS NOT NULL"
-            " ORDER BY at DESC, message_id DESC LIMIT 1", [thread_id])
+        found = self.latest_client_of_thread(thread_id)
+        return None if found is None else found[2]
+
+    def latest_client_of_thread(self, thread_id: str) -> tuple[datetime, str, str] | None:
+        """(time, Message-ID, client id) of the latest assigned message in this thread."""
+        row = self.conn.execute(
+            "SELECT at, message_id, client_id FROM messages WHERE thread_id = ? AND client_id IS NOT NULL"
+            " ORDER BY at DESC, message_id DESC LIMIT 1", [thread_id]).fetchone()
+        return None if row is None else (from_utc_text(row[0]), row[1], row[2])
