@@ -272,15 +272,16 @@ def start(self):
     if self.worker is not None:
         print("worker", self.worker.pid, flush=True)
 IngestPool._start = start
-service = Service(sys.argv[1], clock=ManualClock(datetime.fromisoformat(sys.argv[2])), environ={}, batch=3)
+service = Service(sys.argv[1], clock=ManualClock(datetime.fromisoformat(sys.argv[2])), environ={}, batch=3, staged=6, staged_from=0)
 asyncio.run(service.run(once=True, install_signals=False))
 """
 
 
 def test_a_daemon_killed_mid_backfill_leaves_no_worker_and_a_restart_stores_the_golden_rows(
         dovecot, smtp_sink, tmp_path: Path) -> None:
-    """SIGKILL after the fourth batch's commit (its worker busy with the next one): the worker
-    ends by itself, the store holds whole batches only, and a restart finishes exactly."""
+    """SIGKILL after the fourth commit (of two batches of three each; the worker busy with the
+    next one): the worker ends by itself, the store holds whole batches only, and a restart
+    finishes exactly."""
     config = seeded_config(dovecot, smtp_sink, tmp_path)
     done = subprocess.run([sys.executable, "-c", CRASHING_DAEMON, str(config), NOW.isoformat()], capture_output=True,
                           text=True, timeout=120, cwd=Path(__file__).parent.parent,

@@ -6,6 +6,8 @@
    something?), staff replies to review or reminder mail (the command), and bounces (which client).
 2. `commit` threads the batch, stores messages, quarantine and triage rows and the folder's new
    last UID in one transaction, so a crash never leaves a half-ingested batch or a skipped UID.
+   A catch-up splits it in two: `stage` threads a batch and keeps its rows, `flush` writes every
+   staged batch in one transaction (flows/ingest_staged.py: fewer commits of a large store).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from daemon.core.threads import (
     thread_index_root,
 )
 from daemon.flows.ingest_pool import BodyItem, BodyReading, HeaderReading, Later, read_bodies, read_headers
+from daemon.flows.ingest_staged import Staged, StagedBatch, StagedStore
 from daemon.runtime.logs import get_logger
 
 CLASSIFY_CACHE = 10_000  # distinct correspondent sets remembered; a few MB at most
@@ -74,9 +77,10 @@ class IngestReport:
 
 
 class BatchLookup:
-    """Thread look-ups that see the messages of the batch being built as well as the store."""
+    """Thread look-ups that see the messages of the batch being built as well as the store
+    (with the batches staged before it: StagedStore)."""
 
-    def __init__(self, store: Store, pending: Sequence[Pending] = ()) -> None:
+    def __init__(self, store: Store | StagedStore, pending: Sequence[Pending] = ()) -> None:
         self.store = store
         # The store's answers for the whole batch, asked once before threading (the store does not
         # change until the batch commits): the stored threads of every Message-ID the batch refers
@@ -151,6 +155,8 @@ class Ingestor:
         # settings cannot change under it: a reload makes a new Ingestor.
         self._classified: dict[tuple, Classification] = {}
         self._learned: dict[str, str] = {}  # learned address -> client id, read again for every batch
+        self._staged = Staged()
+        self._view = StagedStore(store, self._staged)
 
     def classify(self, parsed: ParsedMessage) -> Classification:
         key = (parsed.from_addr, parsed.to, parsed.cc, parsed.reply_to)
@@ -176,7 +182,7 @@ class Ingestor:
         self._learned = {learned.address: learned.client_id for learned in self.store.learned_addresses()
                          if learned.client_id in known_clients}
         headers = list(headers)
-        known = self.store.known_uids(folder, uidvalidity, [h.uid for h in headers])
+        known = self.store.known_uids(folder, uidvalidity, [h.uid for h in headers]) | self._staged.uids(folder, uidvalidity)
         if readings is None or len(readings) != len(headers):
             readings = read_headers([(h.uid, h.header, h.internaldate, h.size) for h in headers if h.uid not in known])
         else:
@@ -214,17 +220,29 @@ class Ingestor:
     def commit(self, batch: ParsedBatch, bodies: dict[int, bytes], now: datetime,
                readings: dict[int, BodyReading] | None = None,
                later: Later | None = None) -> IngestReport:
-        """`readings`: the bodies already read, by UID; without them they are read here. With
-        `later` (the worker reading some bodies meanwhile: flows/ingest_pool.py), the bounces'
-        are read first (a bounce's client threads it), the others once the batch is threaded:
-        what they give (does it ask something, a staff reply's text) threads nothing. Those the
-        worker was not given are read here while it works; what it fails to read is read here
-        too. Either way, the same functions."""
+        """Thread the batch and write it, with any batches staged before it, in one
+        transaction: `stage`, then `flush`. The report is this batch's."""
+        self.stage(batch, bodies, now, readings, later)
+        return self.flush()[-1]
+
+    @property
+    def staged_messages(self) -> int:
+        """Messages threaded and not yet written (staged batches)."""
+        return self._staged.messages
+
+    def stage(self, batch: ParsedBatch, bodies: dict[int, bytes], now: datetime,
+              readings: dict[int, BodyReading] | None = None, later: Later | None = None) -> None:
+        """Thread the batch as the store will be once the batches staged before it are written,
+        and keep its rows for `flush`. `readings`: the bodies already read, by UID; without
+        them they are read here. With `later` (the worker reading some bodies meanwhile:
+        flows/ingest_pool.py), the bounces' are read first (a bounce's client threads it), the
+        others once the batch is threaded: what they give (does it ask something, a staff
+        reply's text) threads nothing. Those the worker was not given are read here while it
+        works; what it fails to read is read here too. Either way, the same functions."""
         items = self.body_items(batch, bodies)
         if readings is None:
             readings = read_bodies([item for item in items if item.bounce] if later else items)
-        report = IngestReport(batch.folder)
-        lookup = BatchLookup(self.store, batch.pending)
+        lookup = BatchLookup(self._view, batch.pending)
         rows: list[tuple[MessageRow, str, int, int]] = []
         triage: list[tuple[str, str | None, str]] = []
         failures: dict[str, tuple[DeliveryFailure, ...]] = {}
@@ -247,25 +265,41 @@ class Ingestor:
             for position, item in waiting:
                 row, *where = rows[position]
                 rows[position] = (self._with_body(row, item, got[item.uid]), *where)  # type: ignore[assignment]
+        # The batch without its parsed headers (the rows hold what is written): a few MB less held.
+        self._staged.add(StagedBatch(replace(batch, pending=[]), rows, triage, failures, now),
+                         self._view.stored_message_ids(row.message_id for row, *_ in rows))
+
+    def flush(self) -> list[IngestReport]:
+        """Write every staged batch, in order, in one transaction; a report per batch. On any
+        error nothing is written and the staged batches are dropped (their UIDs are read again)."""
+        staged, self._staged = self._staged, Staged()
+        self._view = StagedStore(self.store, self._staged)  # the store changes: nothing it said is kept
+        if not staged.batches:
+            return []
         with self.store.transaction():
-            new_ids = self.store.add_messages(rows)
-            for uid, reason, content_hash, size in batch.quarantined:
-                if self.store.quarantine(batch.folder, batch.uidvalidity, uid, reason, content_hash, size, now):
-                    self.store.append_event("message_quarantined", at=now,
-                                            data={"folder": batch.folder, "uid": uid, "reason": reason,
-                                                  "content_hash": content_hash})
-                    report.quarantined += 1
-            for row, *_ in rows:
-                if row.message_id in new_ids and row.message_id in failures:
-                    self.store.add_delivery_failures(row.message_id, row.client_id, row.at, failures[row.message_id])
-            for message_id, client_id, reason in triage:
-                if message_id in new_ids and self.store.add_triage(message_id, client_id, reason, now):
-                    self.store.append_event("message_triaged", at=now, client_id=client_id,
-                                            message_ids=[message_id], data={"reason": reason})
-                    report.triaged += 1
-            state = self.store.folder_state(batch.folder)
-            last_uid = max(batch.last_uid, state.last_uid if state and state.uidvalidity == batch.uidvalidity else 0)
-            self.store.save_folder_state(batch.folder, batch.uidvalidity, last_uid)
+            return [self._write(batch) for batch in staged.batches]
+
+    def _write(self, staged: StagedBatch) -> IngestReport:
+        batch, rows, now = staged.batch, staged.rows, staged.now
+        report = IngestReport(batch.folder)
+        new_ids = self.store.add_messages(rows)
+        for uid, reason, content_hash, size in batch.quarantined:
+            if self.store.quarantine(batch.folder, batch.uidvalidity, uid, reason, content_hash, size, now):
+                self.store.append_event("message_quarantined", at=now,
+                                        data={"folder": batch.folder, "uid": uid, "reason": reason,
+                                              "content_hash": content_hash})
+                report.quarantined += 1
+        for row, *_ in rows:
+            if row.message_id in new_ids and row.message_id in staged.failures:
+                self.store.add_delivery_failures(row.message_id, row.client_id, row.at, staged.failures[row.message_id])
+        for message_id, client_id, reason in staged.triage:
+            if message_id in new_ids and self.store.add_triage(message_id, client_id, reason, now):
+                self.store.append_event("message_triaged", at=now, client_id=client_id,
+                                        message_ids=[message_id], data={"reason": reason})
+                report.triaged += 1
+        state = self.store.folder_state(batch.folder)
+        last_uid = max(batch.last_uid, state.last_uid if state and state.uidvalidity == batch.uidvalidity else 0)
+        self.store.save_folder_state(batch.folder, batch.uidvalidity, last_uid)
         report.stored = len(new_ids)
         report.already_known = len(rows) - len(new_ids)
         for row, *_ in rows:
@@ -307,7 +341,7 @@ class Ingestor:
                     break
         if parsed.bounce and body is not None:
             found = failures[parsed.message_id] = body.failures
-            original = self.store.message(found[0].original_message_id) if found and client_id is None else None
+            original = self._view.message(found[0].original_message_id) if found and client_id is None else None
             client_id = client_id or (original.client_id if original else None)
         when = _when(item)
         assignment = assign_thread(parsed, replace(kind, client_id=client_id) if client_id != kind.client_id else kind,

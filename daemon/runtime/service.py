@@ -56,6 +56,13 @@ SHUTDOWN_GRACE = 20.0  # default seconds a send in flight may take to finish aft
 DEFAULT_TICK = 60.0  # seconds between cycles when no mail arrives
 
 
+# A catch-up into a database of more than STAGED_FROM bytes writes its batches in transactions
+# of at least STAGED_MESSAGES messages (and one at its end): each commit rewrites every index page
+# its batch touched, and in a large database a batch's keys fall on a page each, so one commit of
+# three batches writes about half the pages of three (flows/ingest_staged.py). In a small one the
+# pages are shared and commits are cheap: there every batch is written at once.
+STAGED_MESSAGES = 3000
+STAGED_FROM = 40 * 1024 * 1024
 TOKEN_FILE_POLL = 0.5  # seconds: how often a waiting watcher looks for a new token file
 
 
@@ -80,7 +87,7 @@ class Service:
     def __init__(self, config_path: str | Path, *, clock: Clock | None = None, notifier: Notifier | None = None,
                  tick: float = DEFAULT_TICK, grace: float = SHUTDOWN_GRACE, environ: dict[str, str] | None = None,
                  on_progress: Callable[[str, int, int], None] | None = None, batch: int = 1000,
-                 ingest_worker: bool = True) -> None:
+                 staged: int = STAGED_MESSAGES, staged_from: int = STAGED_FROM, ingest_worker: bool = True) -> None:
         self.config_path = config_path
         self.clock = clock or SystemClock()
         self.notifier = notifier or Notifier()
@@ -88,7 +95,10 @@ class Service:
         self.grace = grace
         self.environ = environ
         self.on_progress = on_progress
-        self.batch = batch  # headers a FETCH, and a transaction, of a catch-up
+        self.batch = batch  # headers a FETCH of a catch-up
+        self.staged = staged  # messages a catch-up stages before it writes them (STAGED_MESSAGES)
+        self.staged_from = staged_from  # ...once the database is this large (STAGED_FROM bytes)
+        self._catching_up: dict[str, int] = {}  # folder -> catch-ups in progress (their batches are staged)
         self.log = get_logger("service")
         # A catch-up of several batches reads headers and bodies in one worker process while this
         # one stores the batch before (flows/ingest_pool.py); False: everything in this process.
@@ -333,7 +343,7 @@ class Service:
                                   stop=self.stop, log=get_logger(f"imap.{role}"), fetch_fields=HEADER_FIELDS,
                                   on_progress=self.on_progress, today=lambda: self.clock.now().date(),
                                   sleep=self._backoff_sleep, batch=self.batch,
-                                  on_catch_up=self.ingest_pool.catch_up if self.ingest_pool else None)
+                                  on_catch_up=self._on_catch_up)
             for role in ("inbox", "sent")
         ]
         return self.watchers
@@ -370,6 +380,35 @@ class Service:
     async def _get_state(self, folder: str) -> mailbox.KnownFolder | None:
         return self.ctx.store.folder_state(folder)
 
+    def _on_catch_up(self, folder: str, batches: int) -> mailbox.CatchUpHelper:
+        """A catch-up of several batches: its batches are staged and written together (and
+        read by the ingest worker, when there is one)."""
+        self._catching_up[folder] = self._catching_up.get(folder, 0) + 1
+        return _CatchUp(self, folder, self.ingest_pool.catch_up(folder, batches) if self.ingest_pool else None)
+
+    def _catch_up_ended(self, folder: str) -> None:
+        """Finished, stopped, failed or cancelled: what its batches staged is written now."""
+        self._catching_up[folder] -= 1
+        if not self._catching_up[folder]:
+            del self._catching_up[folder]
+        self._flush_ingest()
+
+    def _flush_ingest(self) -> None:
+        reports = self.ingestor.flush()
+        if not reports:
+            return
+        crash_point("after_ingest_commit")  # the batches and their folders' last UIDs are committed
+        if any(report.staff_replies for report in reports):
+            crash_point("after_ingest_commit.staff_reply")  # ...and the replies are not yet handled
+        for report in reports:
+            if report.stored or report.quarantined or report.triaged:
+                self.log.info("%s: %d stored, %d quarantined, %d for triage", report.folder, report.stored,
+                              report.quarantined, report.triaged, extra={"folder": report.folder})
+            self._staff_replies.extend(report.staff_replies)
+            self.agenda.history_grew(report.clients)
+            if report.stored:
+                self.wake.set()
+
     async def _on_batch(self, folder: str, info: mailbox.FolderInfo, headers: list[mailbox.FetchedHeader],
                         read_bodies: mailbox.ReadBodies) -> None:
         pool = self.ingest_pool
@@ -380,19 +419,15 @@ class Service:
         # The worker reads the bodies while this process threads the batch (commit waits for them).
         later = pool.body_readings([item for item in self.ingestor.body_items(batch, bodies) if not item.bounce]
                                    ) if pool is not None and readings is not None else None
-        report = self.ingestor.commit(batch, bodies, self.clock.now(), later=later)
-        crash_point("after_ingest_commit")  # the batch and the folder's last UID are committed
-        if report.staff_replies:
-            crash_point("after_ingest_commit.staff_reply")  # ...and the replies are not yet handled
-        if report.stored or report.quarantined or report.triaged:
-            self.log.info("%s: %d stored, %d quarantined, %d for triage", folder, report.stored,
-                          report.quarantined, report.triaged, extra={"folder": folder})
-        self._staff_replies.extend(report.staff_replies)
-        self.agenda.history_grew(report.clients)
-        if report.stored:
-            self.wake.set()
+        if self.ingestor.staged_messages >= self.staged:
+            # Written here, while the worker reads this batch's bodies (and the next one's headers).
+            self._flush_ingest()
+        self.ingestor.stage(batch, bodies, self.clock.now(), later=later)
+        if folder not in self._catching_up or self.ctx.store.database_bytes() < self.staged_from:
+            self._flush_ingest()  # a live message, a catch-up of one batch, a small database: written at once
 
     async def _on_uidvalidity_change(self, folder: str, old: int, new: int) -> None:
+        self._flush_ingest()  # nothing staged under the old UIDVALIDITY is written after the reset
         with self.ctx.store.transaction():
             self.ctx.store.reset_folder(folder, new)
             self.ctx.store.append_event("folder_resync", at=self.clock.now(),
@@ -453,6 +488,7 @@ class Service:
             return
         old = self.ctx
         fresh.store.close()
+        self._flush_ingest()  # batches threaded under the old settings are written as they were
         self.ctx = replace(old, settings=fresh.settings, secrets=fresh.secrets, templates=fresh.templates)
         self.ingestor = Ingestor(self.ctx.settings, self.ctx.store, get_logger("ingest"))
         self._warn_about_settings(self.ctx.settings)
@@ -503,3 +539,22 @@ def _dry_run_folder(settings: Settings) -> str:
     if not settings.dry_run_dir:
         raise mailer.TemporaryFailure("dry run: no dry_run.folder is configured")
     return settings.dry_run_dir
+
+
+class _CatchUp:
+    """The service's part in a watcher's catch-up (mailbox.CatchUpHelper): the ingest worker's
+    (when one runs), then writing what the catch-up staged when it ends."""
+
+    def __init__(self, service: Service, folder: str, worker: mailbox.CatchUpHelper | None) -> None:
+        self.service, self.folder, self.worker = service, folder, worker
+
+    def ahead(self, headers: list[mailbox.FetchedHeader]) -> None:
+        if self.worker is not None:
+            self.worker.ahead(headers)
+
+    def close(self) -> None:
+        try:
+            if self.worker is not None:
+                self.worker.close()
+        finally:
+            self.service._catch_up_ended(self.folder)
