@@ -323,13 +323,31 @@ async def test_a_half_the_busy_worker_has_not_begun_is_read_by_the_daemon_itself
     try:
         busy = pool._call(pool.worker, "headers", items * 100)  # the worker reads another batch first
         helper.ahead(headers)
+        share = pool.main_share
         readings = await pool.header_readings(headers)
         assert readings == read_headers(items)
         assert pool.stolen_halves == 1, "the second half was not begun: read here"
+        # The daemon waited for the worker's headers: it reads a larger share of the next bodies.
+        assert pool.main_share == pytest.approx(share + ingest_pool.SHARE_STEP)
         assert len(busy.result()) == 4000
     finally:
         helper.close()
     assert pool.worker is None
+
+
+async def test_headers_the_worker_has_read_in_time_leave_the_daemon_s_share_as_it_is() -> None:
+    headers = fetched_headers(40)
+    pool = ingest_pool.IngestPool(logging.getLogger("test"))
+    helper = pool.catch_up("INBOX", 2)
+    assert helper is not None and pool.worker is not None
+    try:
+        helper.ahead(headers)
+        pool._call(pool.worker, "headers", []).result()  # one thread, in order: both halves are read
+        share = pool.main_share
+        assert await pool.header_readings(headers) is not None
+        assert pool.stolen_halves == 0 and pool.main_share == share
+    finally:
+        helper.close()
 
 
 def test_the_daemon_s_share_of_the_bodies_moves_towards_the_side_that_waited_less() -> None:

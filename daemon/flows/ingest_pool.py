@@ -320,6 +320,9 @@ class IngestPool:
             return None
         parts = found[1]
         stolen = [index for index, (_, future) in enumerate(parts) if index and future.cancel()]
+        if stolen or not all(future.done() for _, future in parts):
+            # This process waits for the worker's headers: it takes a larger share of the bodies.
+            self.main_share = min(MAX_MAIN_SHARE, self.main_share + SHARE_STEP)
         mine = {index: read_headers(parts[index][0]) for index in stolen}  # while the worker reads the rest
         readings: list[HeaderReading] = []
         for index, (_, future) in enumerate(parts):
