@@ -40,6 +40,14 @@ def memory_mb(field: str, pid: int | str = "self") -> float:
     return float("nan")
 
 
+def disk_writes() -> int:
+    """Bytes this process has had written to storage so far (/proc/self/io write_bytes)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    return 0
+
+
 def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
     usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
@@ -96,7 +104,8 @@ async def parting_ingest(config: str, run_cycle: bool, bodies_out: str | None) -
 
     Service._on_batch = recording_on_batch
     timers.wrap(Ingestor, "parse", "parse")
-    timers.wrap(Ingestor, "commit", "commit")
+    timers.wrap(Ingestor, "stage", "commit")  # threading a batch, its rows kept for the flush
+    timers.wrap(Ingestor, "flush", "commit")  # writing the staged batches
     worker_hwm: list[float] = []  # each ingest worker's peak, read before it is ended
     original_close = Worker.close
 
@@ -130,6 +139,7 @@ async def parting_ingest(config: str, run_cycle: bool, bodies_out: str | None) -
     service.ingestor = Ingestor(service.ctx.settings, service.ctx.store, get_logger("ingest"))
     start_rss = memory_mb("VmRSS")
     cpu0, wall0, children0 = cpu_seconds(), time.perf_counter(), cpu_seconds(resource.RUSAGE_CHILDREN)
+    written0 = disk_writes()
     delivered = await service.catch_up_once()
     wall = time.perf_counter() - wall0
     cpu = cpu_seconds() - cpu0
@@ -152,6 +162,8 @@ async def parting_ingest(config: str, run_cycle: bool, bodies_out: str | None) -
         "header_halves_taken_back": pool.stolen_halves if pool else 0,
         "wait_headers_seconds": timers.seconds.get("wait_headers", 0.0),
         "wait_bodies_seconds": timers.seconds.get("wait_bodies", 0.0),
+        # What the backfill had the kernel write to disk (the database, its WAL and checkpoints).
+        "written_mb": (disk_writes() - written0) / 1e6,
     }
     if run_cycle:
         wall0 = time.perf_counter()

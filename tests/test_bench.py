@@ -34,6 +34,7 @@ def test_the_bench_reports_every_figure_in_a_table_and_as_json(tmp_path: Path) -
         ("ingest 300 msgs", "parting / bare"),
         ("ingest 600 msgs", "parting / bare"),
         ("ingest 600 msgs", "peak RSS after backfill (VmHWM)"),
+        ("ingest 600 msgs", "written to disk (database, WAL, checkpoints)"),
         ("ingest linearity", "time per message, 600 vs 300"),
         ("commands, 300 msgs stored", "parting status (new process, wall)"),
         ("commands, 300 msgs stored", "parting explain CLIENT (new process, wall)"),
