@@ -3,7 +3,7 @@
 verdicts recorded in tests/data/ingest_golden.json.
 
 Every column ingest writes is compared, message by message: messages, their IMAP locations, the
-subject index (message_addresses), quarantine, triage, folder states, the delivery failures read
+subject index (latest_by_address_subject), quarantine, triage, folder states, the delivery failures read
 from bounces and the verdicts the cycle records. UIDVALIDITY is left out (Dovecot draws a new one per server), nothing else is.
 
 To record the file afresh after a change that is *meant* to change what is stored:
@@ -181,7 +181,7 @@ def snapshot(database: Path) -> dict:
         return {
             "messages": rows("SELECT * FROM messages ORDER BY message_id"),
             "message_uids": rows("SELECT * FROM message_uids ORDER BY folder, uid", drop=("uidvalidity",)),
-            "message_addresses": rows("SELECT * FROM message_addresses ORDER BY message_id, address"),
+            "latest_by_address_subject": rows("SELECT * FROM latest_by_address_subject ORDER BY address, norm_subject"),
             "quarantine": rows("SELECT * FROM quarantine ORDER BY folder, uid", drop=("uidvalidity",)),
             "triage": rows("SELECT * FROM triage ORDER BY message_id, reason", drop=("id",)),
             "folders": rows("SELECT * FROM folders ORDER BY name", drop=("uidvalidity",)),

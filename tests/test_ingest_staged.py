@@ -119,7 +119,7 @@ def ingest(parting_settings, mail, cuts: list[int], flushes: list[bool] | None) 
 def tables(conn: sqlite3.Connection) -> dict[str, list]:
     return {table: sorted(conn.execute(f"SELECT {columns} FROM {table}").fetchall(), key=repr) for table, columns in {
         "messages": "*",
-        "message_addresses": "*",
+        "latest_by_address_subject": "*",
         "message_uids": "*",
         "quarantine": "*",
         "triage": "message_id, client_id, reason, at, closed_at",

@@ -38,8 +38,14 @@ _LINK_UID = (
     "INSERT INTO message_uids (folder, uidvalidity, uid, message_id) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (folder, uidvalidity, uid) DO UPDATE SET message_id = excluded.message_id"
 )
+# A later message (by time, then Message-ID: the look-up's order) replaces the row of its address
+# and subject; an earlier one, or the same one seen again, changes nothing.
 _INDEX_ADDRESS = (
-    "INSERT OR IGNORE INTO message_addresses (address, norm_subject, at, message_id) VALUES (?, ?, ?, ?)"
+    "INSERT INTO latest_by_address_subject (address, norm_subject, at, message_id, thread_id)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (address, norm_subject) DO UPDATE"
+    " SET at = excluded.at, message_id = excluded.message_id, thread_id = excluded.thread_id"
+    " WHERE (excluded.at, excluded.message_id)"
+    " > (latest_by_address_subject.at, latest_by_address_subject.message_id)"
 )
 _ENVELOPE_COLUMNS = (
     "message_id, client_id, thread_id, direction, at, subject, from_addr, auto_reply, bounce,"
@@ -80,10 +86,12 @@ def _message_values(row: MessageRow, at: str, ingested_at: str | None) -> tuple[
     )
 
 
-def _address_values(row: MessageRow, at: str) -> Iterable[tuple[str, str, str, str]]:
+def _address_values(row: MessageRow, at: str, thread_id: str) -> Iterable[tuple[str, str, str, str, str]]:
+    """The message's latest_by_address_subject candidates; `thread_id` is its stored row's (the
+    first copy's, for a Message-ID seen twice in one batch)."""
     for address in dict.fromkeys((row.from_addr, *row.to_addrs, *row.cc_addrs)):
         if address:
-            yield address, row.norm_subject, at, row.message_id
+            yield address, row.norm_subject, at, row.message_id, thread_id
 
 
 def _envelopes(cursor: Iterable[tuple]) -> Iterable[Envelope]:
@@ -110,7 +118,7 @@ class MessagesMixin(StoreBase):
         with self.transaction():
             cursor = self.conn.execute(_INSERT_MESSAGE, _message_values(row, at, maybe_utc_text(row.ingested_at)))
             if cursor.rowcount == 1:
-                self.conn.executemany(_INDEX_ADDRESS, _address_values(row, at))
+                self.conn.executemany(_INDEX_ADDRESS, _address_values(row, at, row.thread_id))
             self.conn.execute(_LINK_UID, (folder, uidvalidity, uid, row.message_id))
             return cursor.rowcount == 1
 
@@ -133,11 +141,16 @@ class MessagesMixin(StoreBase):
                     " WHERE message_id IN (SELECT value FROM json_each(?))", [to_json(ids)])
             }
             self.conn.executemany(_INSERT_MESSAGE, values)
-            # In the order of the table's key (a WITHOUT ROWID table: the order of the inserts
-            # changes nothing stored), so each of its pages is visited once a batch.
-            self.conn.executemany(_INDEX_ADDRESS, sorted(
+            threads: dict[str, str] = {}  # of each new Message-ID's first copy: its messages row
+            candidates = sorted(
                 entry for (row, *_), (message_id, at) in zip(batch, addresses, strict=True)
-                if message_id not in known for entry in _address_values(row, at)))
+                if message_id not in known
+                for entry in _address_values(row, at, threads.setdefault(message_id, row.thread_id)))
+            # Sorted by (address, subject, time, Message-ID), the last candidate of each address and
+            # subject is the one the table keeps: only those are written, in the table's key order
+            # (so each of its pages is visited once a batch).
+            latest = {entry[:2]: entry for entry in candidates}
+            self.conn.executemany(_INDEX_ADDRESS, latest.values())
             self.conn.executemany(
                 _LINK_UID,
                 ((folder, uidvalidity, uid, row.message_id) for row, folder, uidvalidity, uid in batch),
@@ -284,9 +297,8 @@ class MessagesMixin(StoreBase):
                 " ORDER BY at DESC, message_id DESC LIMIT 1", [normalized_subject, client_id]).fetchone()
         else:
             row = self.conn.execute(
-                "SELECT a.at, a.message_id, m.thread_id FROM message_addresses AS a"
-                " JOIN messages AS m ON m.message_id = a.message_id WHERE a.address = ? AND a.norm_subject = ?"
-                " ORDER BY a.at DESC, a.message_id DESC LIMIT 1", [address, normalized_subject]).fetchone()
+                "SELECT at, message_id, thread_id FROM latest_by_address_subject"
+                " WHERE address = ? AND norm_subject = ?", [address, normalized_subject]).fetchone()
         return None if row is None else (from_utc_text(row[0]), row[1], row[2])
 
     def client_of_thread(self, thread_id: str) -> str | None:
