@@ -7,7 +7,7 @@ Prints one JSON object on its last stdout line. Times exclude interpreter start 
 `hwm_mb` is the process's peak resident set (VmHWM), `start_rss_mb` its size before the work.
 
 parting-ingest is the daemon's own backfill: the Service's folder watchers (INBOX, then Sent, as
-`parting run --once` does) with the Service's on_batch (parse, body fetch, commit) into the
+`parting run --once` does) with its intake's on_batch (runtime/intake.py: parse, body fetch, commit) into the
 empty database of CONFIG. Ingestor.parse, Ingestor.commit and the batch's body reads are wrapped
 with timers (a few microseconds a batch) to say where the time goes.
 
@@ -85,12 +85,13 @@ class Timers:
 async def parting_ingest(config: str, run_cycle: bool, bodies_out: str | None) -> dict:
     from daemon.flows.ingest import Ingestor
     from daemon.flows.ingest_pool import IngestPool, Later, Worker
+    from daemon.runtime.intake import Intake
     from daemon.runtime.logs import get_logger
     from daemon.runtime.service import Service, open_context
 
     timers = Timers()
     fetched: dict[str, array] = {}  # compact: the record must not weigh on the peak RSS measured
-    original_on_batch = Service._on_batch
+    original_on_batch = Intake._on_batch
 
     async def recording_on_batch(self, folder, info, headers, read_bodies):
         async def recorded(uids):
@@ -102,7 +103,7 @@ async def parting_ingest(config: str, run_cycle: bool, bodies_out: str | None) -
                 timers.add("bodies", time.perf_counter() - start, len(uids))
         return await original_on_batch(self, folder, info, headers, recorded)
 
-    Service._on_batch = recording_on_batch
+    Intake._on_batch = recording_on_batch
     timers.wrap(Ingestor, "parse", "parse")
     timers.wrap(Ingestor, "stage", "commit")  # threading a batch, its rows kept for the flush
     timers.wrap(Ingestor, "flush", "commit")  # writing the staged batches

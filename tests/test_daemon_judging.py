@@ -9,7 +9,7 @@ import mailfactory as mf
 import pytest
 from harness import RunningDaemon, utc, write_config
 
-from daemon.runtime.service import Service
+from daemon.runtime.intake import Intake
 
 pytestmark = pytest.mark.integration
 
@@ -31,14 +31,14 @@ async def test_clients_are_judged_only_after_every_folder_was_read(config, dovec
     raw, _ = mf.reply("hank@globex.example", request, "Invoice address?", utc(2026, 10, 13, 9), "globex-rep")
     mf.deliver(dovecot, "INBOX", raw)
     inbox_may_go = asyncio.Event()
-    original = Service._on_batch
+    original = Intake._on_batch
 
     async def inbox_held_back(self, folder, info, headers, read_bodies):
         if folder == "INBOX":
             await inbox_may_go.wait()
         await original(self, folder, info, headers, read_bodies)
 
-    monkeypatch.setattr(Service, "_on_batch", inbox_held_back)
+    monkeypatch.setattr(Intake, "_on_batch", inbox_held_back)
     async with RunningDaemon(config, START) as daemon:
         await daemon.wait_for(lambda: daemon.store.message_count() == 1, what="the Sent folder read")
         await daemon.advance(minutes=1)  # cycles run while only our request is known

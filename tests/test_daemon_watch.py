@@ -150,7 +150,7 @@ async def test_malformed_messages_are_quarantined_and_the_daemon_stays_up(config
 
 
 async def test_a_restart_fetches_nothing_already_stored(config, dovecot, monkeypatch):
-    from daemon.runtime.service import Service
+    from daemon.runtime.intake import Intake
 
     seed_threads(dovecot)
     async with RunningDaemon(config, START) as daemon:
@@ -160,13 +160,13 @@ async def test_a_restart_fetches_nothing_already_stored(config, dovecot, monkeyp
                   for uid in daemon.store.known_uids(folder, daemon.store.folder_state(folder).uidvalidity,
                                                      dovecot.uids(folder))}
     fetched: list[tuple[str, int]] = []
-    original = Service._on_batch
+    original = Intake._on_batch
 
     async def counting(self, folder, info, headers, read_bodies):
         fetched.extend((folder, h.uid) for h in headers)
         await original(self, folder, info, headers, read_bodies)
 
-    monkeypatch.setattr(Service, "_on_batch", counting)
+    monkeypatch.setattr(Intake, "_on_batch", counting)
     async with RunningDaemon(config, START) as daemon:
         await daemon.advance(minutes=1)
         rows = [daemon.store.message(mid) for mid in _all_ids(daemon.store)]

@@ -225,10 +225,11 @@ async def test_a_stop_mid_catch_up_writes_what_it_staged_and_a_restart_reads_the
     from test_ingest_golden import GOLDEN, NOW, snapshot
     from test_ingest_pool import run_once, seeded_config
 
+    from daemon.runtime.intake import Intake
     from daemon.runtime.service import Service
 
     config = seeded_config(dovecot, smtp_sink, tmp_path)
-    on_batch, seen, never = Service._on_batch, [], asyncio.Event()
+    on_batch, seen, never = Intake._on_batch, [], asyncio.Event()
 
     async def held_after_two(self, *args):
         await on_batch(self, *args)
@@ -236,7 +237,7 @@ async def test_a_stop_mid_catch_up_writes_what_it_staged_and_a_restart_reads_the
         if len(seen) >= 2:
             await never.wait()
 
-    monkeypatch.setattr(Service, "_on_batch", held_after_two)
+    monkeypatch.setattr(Intake, "_on_batch", held_after_two)
     daemon = RunningDaemon(config, NOW)
     daemon.service = Service(config, clock=daemon.clock, tick=0.2, environ={}, batch=3, staged=10_000, staged_from=0)
     daemon.task = asyncio.create_task(daemon.service.run(install_signals=False))
@@ -248,7 +249,7 @@ async def test_a_stop_mid_catch_up_writes_what_it_staged_and_a_restart_reads_the
     stored = snapshot(config.parent / "parting.db")
     assert len(stored["message_uids"]) + len(stored["quarantine"]) == staged, "the staged batches were written at the stop"
     assert stored["folders"], "with their folders' last UIDs"
-    monkeypatch.setattr(Service, "_on_batch", on_batch)
+    monkeypatch.setattr(Intake, "_on_batch", on_batch)
     await asyncio.to_thread(run_once, config, batch=3)
     got, want = snapshot(config.parent / "parting.db"), json.loads(GOLDEN.read_text())
     assert got["message_uids"] == want["message_uids"], "every UID stored once, none skipped"

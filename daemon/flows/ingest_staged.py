@@ -2,7 +2,7 @@
 
 Rules of this module:
 - A catch-up into a large database writes several batches in one transaction (Ingestor.stage,
-  then Ingestor.flush; runtime/service.py says when): every commit rewrites each index page its
+  then Ingestor.flush; runtime/intake.py says when): every commit rewrites each index page its
   batch touched, and a backfill's keys (Message-IDs, threads, subjects, addresses) are spread
   over all of them, so fewer, larger commits write far fewer pages (the bench's 100,000-message
   backfill writes 2.2 GB to disk instead of 3.6). Nothing else changes: the batches are

@@ -8,7 +8,7 @@ last seconds of writes never reach the replica).
 
 The points, in the order a release passes them (tests/faults/ kills the daemon at each);
 "inside" marks a point inside an open transaction, where a crash must leave no trace:
-  service.py           after_ingest_commit (.staff_reply: a batch that brought review replies)
+  runtime/intake.py    after_ingest_commit (.staff_reply: a batch that brought review replies)
   flows/evaluate.py    after_verdict_event, after_ladder_step
   flows/drafts.py      after_draft_created (inside), after_review_requested (inside),
                        after_release_queued (inside)

@@ -2,9 +2,10 @@
 
 - Startup validates everything before the first connection: settings, secrets, the database
   folder, the store; a problem there is a PartingError (exit 2), never a crash loop.
-- The loop: two folder watchers (INBOX, Sent) feed the store; one worker runs a cycle (staff
-  replies, verdicts and ladder, held drafts, deadlines, the outbox) whenever mail arrived or the
-  tick passed, since deadlines and send delays fall due without new mail.
+- The loop: two folder watchers (INBOX, Sent) feed the store (runtime/intake.py, which the
+  Service owns); one worker runs a cycle (staff replies, verdicts and ladder, held drafts,
+  deadlines, the outbox) whenever mail arrived or the tick passed, since deadlines and send delays
+  fall due without new mail.
 - Signals only set events: SIGTERM/SIGINT -> stop, SIGHUP -> reload. The loops react.
 - Shutdown waits at most `grace` seconds for a send in flight; a send cut off leaves its row
   `sending`, which the next start resolves from the Sent folder.
@@ -13,24 +14,21 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from daemon.adapters import smtp as mailer
 from daemon.adapters.imap import watcher as mailbox
-from daemon.adapters.oauth import OAuthCredential, TokenFile, sign_in_problem
+from daemon.adapters.oauth import OAuthCredential, sign_in_problem
 from daemon.adapters.settings.load import SettingsError, load_settings
 from daemon.adapters.settings.secret_files import check_runtime, load_secrets
 from daemon.adapters.store import OutboxRow, Store
 from daemon.adapters.templates import Templates
 from daemon.core.hosts import appends_to_sent
-from daemon.core.mail import HEADER_FIELDS
 from daemon.core.model import Settings
 from daemon.flows.bounces import tell_owners_of_bounces
 from daemon.flows.calls import repeat_call_reminders
@@ -38,7 +36,7 @@ from daemon.flows.casefiles import write_missing_casefiles
 from daemon.flows.context import Context, park
 from daemon.flows.evaluate import Agenda, evaluate_all
 from daemon.flows.followup import remind_due, resume_held
-from daemon.flows.ingest import Ingestor
+from daemon.flows.ingest import Ingestor, IngestReport
 from daemon.flows.ingest_pool import IngestPool
 from daemon.flows.owners import notice_owner_changes
 from daemon.flows.reminders import remind_reviews
@@ -47,23 +45,13 @@ from daemon.flows.sending import recover_in_flight, send_due, settle_from_sent
 from daemon.flows.triage import tell_owners_of_triage
 from daemon.runtime import shutdown
 from daemon.runtime.clock import Clock, SystemClock
-from daemon.runtime.faults import crash_point
+from daemon.runtime.intake import STAGED_FROM, STAGED_MESSAGES, Intake
 from daemon.runtime.logs import get_logger, register_secret
 from daemon.runtime.notify import Notifier, watchdog_interval
 from daemon.runtime.placement import Restore, check_placement
 
 SHUTDOWN_GRACE = 20.0  # default seconds a send in flight may take to finish after SIGTERM
 DEFAULT_TICK = 60.0  # seconds between cycles when no mail arrives
-
-
-# A catch-up into a database of more than STAGED_FROM bytes writes its batches in transactions
-# of at least STAGED_MESSAGES messages (and one at its end): each commit rewrites every index page
-# its batch touched, and in a large database a batch's keys fall on a page each, so one commit of
-# three batches writes about half the pages of three (flows/ingest_staged.py). In a small one the
-# pages are shared and commits are cheap: there every batch is written at once.
-STAGED_MESSAGES = 3000
-STAGED_FROM = 40 * 1024 * 1024
-TOKEN_FILE_POLL = 0.5  # seconds: how often a waiting watcher looks for a new token file
 
 
 def open_context(config_path: str | Path, environ: dict[str, str] | None = None) -> Context:
@@ -94,11 +82,6 @@ class Service:
         self.tick = tick
         self.grace = grace
         self.environ = environ
-        self.on_progress = on_progress
-        self.batch = batch  # headers a FETCH of a catch-up
-        self.staged = staged  # messages a catch-up stages before it writes them (STAGED_MESSAGES)
-        self.staged_from = staged_from  # ...once the database is this large (STAGED_FROM bytes)
-        self._catching_up: dict[str, int] = {}  # folder -> catch-ups in progress (their batches are staged)
         self.log = get_logger("service")
         # A catch-up of several batches reads headers and bodies in one worker process while this
         # one stores the batch before (flows/ingest_pool.py); False: everything in this process.
@@ -107,14 +90,17 @@ class Service:
         self.reload = asyncio.Event()
         self.wake = asyncio.Event()
         self._ctx: Context | None = None
-        self.watchers: list[mailbox.FolderWatcher] = []
-        self._watcher_tasks: list[asyncio.Task[None]] = []
         self._staff_replies: list[str] = []
         self.agenda = Agenda()
         self.cycles = 0
         self.restored: Restore | None = None  # this start opened a copy restored from elsewhere
         self._settled: set[int] = set()  # outbox rows already looked up in Sent after a restore
         self._doubt_upto: int | None = None  # after a restore: the highest outbox row id it held
+        # The folder watchers and what they store (runtime/intake.py); `batch`, `staged` and
+        # `staged_from` are its catch-up's sizes.
+        self.intake = Intake(lambda: self.ctx, lambda: self.ingestor, clock=self.clock, stop=self.stop,
+                             wake=self.wake, ingest_pool=self.ingest_pool, took_in=self._took_in, log=self.log,
+                             on_progress=on_progress, batch=batch, staged=staged, staged_from=staged_from)
 
     @property
     def ctx(self) -> Context:
@@ -131,6 +117,16 @@ class Service:
     def opened(self) -> bool:
         return self._ctx is not None
 
+    @property
+    def watchers(self) -> list[mailbox.FolderWatcher]:
+        """The folder watchers (INBOX, Sent) of the intake; empty until they start."""
+        return self.intake.watchers
+
+    def _took_in(self, report: IngestReport) -> None:
+        """What a write of the intake brings the next cycle: staff replies, clients to judge again."""
+        self._staff_replies.extend(report.staff_replies)
+        self.agenda.history_grew(report.clients)
+
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self, *, once: bool = False, install_signals: bool = True) -> int:
@@ -143,8 +139,8 @@ class Service:
             if once:
                 return await self._run_once()
             await self._recover()
-            self._start_watchers()
-            await self._wait_until_connected()
+            self.intake.start_watchers()
+            await self.intake.wait_until_connected()
             if self.stop.is_set():
                 return 0
             self.notifier.ready(self.status_line())
@@ -168,13 +164,7 @@ class Service:
     async def catch_up_once(self) -> int:
         """Read each folder up to now, INBOX then Sent (one ingest worker for both); the number of
         new headers."""
-        delivered = 0
-        with self.ingest_pool.held() if self.ingest_pool is not None else contextlib.nullcontext():
-            for watcher in self._make_watchers():
-                count = await watcher.run_once()
-                self.log.info("%s: %d new headers", watcher.role, count)
-                delivered += count
-        return delivered
+        return await self.intake.catch_up_once()
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -183,15 +173,6 @@ class Service:
         loop.add_signal_handler(signal.SIGHUP, self.reload.set)
         if shutdown.requested:  # SIGTERM arrived while starting: stop as soon as we can
             self.stop.set()
-
-    async def _wait_until_connected(self) -> None:
-        connected = [asyncio.ensure_future(w.connected.wait()) for w in self.watchers]
-        stopped = asyncio.ensure_future(self.stop.wait())
-        waiting: list[asyncio.Future[Any]] = [asyncio.gather(*connected), stopped]
-        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        for task in connected:
-            task.cancel()
 
     async def _main_loop(self) -> None:
         while not self.stop.is_set():
@@ -217,9 +198,7 @@ class Service:
     async def _shutdown(self) -> None:
         self.notifier.stopping()
         self.stop.set()
-        for task in self._watcher_tasks:
-            task.cancel()
-        await asyncio.gather(*self._watcher_tasks, return_exceptions=True)
+        await self.intake.stop_watchers()
         if self.ingest_pool is not None:
             self.ingest_pool.close()  # the watchers' catch-ups ended it already; this is the backstop
         if self._ctx is not None:
@@ -283,10 +262,7 @@ class Service:
     def _history_complete(self) -> bool:
         """Clients are judged only once every folder has been read in full since start: with the
         Sent folder read and the Inbox not yet, every client would look as if ignoring us."""
-        return not self._unread_folders()
-
-    def _unread_folders(self) -> list[str]:
-        return [watcher.role for watcher in self.watchers if not watcher.caught_up.is_set()]
+        return not self.intake.unread_folders()
 
     def _can_send(self) -> bool:
         """Not while OAuth sign-in is needed: every attempt would fail and count towards
@@ -331,107 +307,6 @@ class Service:
             return
         await mailbox.append_message(ctx.settings.mailbox.imap, ctx.secrets.imap_password,
                                      ctx.settings.mailbox.imap.sent, row.raw)
-
-    # ------------------------------------------------------------------ mailbox
-
-    def _make_watchers(self) -> list[mailbox.FolderWatcher]:
-        ctx = self.ctx
-        imap = ctx.settings.mailbox.imap
-        self.watchers = [
-            mailbox.FolderWatcher(imap, ctx.secrets.imap_password, role, on_batch=self._on_batch,
-                                  get_state=self._get_state, on_uidvalidity_change=self._on_uidvalidity_change,
-                                  stop=self.stop, log=get_logger(f"imap.{role}"), fetch_fields=HEADER_FIELDS,
-                                  on_progress=self.on_progress, today=lambda: self.clock.now().date(),
-                                  sleep=self._backoff_sleep, batch=self.batch,
-                                  on_catch_up=self._on_catch_up)
-            for role in ("inbox", "sent")
-        ]
-        return self.watchers
-
-    async def _backoff_sleep(self, delay: float) -> None:
-        """A watcher's wait before trying again; with OAuth2 cut short when the token file changes
-        (`parting login` wrote a new one), so the mail that arrived meanwhile is read at once."""
-        assert self.ctx is not None
-        oauth = self.ctx.settings.mailbox.oauth
-        if oauth is None:
-            await asyncio.sleep(delay)
-            return
-        loop = asyncio.get_running_loop()
-        token_file = TokenFile(oauth.token_file)
-        end, before = loop.time() + delay, token_file.identity()
-        while (left := end - loop.time()) > 0 and token_file.identity() == before:
-            await asyncio.sleep(min(left, TOKEN_FILE_POLL))
-
-    def _start_watchers(self) -> None:
-        self._watcher_tasks = [asyncio.create_task(w.run(), name=f"watch-{w.role}") for w in self._make_watchers()]
-        self._watcher_tasks.append(asyncio.create_task(self._wake_when_caught_up(), name="caught-up"))
-
-    async def _wake_when_caught_up(self) -> None:
-        await asyncio.gather(*(watcher.caught_up.wait() for watcher in self.watchers))
-        self.log.info("every folder read: judging clients")
-        self.wake.set()
-
-    async def _stop_watchers(self) -> None:
-        for task in self._watcher_tasks:
-            task.cancel()
-        await asyncio.gather(*self._watcher_tasks, return_exceptions=True)
-        self._watcher_tasks = []
-
-    async def _get_state(self, folder: str) -> mailbox.KnownFolder | None:
-        return self.ctx.store.folder_state(folder)
-
-    def _on_catch_up(self, folder: str, batches: int) -> mailbox.CatchUpHelper:
-        """A catch-up of several batches: its batches are staged and written together (and
-        read by the ingest worker, when there is one)."""
-        self._catching_up[folder] = self._catching_up.get(folder, 0) + 1
-        return _CatchUp(self, folder, self.ingest_pool.catch_up(folder, batches) if self.ingest_pool else None)
-
-    def _catch_up_ended(self, folder: str) -> None:
-        """Finished, stopped, failed or cancelled: what its batches staged is written now."""
-        self._catching_up[folder] -= 1
-        if not self._catching_up[folder]:
-            del self._catching_up[folder]
-        self._flush_ingest()
-
-    def _flush_ingest(self) -> None:
-        reports = self.ingestor.flush()
-        if not reports:
-            return
-        crash_point("after_ingest_commit")  # the batches and their folders' last UIDs are committed
-        if any(report.staff_replies for report in reports):
-            crash_point("after_ingest_commit.staff_reply")  # ...and the replies are not yet handled
-        for report in reports:
-            if report.stored or report.quarantined or report.triaged:
-                self.log.info("%s: %d stored, %d quarantined, %d for triage", report.folder, report.stored,
-                              report.quarantined, report.triaged, extra={"folder": report.folder})
-            self._staff_replies.extend(report.staff_replies)
-            self.agenda.history_grew(report.clients)
-            if report.stored:
-                self.wake.set()
-
-    async def _on_batch(self, folder: str, info: mailbox.FolderInfo, headers: list[mailbox.FetchedHeader],
-                        read_bodies: mailbox.ReadBodies) -> None:
-        pool = self.ingest_pool
-        # The worker's readings, when it has them (a catch-up's later batches), else read here.
-        readings = await pool.header_readings(headers) if pool is not None else None
-        batch = self.ingestor.parse(folder, info.uidvalidity, headers, readings)
-        bodies = await read_bodies(batch.body_uids) if batch.body_uids else {}
-        # The worker reads the bodies while this process threads the batch (commit waits for them).
-        later = pool.body_readings([item for item in self.ingestor.body_items(batch, bodies) if not item.bounce]
-                                   ) if pool is not None and readings is not None else None
-        if self.ingestor.staged_messages >= self.staged:
-            # Written here, while the worker reads this batch's bodies (and the next one's headers).
-            self._flush_ingest()
-        self.ingestor.stage(batch, bodies, self.clock.now(), later=later)
-        if folder not in self._catching_up or self.ctx.store.database_bytes() < self.staged_from:
-            self._flush_ingest()  # a live message, a catch-up of one batch, a small database: written at once
-
-    async def _on_uidvalidity_change(self, folder: str, old: int, new: int) -> None:
-        self._flush_ingest()  # nothing staged under the old UIDVALIDITY is written after the reset
-        with self.ctx.store.transaction():
-            self.ctx.store.reset_folder(folder, new)
-            self.ctx.store.append_event("folder_resync", at=self.clock.now(),
-                                        data={"folder": folder, "old_uidvalidity": old, "new_uidvalidity": new})
 
     async def _recover(self) -> None:
         """Before anything is sent: note a restored database (event `state_restored`); rows a crash
@@ -488,15 +363,15 @@ class Service:
             return
         old = self.ctx
         fresh.store.close()
-        self._flush_ingest()  # batches threaded under the old settings are written as they were
+        self.intake.flush()  # batches threaded under the old settings are written as they were
         self.ctx = replace(old, settings=fresh.settings, secrets=fresh.secrets, templates=fresh.templates)
         self.ingestor = Ingestor(self.ctx.settings, self.ctx.store, get_logger("ingest"))
         self._warn_about_settings(self.ctx.settings)
         self.agenda.evaluate_everyone()  # policies, clients or the calendar may have changed
         if old.settings.mailbox != fresh.settings.mailbox or old.secrets.imap_password != fresh.secrets.imap_password:
             self.log.info("mailbox settings changed: reconnecting")
-            await self._stop_watchers()
-            self._start_watchers()
+            await self.intake.stop_watchers()
+            self.intake.start_watchers()
         self.log.info("configuration reloaded")
         self.notifier.ready(self.status_line())
         self.wake.set()
@@ -522,7 +397,7 @@ class Service:
         if sign_in_problem(self.ctx.settings.mailbox.oauth):  # written by the IMAP or SMTP sign-in
             line = "sign-in needed: run parting login; " + line
         # Say why no verdict appears yet (a missing Sent folder keeps it so: see the log).
-        if unread := self._unread_folders():
+        if unread := self.intake.unread_folders():
             line += f"; clients not judged until {' and '.join(unread)} {'is' if len(unread) == 1 else 'are'} read"
         return line
 
@@ -540,21 +415,3 @@ def _dry_run_folder(settings: Settings) -> str:
         raise mailer.TemporaryFailure("dry run: no dry_run.folder is configured")
     return settings.dry_run_dir
 
-
-class _CatchUp:
-    """The service's part in a watcher's catch-up (mailbox.CatchUpHelper): the ingest worker's
-    (when one runs), then writing what the catch-up staged when it ends."""
-
-    def __init__(self, service: Service, folder: str, worker: mailbox.CatchUpHelper | None) -> None:
-        self.service, self.folder, self.worker = service, folder, worker
-
-    def ahead(self, headers: list[mailbox.FetchedHeader]) -> None:
-        if self.worker is not None:
-            self.worker.ahead(headers)
-
-    def close(self) -> None:
-        try:
-            if self.worker is not None:
-                self.worker.close()
-        finally:
-            self.service._catch_up_ended(self.folder)
