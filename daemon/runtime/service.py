@@ -414,4 +414,3 @@ def _dry_run_folder(settings: Settings) -> str:
     if not settings.dry_run_dir:
         raise mailer.TemporaryFailure("dry run: no dry_run.folder is configured")
     return settings.dry_run_dir
-
