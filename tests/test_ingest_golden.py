@@ -3,8 +3,9 @@
 verdicts recorded in tests/data/ingest_golden.json.
 
 Every column ingest writes is compared, message by message: messages, their IMAP locations, the
-subject index (latest_by_address_subject), quarantine, triage, folder states, the delivery failures read
-from bounces and the verdicts the cycle records. UIDVALIDITY is left out (Dovecot draws a new one per server), nothing else is.
+threading tables (latest_by_address_subject, latest_by_client_subject, latest_client_by_thread),
+quarantine, triage, folder states, the delivery failures read from bounces and the verdicts the
+cycle records. UIDVALIDITY is left out (Dovecot draws a new one per server), nothing else is.
 
 To record the file afresh after a change that is *meant* to change what is stored:
     PARTING_GOLDEN_WRITE=1 .venv/bin/python -m pytest tests/test_ingest_golden.py -p no:cacheprovider
@@ -182,6 +183,8 @@ def snapshot(database: Path) -> dict:
             "messages": rows("SELECT * FROM messages ORDER BY message_id"),
             "message_uids": rows("SELECT * FROM message_uids ORDER BY folder, uid", drop=("uidvalidity",)),
             "latest_by_address_subject": rows("SELECT * FROM latest_by_address_subject ORDER BY address, norm_subject"),
+            "latest_by_client_subject": rows("SELECT * FROM latest_by_client_subject ORDER BY norm_subject, client_id"),
+            "latest_client_by_thread": rows("SELECT * FROM latest_client_by_thread ORDER BY thread_id"),
             "quarantine": rows("SELECT * FROM quarantine ORDER BY folder, uid", drop=("uidvalidity",)),
             "triage": rows("SELECT * FROM triage ORDER BY message_id, reason", drop=("id",)),
             "folders": rows("SELECT * FROM folders ORDER BY name", drop=("uidvalidity",)),

@@ -120,6 +120,8 @@ def tables(conn: sqlite3.Connection) -> dict[str, list]:
     return {table: sorted(conn.execute(f"SELECT {columns} FROM {table}").fetchall(), key=repr) for table, columns in {
         "messages": "*",
         "latest_by_address_subject": "*",
+        "latest_by_client_subject": "*",
+        "latest_client_by_thread": "*",
         "message_uids": "*",
         "quarantine": "*",
         "triage": "message_id, client_id, reason, at, closed_at",

@@ -45,7 +45,8 @@ def row(n: int, **changes) -> MessageRow:
 
 def contents(store: Store) -> dict[str, list[tuple]]:
     return {table: sorted(store.conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
-            for table in ("messages", "latest_by_address_subject", "message_uids")}
+            for table in ("messages", "latest_by_address_subject", "latest_by_client_subject",
+                          "latest_client_by_thread", "message_uids")}
 
 
 def test_a_batch_stores_what_the_messages_one_by_one_store() -> None:

@@ -1,5 +1,6 @@
-"""Threading by subject answers from the address index exactly as the old scan of the JSON
-address lists did, and a version 1 database gains the index for the messages it already holds."""
+"""Threading's look-ups (by subject, and the client of a thread) answer from their tables of the
+latest message of each key exactly as the old queries over the messages did (a scan of the JSON
+address lists), and an old database gains those tables for the messages it already holds."""
 
 from __future__ import annotations
 
@@ -50,7 +51,18 @@ def reference_answer(store: Store, subject: str, client: str | None, addrs: list
     return row[0] if row else None
 
 
+# And client_of_thread's, the latest message of the thread that has a client.
+CLIENT_OF_THREAD = """SELECT client_id FROM messages WHERE thread_id = ? AND client_id IS NOT NULL
+   ORDER BY at DESC, message_id DESC LIMIT 1"""
+
+
 def ask_everything(store: Store, rng: random.Random, questions: int) -> list[tuple]:
+    threads = [row[0] for row in store.conn.execute("SELECT DISTINCT thread_id FROM messages")]
+    for thread in [*threads, "no such thread"]:
+        expected_client = store.conn.execute(CLIENT_OF_THREAD, [thread]).fetchone()
+        assert store.client_of_thread(thread) == (expected_client[0] if expected_client else None), thread
+    stored = {row[0] for row in store.conn.execute("SELECT norm_subject FROM messages")}
+    assert store.stored_subjects([*SUBJECTS, "never used"]) == stored
     answers = []
     for _ in range(questions):
         subject, client = rng.choice(SUBJECTS), rng.choice(CLIENTS)

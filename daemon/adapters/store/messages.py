@@ -47,6 +47,20 @@ _INDEX_ADDRESS = (
     " WHERE (excluded.at, excluded.message_id)"
     " > (latest_by_address_subject.at, latest_by_address_subject.message_id)"
 )
+_LATEST_OF_SUBJECT = (
+    "INSERT INTO latest_by_client_subject (norm_subject, client_id, at, message_id, thread_id)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (norm_subject, client_id) DO UPDATE"
+    " SET at = excluded.at, message_id = excluded.message_id, thread_id = excluded.thread_id"
+    " WHERE (excluded.at, excluded.message_id)"
+    " > (latest_by_client_subject.at, latest_by_client_subject.message_id)"
+)
+_LATEST_OF_THREAD = (
+    "INSERT INTO latest_client_by_thread (thread_id, at, message_id, client_id)"
+    " VALUES (?, ?, ?, ?) ON CONFLICT (thread_id) DO UPDATE"
+    " SET at = excluded.at, message_id = excluded.message_id, client_id = excluded.client_id"
+    " WHERE (excluded.at, excluded.message_id)"
+    " > (latest_client_by_thread.at, latest_client_by_thread.message_id)"
+)
 _ENVELOPE_COLUMNS = (
     "message_id, client_id, thread_id, direction, at, subject, from_addr, auto_reply, bounce,"
     " question, tagged, parting_kind"
@@ -94,6 +108,20 @@ def _address_values(row: MessageRow, at: str, thread_id: str) -> Iterable[tuple[
             yield address, row.norm_subject, at, row.message_id, thread_id
 
 
+def _latest_rows(row: MessageRow, at: str) -> tuple[tuple[str, str, str, str, str], tuple[str, str, str, str] | None]:
+    """A stored message's candidates for latest_by_client_subject ('' for no client) and, with a
+    client, latest_client_by_thread."""
+    return ((row.norm_subject, row.client_id or "", at, row.message_id, row.thread_id),
+            (row.thread_id, at, row.message_id, row.client_id) if row.client_id else None)
+
+
+def _latest_of_each(candidates: Iterable[tuple[str, ...]], key: int) -> Iterable[tuple[str, ...]]:
+    """Of the candidates sharing their first `key` fields, the latest (they end with time and
+    Message-ID, or have them next): what the upserts would keep, in the table's key order, so
+    each of its pages is visited once a batch."""
+    return {entry[:key]: entry for entry in sorted(candidates)}.values()
+
+
 def _envelopes(cursor: Iterable[tuple]) -> Iterable[Envelope]:
     """Envelopes from rows of _ENVELOPE_COLUMNS, streamed as tuples (a million rows gathered as
     dicts first doubled the memory peak); texts repeated across rows are kept once."""
@@ -119,6 +147,10 @@ class MessagesMixin(StoreBase):
             cursor = self.conn.execute(_INSERT_MESSAGE, _message_values(row, at, maybe_utc_text(row.ingested_at)))
             if cursor.rowcount == 1:
                 self.conn.executemany(_INDEX_ADDRESS, _address_values(row, at, row.thread_id))
+                by_subject, by_thread = _latest_rows(row, at)
+                self.conn.execute(_LATEST_OF_SUBJECT, by_subject)
+                if by_thread is not None:
+                    self.conn.execute(_LATEST_OF_THREAD, by_thread)
             self.conn.execute(_LINK_UID, (folder, uidvalidity, uid, row.message_id))
             return cursor.rowcount == 1
 
@@ -141,16 +173,25 @@ class MessagesMixin(StoreBase):
                     " WHERE message_id IN (SELECT value FROM json_each(?))", [to_json(ids)])
             }
             self.conn.executemany(_INSERT_MESSAGE, values)
-            threads: dict[str, str] = {}  # of each new Message-ID's first copy: its messages row
-            candidates = sorted(
-                entry for (row, *_), (message_id, at) in zip(batch, addresses, strict=True)
-                if message_id not in known
-                for entry in _address_values(row, at, threads.setdefault(message_id, row.thread_id)))
-            # Sorted by (address, subject, time, Message-ID), the last candidate of each address and
-            # subject is the one the table keeps: only those are written, in the table's key order
-            # (so each of its pages is visited once a batch).
-            latest = {entry[:2]: entry for entry in candidates}
-            self.conn.executemany(_INDEX_ADDRESS, latest.values())
+            # Each new Message-ID's first copy is its messages row: its thread is every copy's, and
+            # only it counts for the subject of a client and the client of a thread.
+            stored: dict[str, MessageRow] = {}
+            by_address: list[tuple[str, ...]] = []
+            by_subject: list[tuple[str, ...]] = []
+            by_thread: list[tuple[str, ...]] = []
+            for (row, *_), (message_id, at) in zip(batch, addresses, strict=True):
+                if message_id in known:
+                    continue
+                first = stored.setdefault(message_id, row)
+                by_address.extend(_address_values(row, at, first.thread_id))
+                if first is row:
+                    subject, thread = _latest_rows(row, at)
+                    by_subject.append(subject)
+                    if thread is not None:
+                        by_thread.append(thread)
+            self.conn.executemany(_INDEX_ADDRESS, _latest_of_each(by_address, 2))
+            self.conn.executemany(_LATEST_OF_SUBJECT, _latest_of_each(by_subject, 2))
+            self.conn.executemany(_LATEST_OF_THREAD, _latest_of_each(by_thread, 1))
             self.conn.executemany(
                 _LINK_UID,
                 ((folder, uidvalidity, uid, row.message_id) for row, folder, uidvalidity, uid in batch),
@@ -239,7 +280,7 @@ class MessagesMixin(StoreBase):
             return set()
         return {r[0] for r in self.conn.execute(
             "SELECT value FROM json_each(?) WHERE EXISTS"
-            " (SELECT 1 FROM messages WHERE norm_subject = json_each.value)", [to_json(wanted)])}
+            " (SELECT 1 FROM latest_by_client_subject WHERE norm_subject = json_each.value)", [to_json(wanted)])}
 
     def thread_of_index_root(self, root: str) -> str | None:
         """The thread of the latest message with this Outlook Thread-Index root."""
@@ -289,12 +330,12 @@ class MessagesMixin(StoreBase):
         time. The latest since a time is this one if it is not older, else there is none, so a
         batch asks each branch once and applies each message's own `since` to the answer. (Times
         are stored as UTC ISO text, whose order is the order of the times.)"""
-        # One index seek per branch, reading only the latest row: the cost stays flat however much
-        # mail shares a subject.
+        # One primary key seek per branch (the tables keep only the latest row of each key): the
+        # cost stays flat however much mail shares a subject.
         if client_id is not None:
             row = self.conn.execute(
-                "SELECT at, message_id, thread_id FROM messages WHERE norm_subject = ? AND client_id = ?"
-                " ORDER BY at DESC, message_id DESC LIMIT 1", [normalized_subject, client_id]).fetchone()
+                "SELECT at, message_id, thread_id FROM latest_by_client_subject"
+                " WHERE norm_subject = ? AND client_id = ?", [normalized_subject, client_id]).fetchone()
         else:
             row = self.conn.execute(
                 "SELECT at, message_id, thread_id FROM latest_by_address_subject"
@@ -309,6 +350,5 @@ class MessagesMixin(StoreBase):
     def latest_client_of_thread(self, thread_id: str) -> tuple[datetime, str, str] | None:
         """(time, Message-ID, client id) of the latest assigned message in this thread."""
         row = self.conn.execute(
-            "SELECT at, message_id, client_id FROM messages WHERE thread_id = ? AND client_id IS NOT NULL"
-            " ORDER BY at DESC, message_id DESC LIMIT 1", [thread_id]).fetchone()
+            "SELECT at, message_id, client_id FROM latest_client_by_thread WHERE thread_id = ?", [thread_id]).fetchone()
         return None if row is None else (from_utc_text(row[0]), row[1], row[2])
