@@ -19,6 +19,7 @@ import base64
 import json
 import os
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -206,6 +207,8 @@ def test_ingest_stores_the_golden_rows_and_verdicts(dovecot, smtp_sink, tmp_path
     assert asyncio.run(service.run(once=True, install_signals=False)) == 0
 
     got = snapshot(tmp_path / "conf" / "parting.db")
+    with closing(sqlite3.connect(tmp_path / "conf" / "parting.db")) as db:  # ingest writes unchecked
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
     if os.environ.get("PARTING_GOLDEN_WRITE"):
         GOLDEN.write_text(json.dumps(got, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
     want = json.loads(GOLDEN.read_text())

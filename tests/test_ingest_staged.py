@@ -113,6 +113,10 @@ def ingest(parting_settings, mail, cuts: list[int], flushes: list[bool] | None) 
             ingestor.flush()
     ingestor.flush()
     assert ingestor.staged_messages == 0
+    # Ingest writes with SQLite's foreign key checks off (Store.transaction): every row it wrote
+    # must still name a stored parent, and the checks are on again for everyone else.
+    assert store.conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     return tables(store.conn)
 
 

@@ -203,6 +203,27 @@ def test_a_transaction_is_all_or_nothing(store: Store) -> None:
     assert store.events() == [] and store.rows() == []
 
 
+def foreign_keys(store: Store) -> int:
+    return store.conn.execute("PRAGMA foreign_keys").fetchone()[0]
+
+
+def test_a_transaction_without_reference_checks_turns_them_on_again_however_it_ends(store: Store) -> None:
+    orphan = "INSERT INTO message_uids (folder, uidvalidity, uid, message_id) VALUES ('INBOX', 1, ?, 'none@x')"
+    with store.transaction(check_references=False):
+        assert foreign_keys(store) == 0
+        store.conn.execute(orphan, [1])  # unchecked, as ingest's writes are
+        with store.transaction():  # nested: the outer block's setting holds
+            store.conn.execute(orphan, [2])
+    assert foreign_keys(store) == 1
+    with pytest.raises(RuntimeError):
+        with store.transaction(check_references=False):
+            raise RuntimeError("crash before commit")
+    assert foreign_keys(store) == 1
+    with pytest.raises(sqlite3.IntegrityError), store.transaction():
+        store.conn.execute(orphan, [3])  # checked again
+    assert [row[2] for row in store.conn.execute("PRAGMA foreign_key_check")] == ["messages", "messages"]
+
+
 def test_a_failed_inner_block_undoes_only_itself(store: Store) -> None:
     with store.transaction():
         store.append_event("verdict", at=T0)

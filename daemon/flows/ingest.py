@@ -276,7 +276,7 @@ class Ingestor:
         self._view = StagedStore(self.store, self._staged)  # the store changes: nothing it said is kept
         if not staged.batches:
             return []
-        with self.store.transaction():
+        with self.store.transaction(check_references=False):  # rows are written parent first
             return [self._write(batch) for batch in staged.batches]
 
     def _write(self, staged: StagedBatch) -> IngestReport:

@@ -106,17 +106,32 @@ class StoreBase:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, check_references: bool = True) -> Iterator[None]:
         """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception.
 
         Nested blocks become savepoints: an inner failure that the caller catches undoes only
         the inner block. Every write method runs inside one of these.
+
+        `check_references=False` turns SQLite's foreign key checks off for this transaction
+        only (an outermost one; nested, the outer one's setting holds). Ingest's writes use it:
+        each message's rows follow its messages row in the same transaction and nothing is
+        deleted, and the checks were an eighth of a backfill's insert time (a look-up of the
+        parent key for every location row). Tests run PRAGMA foreign_key_check after them.
         """
         if self.readonly:
             raise StoreError("this database was opened read-only: writes are not allowed")
         if self._depth:
             yield from self._savepoint()
             return
+        if not check_references:  # only outside a transaction does SQLite take this pragma
+            self.conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            yield from self._outermost()
+        finally:
+            if not check_references:
+                self.conn.execute("PRAGMA foreign_keys = ON")
+
+    def _outermost(self) -> Iterator[None]:
         self.conn.execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
