@@ -22,6 +22,7 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
+from functools import lru_cache
 from typing import Any
 
 from daemon.core.evidence import EVIDENCE_HEADER_FIELDS
@@ -50,6 +51,9 @@ MAX_HEADER_SECTION = 256 * 1024
 MAX_HEADER_LINE = 64 * 1024
 MAX_STRUCTURED_VALUE = 1024  # longer values skip email.policy.default (quadratic parser)
 STRUCTURED_BUDGET = 4 * 1024  # characters per message given to email.policy.default
+# Address field values read, remembered: a mailbox repeats its correspondents, and reading one
+# value (regular expressions, often the structured parser) was a fifth of parsing a header.
+ADDRESS_MEMO = 4096
 
 # What the IMAP adapter fetches (BODY.PEEK[HEADER.FIELDS (...)]) for a headers-only parse.
 HEADER_FIELDS: tuple[str, ...] = (
@@ -246,18 +250,7 @@ def _address_pairs(fields: _Fields, name: str) -> list[tuple[str, str]]:
     """(display name, addr-spec) of every valid address in every `name` field, deduplicated."""
     pairs: list[tuple[str, str | None]] = []  # (display name, the valid addr-spec or None)
     for value in fields.all(name):
-        found: list[tuple[str, str]] = []
-        if fields.reserve(value):
-            plain = _plain_addresses(value)
-            found = plain if plain is not None else _structured_addresses(name, value)
-        checked = [(display, _valid_addr(addr)) for display, addr in found]
-        if not any(valid for _, valid in checked):
-            try:
-                found = [(_decode_rfc2047(n), a) for n, a in getaddresses([value])]
-            except Exception:  # why: the old parser is tolerant but not proven total
-                found = []
-            checked = [(display, _valid_addr(addr)) for display, addr in found]
-        pairs.extend(checked)
+        pairs.extend(_value_addresses(name, value, fields.reserve(value)))
     seen: set[str] = set()
     result = []
     for display, valid in pairs:
@@ -265,6 +258,25 @@ def _address_pairs(fields: _Fields, name: str) -> list[tuple[str, str]]:
             seen.add(valid)
             result.append((one_line(display), valid))
     return result
+
+
+@lru_cache(maxsize=ADDRESS_MEMO)
+def _value_addresses(name: str, value: str, structured: bool) -> tuple[tuple[str, str | None], ...]:
+    """(display name, the valid addr-spec or None) of each address of one field value; the
+    structured parser sees it only when the message's budget let it (`structured`). A function
+    of its arguments alone, so its answers are kept (ADDRESS_MEMO)."""
+    found: list[tuple[str, str]] = []
+    if structured:
+        plain = _plain_addresses(value)
+        found = plain if plain is not None else _structured_addresses(name, value)
+    checked = [(display, _valid_addr(addr)) for display, addr in found]
+    if not any(valid for _, valid in checked):
+        try:
+            found = [(_decode_rfc2047(n), a) for n, a in getaddresses([value])]
+        except Exception:  # why: the old parser is tolerant but not proven total
+            found = []
+        checked = [(display, _valid_addr(addr)) for display, addr in found]
+    return tuple(checked)
 
 
 def _structured_addresses(name: str, value: str) -> list[tuple[str, str]]:

@@ -683,3 +683,38 @@ def test_a_date_header_is_trusted_only_within_its_bounds_of_the_servers_clock(da
 def test_without_a_server_date_the_header_is_all_there_is() -> None:
     assert message_time(_SERVER, None, "in") == _SERVER
     assert message_time(None, None, "in") == datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _read_fresh_and_remembered(raw: bytes) -> None:
+    """parse_message with the memo of address values, cold and warm, reads as without it."""
+    from unittest import mock
+
+    from daemon.core import mail
+
+    def outcome() -> object:
+        try:
+            return parse_message(raw)
+        except MalformedMessage as error:
+            return error.reason
+
+    with mock.patch.object(mail, "_value_addresses", mail._value_addresses.__wrapped__):
+        expected = outcome()
+    mail._value_addresses.cache_clear()
+    assert outcome() == expected  # every value read once, then remembered
+    assert outcome() == expected  # every value remembered
+
+
+def test_remembered_address_values_read_as_a_first_reading_does() -> None:
+    # The corpus holds repeated and over-long address fields: values the budget lets the
+    # structured parser see, and the same values once it is spent.
+    paths = sorted(CORPUS.glob("**/*.eml"))
+    assert len(paths) > 20
+    for path in paths:
+        _read_fresh_and_remembered(path.read_bytes())
+
+
+@settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["From", "To", "Cc", "Reply-To"]), header_values), min_size=1, max_size=12))
+def test_remembered_address_values_read_as_a_first_reading_does_for_any_fields(fields: list[tuple[str, str]]) -> None:
+    # Each field also repeated, so that a value is remembered within one message too.
+    _read_fresh_and_remembered("".join(f"{name}: {value}\r\n" for name, value in fields * 2).encode("utf-8"))
