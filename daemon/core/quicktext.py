@@ -51,10 +51,17 @@ def quick_first_text(raw: bytes) -> str | None | _NotPlain:
         return NOT_PLAIN
 
 
+# The only fields this module's questions read (the content type and its parameters, the
+# disposition, the transfer encoding); a Message answers from the first of each, so leaving the
+# others out changes no answer, and saves copying a whole header section into every root.
+_READ_FIELDS: Final = frozenset({"content-type", "content-disposition", "content-transfer-encoding"})
+
+
 def _part(items: list[tuple[str, str]]) -> Message:
     part = Message(policy=_BODY_POLICY)
     for name, value in items:
-        part.set_raw(name, value[:MAX_PART_HEADER])
+        if name.lower() in _READ_FIELDS:
+            part.set_raw(name, value[:MAX_PART_HEADER])
     return part
 
 

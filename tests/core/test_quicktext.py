@@ -95,6 +95,12 @@ TRICKY = [
     multipart("Content-Type: text/plain\n\nbody\n", boundary="a:b"),
     multipart("--a:b\nContent-Type: text/plain\n\nboundary twice, and read as a header\n", boundary="a:b"),
     multipart("Content-Type: text/plain\n\n", rest="--{b}--\n"),
+    # Only the content fields count, whatever their case, and the first of each; others are noise.
+    b"From: a@b.example\nX-Content-Type: text/html\ncontent-type: TEXT/plain; charset=latin-1\n"
+    b"CONTENT-TRANSFER-ENCODING: quoted-printable\nContent-Type: text/html\n\nCaf=E9\n",
+    multipart("X-Content-Type: text/html\nCONTENT-TYPE: text/plain\ncontent-disposition: inline\n\nmixed case\n"),
+    multipart("Content-Disposition: inline\nContent-Disposition: attachment\nContent-Type: text/plain\n\nfirst wins\n"),
+    b"From: a@b.example\nContent-Type : text/html\n\nblank before the colon\n",
     b"From: a@b.example\nSubject: plain root\n\nCould you?\n",
     b"From: a@b.example\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\n"
     + base64.encodebytes("Können Sie?".encode()),
