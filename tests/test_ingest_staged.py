@@ -173,6 +173,22 @@ def test_a_staged_batch_is_threaded_against_the_batches_staged_before_it(parting
     assert len(threads) == 1
 
 
+def test_a_batch_read_again_before_its_flush_finds_its_uids_known(parting_settings) -> None:
+    """A watcher may read a folder's batch again (a reconnect) while the first reading is staged:
+    the staged UIDs count as known, per folder and UIDVALIDITY, so nothing is stored twice."""
+    raw = build(sender="jane@acme.example", to=OFFICE, subject="Keys", body="Here.\n", when=T0,
+                mid=message_id("keys", "acme.example"))
+    header = FetchedHeader(5, raw.split(b"\r\n\r\n")[0] + b"\r\n\r\n", T0, len(raw))
+    store = Store.open(":memory:")
+    ingestor = Ingestor(parting_settings, store)
+    ingestor.stage(ingestor.parse("INBOX", 1, [header]), {}, NOW)
+    assert ingestor.parse("INBOX", 1, [header]).pending == []  # staged: known
+    assert len(ingestor.parse("INBOX", 2, [header]).pending) == 1  # another UIDVALIDITY: not
+    assert len(ingestor.parse("Sent", 1, [header]).pending) == 1  # another folder: not
+    ingestor.flush()
+    assert ingestor.parse("INBOX", 1, [header]).pending == []  # written: known to the store
+
+
 def test_two_copies_of_a_message_id_in_one_batch_thread_a_later_batch_as_the_store_would(parting_settings) -> None:
     """add_messages keeps the first copy's row but the addresses of both: a later reply by
     subject from the second copy's sender joins the first copy's thread, staged or written."""

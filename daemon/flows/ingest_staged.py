@@ -18,7 +18,7 @@ Rules of this module:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -58,11 +58,14 @@ class Staged:
     by_index_root: dict[str, Latest] = field(default_factory=dict)
     client_by_thread: dict[str, Latest] = field(default_factory=dict)
     messages: int = 0
+    _uids: dict[tuple[str, int], set[int]] = field(default_factory=dict)  # (folder, UIDVALIDITY) -> UIDs
 
     def add(self, staged: StagedBatch, stored: Iterable[str]) -> None:
         """`stored`: which of the batch's Message-IDs the store already has."""
         self.batches.append(staged)
         self.messages += len(staged.rows)
+        for _, folder, uidvalidity, uid in staged.rows:
+            self._uids.setdefault((folder, uidvalidity), set()).add(uid)
         # add_messages' rules: a Message-ID it did not have before the batch gets the addresses
         # of every copy in the batch, the message row of the first only.
         known = set(stored) | self.kept.keys()
@@ -89,10 +92,9 @@ class Staged:
                 found = _later(found, (row.at, row.message_id, thread))
         return found
 
-    def uids(self, folder: str, uidvalidity: int) -> set[int]:
+    def uids(self, folder: str, uidvalidity: int) -> Set[int]:
         """The folder's UIDs staged (a batch read again before a flush finds them known)."""
-        return {uid for staged in self.batches for _, row_folder, validity, uid in staged.rows
-                if row_folder == folder and validity == uidvalidity}
+        return self._uids.get((folder, uidvalidity), set())
 
 
 def _keep_latest(index: dict[Any, Latest], key: Any, candidate: Latest) -> None:
