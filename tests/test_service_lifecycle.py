@@ -211,3 +211,60 @@ def test_sigterm_while_starting_is_a_clean_stop(config, tmp_path, delay):
     time.sleep(delay)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0, (tmp_path / "daemon.log").read_text()[-2000:]
+
+
+def test_a_schema_upgrade_at_start_asks_systemd_for_time_step_by_step(config, tmp_path, monkeypatch):
+    """Some upgrades rewrite tables (a minute or more for millions of messages), before READY: each
+    step extends the start timeout (EXTEND_TIMEOUT_USEC), says so in STATUS and in the log, so
+    systemd's 90 s default never cuts the start short into a restart loop."""
+    import daemon.adapters.store as store_package
+    from daemon.adapters.store import Store
+    from daemon.runtime.service import UPGRADE_STEP_SECONDS
+
+    database = Path(yaml.safe_load(config.read_text())["state"]["database"])
+    old = store_package.SCHEMA_VERSION - 2
+    monkeypatch.setattr(store_package, "MIGRATIONS", store_package.MIGRATIONS[:old])
+    monkeypatch.setattr(store_package, "SCHEMA_VERSION", old)
+    with Store.open(database) as store, store.transaction():
+        store.conn.execute(
+            "INSERT INTO messages (message_id, client_id, thread_id, direction, at, norm_subject)"
+            " VALUES ('m1@acme.example', 'acme', 't1', 'in', '2026-03-02T09:00:00+00:00', 'keys')")
+    monkeypatch.undo()
+    listener = NotifyListener()
+    try:
+        process = start_daemon(config, tmp_path, env={"NOTIFY_SOCKET": listener.path})
+        listener.collect(lambda m: any("READY=1" in x for x in m), timeout=30)
+        ready = next(n for n, x in enumerate(listener.messages) if "READY=1" in x)
+        steps = [x for x in listener.messages[:ready] if "EXTEND_TIMEOUT_USEC=" in x]
+        assert len(steps) == 2, listener.messages
+        for number, message in enumerate(steps):
+            fields = dict(line.split("=", 1) for line in message.splitlines())
+            assert int(fields["EXTEND_TIMEOUT_USEC"]) == UPGRADE_STEP_SECONDS * 1_000_000 == 900_000_000  # README
+            assert fields["STATUS"] == f"upgrading the database (schema {old + number} -> {old + number + 1})"
+        log = (tmp_path / "daemon.log").read_text()
+        assert f"upgrading the database from schema version {old} to {old + 1}" in log
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+            assert db.execute("SELECT version FROM schema_version").fetchone()[0] == old + 2
+            assert db.execute("SELECT client_id, thread_id FROM latest_client_by_thread").fetchall() == [("acme", "t1")]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        listener.close()
+        if process.poll() is None:
+            process.kill()
+
+
+def test_a_current_or_new_database_starts_without_asking_for_time(config, tmp_path):
+    listener = NotifyListener()
+    try:
+        for _ in range(2):  # a new database, then the same one, current
+            process = start_daemon(config, tmp_path, env={"NOTIFY_SOCKET": listener.path})
+            listener.collect(lambda m: sum("READY=1" in x for x in m) >= 1, timeout=30)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+            assert not [x for x in listener.messages if "EXTEND_TIMEOUT_USEC" in x]
+            listener.messages.clear()
+    finally:
+        listener.close()
+        if process.poll() is None:
+            process.kill()

@@ -48,6 +48,11 @@ class Notifier:
     def reloading(self, monotonic_usec: int) -> bool:
         return self.notify("RELOADING=1", f"MONOTONIC_USEC={monotonic_usec}")
 
+    def extend_start(self, seconds: float, status: str) -> bool:
+        """More time to start (EXTEND_TIMEOUT_USEC: from now, for a long step before READY;
+        systemd's watchdog only runs once the start is complete)."""
+        return self.notify(f"EXTEND_TIMEOUT_USEC={int(seconds * 1_000_000)}", f"STATUS={status}")
+
     def stopping(self) -> bool:
         return self.notify("STOPPING=1")
 

@@ -52,10 +52,13 @@ from daemon.runtime.placement import Restore, check_placement
 
 SHUTDOWN_GRACE = 20.0  # default seconds a send in flight may take to finish after SIGTERM
 DEFAULT_TICK = 60.0  # seconds between cycles when no mail arrives
+UPGRADE_STEP_SECONDS = 900.0  # the start time systemd gives each step of a schema upgrade
 
 
-def open_context(config_path: str | Path, environ: dict[str, str] | None = None) -> Context:
-    """Everything `run` needs, validated before any connection; raises PartingError subclasses."""
+def open_context(config_path: str | Path, environ: dict[str, str] | None = None,
+                 upgrading: Callable[[int, int], None] | None = None) -> Context:
+    """Everything `run` needs, validated before any connection; raises PartingError subclasses.
+    `upgrading`: told of each step of a schema upgrade of the database (Store.open)."""
     settings = load_settings(config_path, environ=environ)
     problems = check_runtime(settings)
     if problems:
@@ -67,7 +70,7 @@ def open_context(config_path: str | Path, environ: dict[str, str] | None = None)
     if settings.mailbox.oauth is not None:  # IMAP and SMTP sign in with tokens instead of passwords
         credential = OAuthCredential(settings.mailbox.oauth, secrets.oauth_client_auth)
         secrets = replace(secrets, imap_password=credential, smtp_password=credential)
-    store = Store.open(settings.database)
+    store = Store.open(settings.database, upgrading=upgrading)
     return Context(settings, secrets, store, Templates(settings.templates_dir))
 
 
@@ -117,6 +120,13 @@ class Service:
     def opened(self) -> bool:
         return self._ctx is not None
 
+    def _upgrading(self, old: int, new: int) -> None:
+        """A step of the database's schema upgrade, before READY: some rewrite tables (a minute
+        or more for millions of messages), so systemd is asked for time, step by step."""
+        self.log.info("upgrading the database from schema version %d to %d: on a large store this"
+                      " may take a minute", old, new)
+        self.notifier.extend_start(UPGRADE_STEP_SECONDS, f"upgrading the database (schema {old} -> {new})")
+
     @property
     def watchers(self) -> list[mailbox.FolderWatcher]:
         """The folder watchers (INBOX, Sent) of the intake; empty until they start."""
@@ -132,7 +142,7 @@ class Service:
     async def run(self, *, once: bool = False, install_signals: bool = True) -> int:
         if install_signals and not once:
             self._install_signal_handlers()
-        self.ctx = open_context(self.config_path, self.environ)
+        self.ctx = open_context(self.config_path, self.environ, upgrading=self._upgrading)
         self._warn_about_settings(self.ctx.settings)
         self.ingestor = Ingestor(self.ctx.settings, self.ctx.store, get_logger("ingest"))
         try:

@@ -103,8 +103,11 @@ class Store(
     outbox, deadlines; connection and transactions are in base."""
 
     @classmethod
-    def open(cls, path: str | Path) -> Store:
-        """Open (creating if needed) and migrate the database; ":memory:" gives a private one."""
+    def open(cls, path: str | Path, *, upgrading: Callable[[int, int], None] | None = None) -> Store:
+        """Open (creating if needed) and migrate the database; ":memory:" gives a private one.
+        `upgrading(old, new)` is called before each step that migrates a database parting
+        already wrote from schema version `old` to `new`: some steps rewrite tables, which takes
+        a while on a large store (the daemon tells systemd, so its start is not cut short)."""
         if str(path) == ":memory:":
             return cls._connect(":memory:", None, readonly=False)
         file = Path(path).expanduser().absolute()
@@ -112,7 +115,7 @@ class Store(
             cls._check_place(file)
         except OSError as error:  # e.g. a parent folder this user may not enter
             raise StoreError(f"cannot reach database {file}: {error.strerror}") from None
-        return cls._connect(str(file), file, readonly=False)
+        return cls._connect(str(file), file, readonly=False, upgrading=upgrading)
 
     @staticmethod
     def _check_place(file: Path) -> None:
@@ -142,7 +145,8 @@ class Store(
         return cls._connect(f"{file.as_uri()}?mode=ro", file, readonly=True)
 
     @classmethod
-    def _connect(cls, target: str, file: Path | None, readonly: bool) -> Store:
+    def _connect(cls, target: str, file: Path | None, readonly: bool,
+                 upgrading: Callable[[int, int], None] | None = None) -> Store:
         shown = file or target
         try:
             conn = sqlite3.connect(
@@ -157,7 +161,7 @@ class Store(
             if readonly:
                 store._require_current_schema()
             else:
-                store._migrate()
+                store._migrate(upgrading)
             return store
         except sqlite3.DatabaseError as error:
             conn.close()
@@ -202,10 +206,11 @@ class Store(
                 f"database schema version {version} is older than this parting ({SCHEMA_VERSION}):"
                 " start parting once (not read-only) to upgrade it")
 
-    def _migrate(self) -> None:
+    def _migrate(self, upgrading: Callable[[int, int], None] | None = None) -> None:
         version = stored_version(self.db)
         if version > SCHEMA_VERSION:
             raise self._newer_error(version)
+        existing = version > 0
         if version == 0:
             # Litestream (`litestream replicate -exec "parting run"`) may add its own tables to a
             # new file before parting's first open: those are not another program's data.
@@ -223,6 +228,8 @@ class Store(
                     raise self._newer_error(version)
                 if version == SCHEMA_VERSION:
                     break
+                if upgrading is not None and existing:
+                    upgrading(version, version + 1)
                 self.db.execute(VERSION_TABLE)
                 MIGRATIONS[version](self.db)
                 version += 1
