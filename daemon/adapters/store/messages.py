@@ -142,17 +142,7 @@ class MessagesMixin(StoreBase):
 
     def add_message(self, row: MessageRow, *, folder: str, uidvalidity: int, uid: int) -> bool:
         """Store a message seen at folder/uidvalidity/uid; True if its Message-ID was new."""
-        at = to_utc_text(row.at)
-        with self.transaction():
-            cursor = self.conn.execute(_INSERT_MESSAGE, _message_values(row, at, maybe_utc_text(row.ingested_at)))
-            if cursor.rowcount == 1:
-                self.conn.executemany(_INDEX_ADDRESS, _address_values(row, at, row.thread_id))
-                by_subject, by_thread = _latest_rows(row, at)
-                self.conn.execute(_LATEST_OF_SUBJECT, by_subject)
-                if by_thread is not None:
-                    self.conn.execute(_LATEST_OF_THREAD, by_thread)
-            self.conn.execute(_LINK_UID, (folder, uidvalidity, uid, row.message_id))
-            return cursor.rowcount == 1
+        return row.message_id in self.add_messages([(row, folder, uidvalidity, uid)])
 
     def add_messages(self, rows_with_locations: Iterable[MessageLocation]) -> set[str]:
         """Store many messages in one transaction; returns the Message-IDs that were new."""
