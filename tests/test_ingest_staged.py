@@ -278,12 +278,8 @@ async def test_a_stop_mid_catch_up_writes_what_it_staged_and_a_restart_reads_the
     assert sorted(row["message_id"] for row in got["messages"]) == sorted(row["message_id"] for row in want["messages"])
 
 
-def test_a_catch_up_into_a_small_database_writes_every_batch_at_once(
-        dovecot, smtp_sink, tmp_path: Path, monkeypatch) -> None:
-    """Below `staged_from` bytes a commit is cheap: no batch waits for the next one."""
-    from test_ingest_pool import assert_golden, run_once, seeded_config
-
-    config = seeded_config(dovecot, smtp_sink, tmp_path)
+def batches_a_write(monkeypatch) -> list[int]:
+    """From now on, how many batches each write of the ingest (Ingestor.flush) holds."""
     written: list[int] = []
     flush = Ingestor.flush
 
@@ -295,6 +291,43 @@ def test_a_catch_up_into_a_small_database_writes_every_batch_at_once(
         return reports
 
     monkeypatch.setattr(Ingestor, "flush", counted)
+    return written
+
+
+def test_a_catch_up_into_a_small_database_writes_every_batch_at_once(
+        dovecot, smtp_sink, tmp_path: Path, monkeypatch) -> None:
+    """Below `staged_from` bytes a commit is cheap: no batch waits for the next one."""
+    from test_ingest_pool import assert_golden, run_once, seeded_config
+
+    config = seeded_config(dovecot, smtp_sink, tmp_path)
+    written = batches_a_write(monkeypatch)
     run_once(config, batch=7, staged=14, staged_from=10 * 1024 * 1024)
     assert_golden(config)
     assert len(written) > 4 and set(written) == {1}
+
+
+def test_by_default_a_catch_up_is_staged_once_the_database_passes_4_mb(
+        dovecot, smtp_sink, tmp_path: Path, monkeypatch) -> None:
+    """The README's sizes, the Service's own defaults: into a new, small store every batch of a
+    catch-up is written at once (its first mail reaches the cycle soonest); into one past 4 MB a
+    catch-up's batches are written together (up to 3,000 messages a transaction)."""
+    from test_ingest_pool import run_once, seeded_config
+
+    from daemon.runtime.intake import STAGED_FROM
+
+    written = batches_a_write(monkeypatch)
+    small = seeded_config(dovecot, smtp_sink, tmp_path / "small")
+    run_once(small, batch=7)
+    assert len(written) > 4 and set(written) == {1}, written
+
+    large = seeded_config(dovecot, smtp_sink, tmp_path / "large", seed=False)  # the same mailbox
+    store = Store.open(large.parent / "parting.db")
+    with store.transaction():  # a store past 4 MB (its size is all that counts here)
+        store.conn.execute("CREATE TABLE filler (blob BLOB)")
+        store.conn.executemany("INSERT INTO filler VALUES (?)", [(bytes(100_000),)] * 45)
+    assert store.database_bytes() > STAGED_FROM == 4 * 1024 * 1024
+    store.close()
+    batches = len(written)
+    written.clear()
+    run_once(large, batch=7)
+    assert len(written) == 2 and sum(written) == batches, written  # one write a folder's catch-up
