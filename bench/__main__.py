@@ -11,6 +11,7 @@ bench/README.md says what each figure measures and what limits it.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -168,6 +169,14 @@ def record_ingest(results: report.Results, size: int, outcome: dict) -> None:
     results.add(group, "  of which body fetches (watcher connection, few FETCH per batch)", "s", [r["parting"]["bodies_seconds"] for r in runs],
                 note=f"{runs[0]['parting']['bodies']} bodies")
     results.add(group, "parting CPU (user+sys)", "s", [r["parting"]["cpu_seconds"] for r in runs])
+    results.add(group, "  its ingest worker's CPU", "s", [r["parting"]["worker_cpu_seconds"] for r in runs])
+    results.add(group, "  Dovecot's CPU meanwhile (bare loop's beside it)", "s",
+                [r["parting"]["dovecot_cpu_seconds"] for r in runs],
+                note="bare: " + ", ".join(f"{r['bare']['dovecot_cpu_seconds']:.2f}" for r in runs))
+    cores = os.cpu_count() or 1
+    results.add(group, f"  the {cores} cores' busy share (the three's CPU / cores x wall)", "%",
+                [100 * (r["parting"]["cpu_seconds"] + r["parting"]["worker_cpu_seconds"]
+                        + r["parting"]["dovecot_cpu_seconds"]) / (cores * r["parting"]["seconds"]) for r in runs])
     results.add(group, "written to disk (database, WAL, checkpoints)", "MB", [r["parting"]["written_mb"] for r in runs])
     results.add(group, "parting time per message", "us/msg", [1e6 * r["parting"]["seconds"] / size for r in runs])
     results.add(group, "first decision cycle after backfill", "s", [r["parting"]["cycle_seconds"] for r in runs])

@@ -6,6 +6,7 @@ Tiny sizes and no timing assertions: the figures themselves are measured by `pyt
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,9 @@ def test_the_bench_reports_every_figure_in_a_table_and_as_json(tmp_path: Path) -
         ("ingest 600 msgs", "parting / bare"),
         ("ingest 600 msgs", "peak RSS after backfill (VmHWM)"),
         ("ingest 600 msgs", "written to disk (database, WAL, checkpoints)"),
+        ("ingest 600 msgs", "its ingest worker's CPU"),
+        ("ingest 600 msgs", "Dovecot's CPU meanwhile (bare loop's beside it)"),
+        ("ingest 600 msgs", f"the {os.cpu_count()} cores' busy share (the three's CPU / cores x wall)"),
         ("ingest linearity", "time per message, 600 vs 300"),
         ("commands, 300 msgs stored", "parting status (new process, wall)"),
         ("commands, 300 msgs stored", "parting explain CLIENT (new process, wall)"),
@@ -93,3 +97,20 @@ def _arrived(notifications, seconds: float = 5.0) -> bool:
     while notifications.received.empty() and time.monotonic() < deadline:
         time.sleep(0.01)
     return not notifications.received.empty()
+
+
+def test_a_process_groups_cpu_counts_the_children_it_has_reaped() -> None:
+    """Dovecot serves each login in a process of its own that exits at logout: its CPU is then
+    its parent's (cutime), and the bench's figure for Dovecot must still count it."""
+    from bench.ingest_bench import group_cpu_seconds
+
+    burn = "import time; end = time.process_time() + 0.3\nwhile time.process_time() < end: pass"
+    leader = subprocess.Popen(["sh", "-c", f'"{sys.executable}" -c "{burn}"; echo done; exec sleep 30'],
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert leader.stdout is not None and leader.stdout.readline() == "done\n"  # the child is reaped
+        assert group_cpu_seconds(leader.pid) >= 0.25
+        assert group_cpu_seconds(leader.pid + 10_000_000) == 0.0  # no such group
+    finally:
+        leader.kill()
+        leader.wait()
