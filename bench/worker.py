@@ -120,8 +120,8 @@ async def parting_ingest(config: str, run_cycle: bool, bodies_out: str | None) -
     timers.wrap(IngestPool, "header_readings", "wait_headers")
     original_body_readings = IngestPool.body_readings
 
-    def timed_body_readings(self, items):
-        later = original_body_readings(self, items)
+    def timed_body_readings(self, items, **options):
+        later = original_body_readings(self, items, **options)
         if later is None:
             return None
 

@@ -29,6 +29,7 @@ from daemon.adapters.imap.connection import FetchedHeader
 from daemon.adapters.settings.load import load_settings
 from daemon.adapters.store import Store
 from daemon.flows.ingest import Ingestor
+from daemon.flows.ingest_pool import Later, read_bodies
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=60)
@@ -85,9 +86,12 @@ def mailboxes(draw) -> list[tuple[str, bytes, bytes | None]]:
     return mail
 
 
-def ingest(parting_settings, mail, cuts: list[int], flushes: list[bool] | None) -> dict[str, list]:
+def ingest(parting_settings, mail, cuts: list[int], flushes: list[bool] | None,
+           worker: str | None = None) -> dict[str, list]:
     """Ingest `mail` cut at `cuts`, each part split by folder as a catch-up reads it; with
-    `flushes`, stage every batch and flush after those marked (and at the end)."""
+    `flushes`, stage every batch and flush after those marked (and at the end). With `worker`,
+    a stand-in for the ingest worker reads each staged batch's bodies behind ("reads"), or
+    fails to ("fails": they are read here then), as flows/ingest_pool.py's would."""
     store = Store.open(":memory:")
     ingestor = Ingestor(parting_settings, store)
     bounds = [0, *sorted(set(cuts)), len(mail)]
@@ -103,12 +107,16 @@ def ingest(parting_settings, mail, cuts: list[int], flushes: list[bool] | None) 
             if part:
                 batches.append((folder, part))
     for number, (folder, part) in enumerate(batches):
-        batch = ingestor.parse(folder, 7, [header for header, _ in part])
-        bodies = {header.uid: raw for header, raw in part if header.uid in batch.body_uids}
+        batch, bodies = parsed(ingestor, folder, part)
         if flushes is None:
             ingestor.commit(batch, bodies, NOW)
             continue
-        ingestor.stage(batch, bodies, NOW)
+        later = None
+        if worker is not None:
+            given = [item for item in ingestor.body_items(batch, bodies) if not item.bounce]
+            later = Later(frozenset(item.uid for item in given),
+                          lambda given=given: read_bodies(given) if worker == "reads" else None)
+        ingestor.stage(batch, bodies, NOW, later=later, behind=later is not None)
         if flushes[number % len(flushes)]:
             ingestor.flush()
     ingestor.flush()
@@ -118,6 +126,12 @@ def ingest(parting_settings, mail, cuts: list[int], flushes: list[bool] | None) 
     assert store.conn.execute("PRAGMA foreign_key_check").fetchall() == []
     assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     return tables(store.conn)
+
+
+def parsed(ingestor: Ingestor, folder: str, part: list[tuple[FetchedHeader, bytes]]):
+    """A batch as `parse` reads it (UIDVALIDITY 7), and the bodies it asks for."""
+    batch = ingestor.parse(folder, 7, [header for header, _ in part])
+    return batch, {header.uid: raw for header, raw in part if header.uid in batch.body_uids}
 
 
 def tables(conn: sqlite3.Connection) -> dict[str, list]:
@@ -137,9 +151,10 @@ def tables(conn: sqlite3.Connection) -> dict[str, list]:
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mail=mailboxes(), cuts=st.lists(st.integers(0, 28), max_size=8),
-       flushes=st.lists(st.booleans(), min_size=1, max_size=6))
-def test_staged_batches_store_exactly_what_batch_by_batch_commits_store(parting_settings, mail, cuts, flushes) -> None:
-    assert ingest(parting_settings, mail, cuts, flushes) == ingest(parting_settings, mail, cuts, None)
+       flushes=st.lists(st.booleans(), min_size=1, max_size=6), worker=st.sampled_from([None, "reads", "fails"]))
+def test_staged_batches_store_exactly_what_batch_by_batch_commits_store(parting_settings, mail, cuts, flushes,
+                                                                        worker) -> None:
+    assert ingest(parting_settings, mail, cuts, flushes, worker) == ingest(parting_settings, mail, cuts, None)
 
 
 def test_a_staged_batch_is_threaded_against_the_batches_staged_before_it(parting_settings) -> None:
@@ -171,6 +186,38 @@ def test_a_staged_batch_is_threaded_against_the_batches_staged_before_it(parting
                [message_id("req"), message_id("by-ref", "acme.example"), message_id("by-subject", "acme.example"),
                 message_id("by-index", "globex.example")]}
     assert len(threads) == 1
+
+
+def test_bodies_read_behind_are_taken_in_only_when_the_next_batch_is_staged_or_at_the_flush(
+        parting_settings) -> None:
+    """A staged batch's bodies (does our request ask something?) thread nothing: the worker reads
+    them while this process goes on, and they are waited for only when the next batch is staged
+    or the group is written; the rows then hold what reading them at once gives."""
+    requests = [build(sender=OFFICE, to="jane@acme.example", subject=f"Form {n}", when=T0 + timedelta(hours=n),
+                      body="Could you send the form?\n" if n % 2 else "Thank you, noted.\n", mid=message_id(f"f{n}"))
+                for n in range(4)]
+    parts = [[(FetchedHeader(n + 1, raw.split(b"\r\n\r\n")[0] + b"\r\n\r\n", T0, len(raw)), raw)
+              for n, raw in enumerate(requests) if n // 2 == number] for number in range(2)]
+    store = Store.open(":memory:")
+    ingestor = Ingestor(parting_settings, store)
+    waited: list[int] = []
+
+    def staged_behind(part, number: int) -> None:
+        batch, bodies = parsed(ingestor, "Sent", part)
+        given = ingestor.body_items(batch, bodies)
+        assert len(given) == 2  # our requests to a client: their bodies are wanted
+        later = Later(frozenset(item.uid for item in given),
+                      lambda: waited.append(number) or read_bodies(given))
+        ingestor.stage(batch, bodies, NOW, later=later, behind=True)
+
+    staged_behind(parts[0], 0)
+    assert waited == []  # this process went on
+    staged_behind(parts[1], 1)
+    assert waited == [0]  # the first batch's were taken in before the second was staged
+    ingestor.flush()
+    assert waited == [0, 1]
+    asks = dict(store.conn.execute("SELECT message_id, question FROM messages").fetchall())
+    assert asks == {message_id(f"f{n}").strip("<>"): n % 2 for n in range(4)}
 
 
 def test_a_batch_read_again_before_its_flush_finds_its_uids_known(parting_settings) -> None:
@@ -229,8 +276,17 @@ def test_a_catch_up_writes_its_batches_a_group_at_a_time_and_stores_the_golden_r
         return reports
 
     monkeypatch.setattr(Ingestor, "flush", counted)
+    from daemon.flows.ingest_pool import IngestPool
+    body_readings, behind = IngestPool.body_readings, []
+
+    def recorded(self, items, **options):
+        behind.append(options.get("behind", False))
+        return body_readings(self, items, **options)
+
+    monkeypatch.setattr(IngestPool, "body_readings", recorded)
     run_once(config, batch=7, staged=14, staged_from=0)
     assert_golden(config)
+    assert behind and all(behind)  # a staged batch's bodies: all the worker's, taken in later
     batches = sum(len(sizes) for sizes in written)
     assert len(written) < batches
     # Written as soon as 14 messages wait (quarantined ones are not messages): never later.

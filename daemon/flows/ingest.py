@@ -231,14 +231,18 @@ class Ingestor:
         return self._staged.messages
 
     def stage(self, batch: ParsedBatch, bodies: dict[int, bytes], now: datetime,
-              readings: dict[int, BodyReading] | None = None, later: Later | None = None) -> None:
+              readings: dict[int, BodyReading] | None = None, later: Later | None = None,
+              behind: bool = False) -> None:
         """Thread the batch as the store will be once the batches staged before it are written,
         and keep its rows for `flush`. `readings`: the bodies already read, by UID; without
         them they are read here. With `later` (the worker reading some bodies meanwhile:
         flows/ingest_pool.py), the bounces' are read first (a bounce's client threads it), the
         others once the batch is threaded: what they give (does it ask something, a staff
         reply's text) threads nothing. Those the worker was not given are read here while it
-        works; what it fails to read is read here too. Either way, the same functions."""
+        works; what it fails to read is read here too. Either way, the same functions.
+        `behind`: the batch is not written before the next is staged, so what `later` reads is
+        taken only then (or at the flush), and this process goes on meanwhile."""
+        self._take_bodies_read_behind()
         items = self.body_items(batch, bodies)
         if readings is None:
             readings = read_bodies([item for item in items if item.bounce] if later else items)
@@ -256,22 +260,42 @@ class Ingestor:
             rows.append((row, batch.folder, batch.uidvalidity, item.uid))
             if triage_reason:
                 triage.append((row.message_id, row.client_id, triage_reason))
-        if waiting:
-            got = read_bodies([body for body in items if not body.bounce and (later is None or body.uid not in later.uids)])
-            theirs = later.wait() if later else None
-            if theirs is None or any(item.uid not in got and item.uid not in theirs for _, item in waiting):
-                theirs = read_bodies([body for body in items if not body.bounce and body.uid not in got])
-            got.update(theirs)
-            for position, item in waiting:
-                row, *where = rows[position]
-                rows[position] = (self._with_body(row, item, got[item.uid]), *where)  # type: ignore[assignment]
+        unread = _Unread(waiting, [body for body in items if not body.bounce], later) if waiting else None
+        if unread is not None and not (behind and later is not None):
+            self._fill_bodies(rows, unread)
+            unread = None
         # The batch without its parsed headers (the rows hold what is written): a few MB less held.
-        self._staged.add(StagedBatch(replace(batch, pending=[]), rows, triage, failures, now),
+        self._staged.add(StagedBatch(replace(batch, pending=[]), rows, triage, failures, now, unread),
                          self._view.stored_message_ids(row.message_id for row, *_ in rows))
+
+    def _take_bodies_read_behind(self) -> None:
+        """Fill in the rows of staged batches whose bodies were read behind (threading never
+        reads them: only whether our request asks something, and a staff reply's text)."""
+        for staged in self._staged.batches:
+            if staged.unread is not None:
+                unread, staged.unread = staged.unread, None
+                self._fill_bodies(staged.rows, unread)
+
+    def _fill_bodies(self, rows: list[tuple[MessageRow, str, int, int]], unread: _Unread) -> None:
+        later = unread.later
+        got = read_bodies([body for body in unread.bodies if later is None or body.uid not in later.uids])
+        theirs = later.wait() if later else None
+        if theirs is None or any(item.uid not in got and item.uid not in theirs for _, item in unread.waiting):
+            theirs = read_bodies([body for body in unread.bodies if body.uid not in got])
+        got.update(theirs)
+        for position, item in unread.waiting:
+            row, *where = rows[position]
+            rows[position] = (self._with_body(row, item, got[item.uid]), *where)  # type: ignore[assignment]
 
     def flush(self) -> list[IngestReport]:
         """Write every staged batch, in order, in one transaction; a report per batch. On any
         error nothing is written and the staged batches are dropped (their UIDs are read again)."""
+        try:
+            self._take_bodies_read_behind()
+        except BaseException:
+            self._staged = Staged()
+            self._view = StagedStore(self.store, self._staged)
+            raise
         staged, self._staged = self._staged, Staged()
         self._view = StagedStore(self.store, self._staged)  # the store changes: nothing it said is kept
         if not staged.batches:
@@ -376,6 +400,16 @@ class Ingestor:
             **from_body,
         )
         return row, assignment.triage_reason
+
+
+@dataclass
+class _Unread:
+    """A staged batch's bodies not yet taken in: the rows waiting (position, item), the bodies
+    (to read here what the worker did not), and the worker's reading of its share."""
+
+    waiting: list[tuple[int, Pending]]
+    bodies: list[BodyItem]
+    later: Later | None
 
 
 def _when(item: Pending) -> datetime:

@@ -49,8 +49,9 @@ from daemon.core.model import DeliveryFailure, ParsedMessage
 from daemon.core.replytext import split_reply
 
 STOP_SECONDS = 2.0  # how long the worker may take to end after SIGTERM before SIGKILL
-# The main process reads a share of each batch's bodies while the worker reads the rest (it also
-# reads the next batch's headers): the share moves by a step a batch towards the side that waited less.
+# For a batch written at once, the main process reads a share of its bodies while the worker reads
+# the rest (it also reads the next batch's headers): the share moves by a step a batch towards the
+# side that waited less. A staged batch's bodies the worker reads all, behind (`body_readings`).
 FIRST_MAIN_SHARE, SHARE_STEP, MAX_MAIN_SHARE = 0.3, 0.05, 0.8
 
 # ------------------------------------------------------------------------------ the pure work
@@ -342,20 +343,23 @@ class IngestPool:
         self.stolen_halves += len(stolen)
         return readings
 
-    def body_readings(self, items: Sequence[BodyItem]) -> Later | None:
+    def body_readings(self, items: Sequence[BodyItem], *, behind: bool = False) -> Later | None:
         """Hand the worker its share of the bodies (the main process reads the rest meanwhile);
         None when no worker runs. The share follows the last batch: whichever side waited for
-        the other gives the other less."""
+        the other gives the other less. `behind`: the bodies are wanted only once the next batch
+        is threaded, so the worker reads them all, after the next batch's headers."""
         worker = self.worker
         if not items or worker is None or worker.failed:
             return None
-        given = list(items[:len(items) - round(len(items) * self.main_share)])
-        waiting = self._set_back_headers()
+        given = list(items if behind else items[:len(items) - round(len(items) * self.main_share)])
+        waiting = [] if behind else self._set_back_headers()
         future: Future[dict[int, BodyReading]] = self._call(worker, "bodies", given)
         self._hand_back_headers(worker, waiting)
 
         def wait() -> dict[int, BodyReading] | None:
-            if future.done():  # the worker was done first: give it more next time
+            if behind:
+                pass  # nobody waited for them: the share of the next batch read at once stays
+            elif future.done():  # the worker was done first: give it more next time
                 self.main_share = max(0.0, self.main_share - SHARE_STEP)
             else:
                 self.main_share = min(MAX_MAIN_SHARE, self.main_share + SHARE_STEP)

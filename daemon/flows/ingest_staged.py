@@ -41,6 +41,7 @@ class StagedBatch:
     triage: list[tuple[str, str | None, str]]  # Message-ID, client, reason
     failures: dict[str, tuple[DeliveryFailure, ...]]
     now: datetime
+    unread: Any = None  # flows/ingest.py's _Unread: bodies read behind, taken in before the next stage or the flush
 
 
 @dataclass

@@ -185,15 +185,19 @@ class Intake:
         readings = await pool.header_readings(headers) if pool is not None else None
         batch = self.ingestor.parse(folder, info.uidvalidity, headers, readings)
         bodies = await read_bodies(batch.body_uids) if batch.body_uids else {}
-        # The worker reads the bodies while this process threads the batch (commit waits for them).
-        later = pool.body_readings([item for item in self.ingestor.body_items(batch, bodies) if not item.bounce]
-                                   ) if pool is not None and readings is not None else None
+        # A live message, a catch-up of one batch, a small database: written at once, below.
+        at_once = folder not in self._catching_up or self.ctx.store.database_bytes() < self.staged_from
+        # The worker reads the bodies while this process threads the batch: the commit below waits
+        # for them; a staged batch's are taken in only when the next batch is staged, or at the
+        # flush, so it reads them all and this process goes on (flows/ingest.py, `behind`).
+        later = pool.body_readings([item for item in self.ingestor.body_items(batch, bodies) if not item.bounce],
+                                   behind=not at_once) if pool is not None and readings is not None else None
         if self.ingestor.staged_messages >= self.staged:
             # Written here, while the worker reads this batch's bodies (and the next one's headers).
             self.flush()
-        self.ingestor.stage(batch, bodies, self.clock.now(), later=later)
-        if folder not in self._catching_up or self.ctx.store.database_bytes() < self.staged_from:
-            self.flush()  # a live message, a catch-up of one batch, a small database: written at once
+        self.ingestor.stage(batch, bodies, self.clock.now(), later=later, behind=not at_once)
+        if at_once:
+            self.flush()
 
     async def _on_uidvalidity_change(self, folder: str, old: int, new: int) -> None:
         self.flush()  # nothing staged under the old UIDVALIDITY is written after the reset
@@ -215,8 +219,8 @@ class _CatchUp:
             self.worker.ahead(headers)
 
     def close(self) -> None:
-        try:
+        try:  # what it staged first, while the worker may still be reading bodies for it
+            self.intake._catch_up_ended(self.folder)
+        finally:
             if self.worker is not None:
                 self.worker.close()
-        finally:
-            self.intake._catch_up_ended(self.folder)
