@@ -29,7 +29,7 @@ from daemon.adapters.imap.connection import FetchedHeader
 from daemon.adapters.settings.load import load_settings
 from daemon.adapters.store import Store
 from daemon.flows.ingest import Ingestor
-from daemon.flows.ingest_pool import Later, read_bodies
+from daemon.flows.ingest_pool import IngestPool, Later, read_bodies
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=60)
@@ -276,7 +276,6 @@ def test_a_catch_up_writes_its_batches_a_group_at_a_time_and_stores_the_golden_r
         return reports
 
     monkeypatch.setattr(Ingestor, "flush", counted)
-    from daemon.flows.ingest_pool import IngestPool
     body_readings, behind = IngestPool.body_readings, []
 
     def recorded(self, items, **options):

@@ -34,7 +34,7 @@ from daemon.core.threads import (
     thread_index_root,
 )
 from daemon.flows.ingest_pool import BodyItem, BodyReading, HeaderReading, Later, read_bodies, read_headers
-from daemon.flows.ingest_staged import Staged, StagedBatch, StagedStore
+from daemon.flows.ingest_staged import Staged, StagedBatch, StagedStore, UnreadBodies
 from daemon.runtime.logs import get_logger
 
 CLASSIFY_CACHE = 10_000  # distinct correspondent sets remembered; a few MB at most
@@ -242,7 +242,7 @@ class Ingestor:
         works; what it fails to read is read here too. Either way, the same functions.
         `behind`: the batch is not written before the next is staged, so what `later` reads is
         taken only then (or at the flush), and this process goes on meanwhile."""
-        self._take_bodies_read_behind()
+        self._take_bodies_read_behind(self._staged)
         items = self.body_items(batch, bodies)
         if readings is None:
             readings = read_bodies([item for item in items if item.bounce] if later else items)
@@ -260,7 +260,7 @@ class Ingestor:
             rows.append((row, batch.folder, batch.uidvalidity, item.uid))
             if triage_reason:
                 triage.append((row.message_id, row.client_id, triage_reason))
-        unread = _Unread(waiting, [body for body in items if not body.bounce], later) if waiting else None
+        unread = UnreadBodies(waiting, [body for body in items if not body.bounce], later) if waiting else None
         if unread is not None and not (behind and later is not None):
             self._fill_bodies(rows, unread)
             unread = None
@@ -268,15 +268,15 @@ class Ingestor:
         self._staged.add(StagedBatch(replace(batch, pending=[]), rows, triage, failures, now, unread),
                          self._view.stored_message_ids(row.message_id for row, *_ in rows))
 
-    def _take_bodies_read_behind(self) -> None:
+    def _take_bodies_read_behind(self, group: Staged) -> None:
         """Fill in the rows of staged batches whose bodies were read behind (threading never
         reads them: only whether our request asks something, and a staff reply's text)."""
-        for staged in self._staged.batches:
+        for staged in group.batches:
             if staged.unread is not None:
                 unread, staged.unread = staged.unread, None
                 self._fill_bodies(staged.rows, unread)
 
-    def _fill_bodies(self, rows: list[tuple[MessageRow, str, int, int]], unread: _Unread) -> None:
+    def _fill_bodies(self, rows: list[tuple[MessageRow, str, int, int]], unread: UnreadBodies) -> None:
         later = unread.later
         got = read_bodies([body for body in unread.bodies if later is None or body.uid not in later.uids])
         theirs = later.wait() if later else None
@@ -290,14 +290,9 @@ class Ingestor:
     def flush(self) -> list[IngestReport]:
         """Write every staged batch, in order, in one transaction; a report per batch. On any
         error nothing is written and the staged batches are dropped (their UIDs are read again)."""
-        try:
-            self._take_bodies_read_behind()
-        except BaseException:
-            self._staged = Staged()
-            self._view = StagedStore(self.store, self._staged)
-            raise
         staged, self._staged = self._staged, Staged()
         self._view = StagedStore(self.store, self._staged)  # the store changes: nothing it said is kept
+        self._take_bodies_read_behind(staged)
         if not staged.batches:
             return []
         with self.store.transaction(check_references=False):  # rows are written parent first
@@ -400,16 +395,6 @@ class Ingestor:
             **from_body,
         )
         return row, assignment.triage_reason
-
-
-@dataclass
-class _Unread:
-    """A staged batch's bodies not yet taken in: the rows waiting (position, item), the bodies
-    (to read here what the worker did not), and the worker's reading of its share."""
-
-    waiting: list[tuple[int, Pending]]
-    bodies: list[BodyItem]
-    later: Later | None
 
 
 def _when(item: Pending) -> datetime:

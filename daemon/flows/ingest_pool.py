@@ -357,12 +357,11 @@ class IngestPool:
         self._hand_back_headers(worker, waiting)
 
         def wait() -> dict[int, BodyReading] | None:
-            if behind:
-                pass  # nobody waited for them: the share of the next batch read at once stays
-            elif future.done():  # the worker was done first: give it more next time
-                self.main_share = max(0.0, self.main_share - SHARE_STEP)
-            else:
-                self.main_share = min(MAX_MAIN_SHARE, self.main_share + SHARE_STEP)
+            if not behind:  # (read behind, nobody waited for them: the share stays)
+                if future.done():  # the worker was done first: give it more next time
+                    self.main_share = max(0.0, self.main_share - SHARE_STEP)
+                else:
+                    self.main_share = min(MAX_MAIN_SHARE, self.main_share + SHARE_STEP)
             try:
                 readings = future.result()
             except Exception as problem:  # noqa: BLE001 - read in-process instead (a cancel included)

@@ -27,9 +27,20 @@ from daemon.adapters.store import MessageRow, Store
 from daemon.core.model import DeliveryFailure
 
 if TYPE_CHECKING:
-    from daemon.flows.ingest import ParsedBatch
+    from daemon.flows.ingest import ParsedBatch, Pending
+    from daemon.flows.ingest_pool import BodyItem, Later
 
 Latest = tuple[datetime, str, str]  # (time, Message-ID, what was asked: a thread or a client)
+
+
+@dataclass
+class UnreadBodies:
+    """A staged batch's bodies not yet taken in: the rows waiting (position, item), the bodies
+    (to read here what the worker did not), and the worker's reading of its share."""
+
+    waiting: list[tuple[int, Pending]]
+    bodies: list[BodyItem]
+    later: Later | None
 
 
 @dataclass
@@ -41,7 +52,7 @@ class StagedBatch:
     triage: list[tuple[str, str | None, str]]  # Message-ID, client, reason
     failures: dict[str, tuple[DeliveryFailure, ...]]
     now: datetime
-    unread: Any = None  # flows/ingest.py's _Unread: bodies read behind, taken in before the next stage or the flush
+    unread: UnreadBodies | None = None  # bodies read behind: taken in before the next stage or the flush
 
 
 @dataclass
