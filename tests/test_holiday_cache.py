@@ -98,3 +98,19 @@ def test_reports_answer_the_same_with_it_and_without_the_package(setup, settings
     with_file, modules = report()
     assert with_file == without
     assert "holidays" not in modules  # the dates came from the file
+
+
+@pytest.mark.parametrize("command", [("status",), ("explain", "acme")])
+def test_with_the_file_a_typed_report_loads_no_holidays_code(setup, settings, command) -> None:  # noqa: F811
+    """As typed (quick.py answers it, at the system clock): not even core/holiday_tables.py, which
+    loads one country of the package, nor threading for its lock (core/workhours.py imports it only
+    to compute holidays: ~1.5 ms of a report)."""
+    from datetime import UTC, datetime
+
+    holiday_cache.write(settings, Calendar(settings.working_hours), datetime.now(UTC).year)
+    done = subprocess.run([sys.executable, "-c", RUN, *command, "--json", "--config", str(setup["config"])],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    modules = set(json.loads(done.stderr.rsplit("MODULES ", 1)[1]))
+    assert "daemon.adapters.store" in modules  # the measurement sees our own imports
+    assert not {"holidays", "daemon.core.holiday_tables", "threading"} & modules

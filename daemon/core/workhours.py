@@ -24,7 +24,6 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from daemon.core.holiday_tables import country_holidays
 from daemon.core.model import Duration, WorkingHours
 
 # A calendar whose every day is a holiday would make the search loops below spin forever; no real
@@ -67,6 +66,8 @@ class Calendar:
         self._days_after: dict[tuple[date, int], date] = {}
         self._intervals: dict[date, tuple[datetime, datetime] | None] = {}
         if self._country and known_holidays is None:  # known: the package accepted them when computed
+            from daemon.core.holiday_tables import country_holidays  # here: not with the holidays known
+
             try:  # without years nothing is computed yet; this only checks country and subdivision
                 country_holidays(self._country, subdiv=self._subdivision)
             except NotImplementedError as exc:
@@ -79,6 +80,8 @@ class Calendar:
         if year not in self._public_holidays:
             found: dict[date, str] = {}
             if self._country:
+                from daemon.core.holiday_tables import country_holidays
+
                 table = country_holidays(self._country, subdiv=self._subdivision, years=year)
                 found = dict(table.items())
             self._public_holidays[year] = found
