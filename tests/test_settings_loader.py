@@ -25,16 +25,17 @@ MINIMAL = (CONFIGS / "minimal.yaml").read_text()
 SAMPLES = sorted(CONFIGS.glob("*.yaml")) + [REPO / "config.example.yaml"]
 
 
-def outline(node: Node) -> list[tuple]:
-    """Every node with what the settings reader uses of it: kind, tag, text and line."""
+def outline(node: Node, *, columns: bool = False) -> list[tuple]:
+    """Every node with what the settings reader uses of it: kind, tag, text and line (and its
+    column: where a block ends, its end mark, is read nowhere)."""
     found = [(type(node).__name__, node.tag, node.value if isinstance(node, ScalarNode) else None,
-              node.start_mark.line)]
+              node.start_mark.line, *((node.start_mark.column,) if columns else ()))]
     if isinstance(node, MappingNode):
         for key, value in node.value:
-            found += outline(key) + outline(value)
+            found += outline(key, columns=columns) + outline(value, columns=columns)
     elif isinstance(node, SequenceNode):
         for item in node.value:
-            found += outline(item)
+            found += outline(item, columns=columns)
     return found
 
 
@@ -148,3 +149,72 @@ def test_the_settings_modules_bind_their_names_by_plain_imports() -> None:
         assert not [node for node in ast.walk(tree) if isinstance(node, ast.Call)
                     and isinstance(node.func, ast.Name) and node.func.id == "globals"], path.name
         assert "__getattr__" not in [node.name for node in tree.body if isinstance(node, ast.FunctionDef)], path.name
+
+
+def _plain_config(clients: int) -> str:
+    """A config as dump_config writes one: sequences at their key's column, policy after the clients."""
+    tree = yaml.safe_load((REPO / "config.example.yaml").read_text())
+    tree["clients"] = [{**tree["clients"][0], "id": f"c{n:05d}", "name": f"Client {n}",
+                        "addresses": [f"person@c{n:05d}.example"], "domains": [f"c{n:05d}.example"]}
+                       for n in range(clients)]
+    tree = {key: value for key, value in tree.items() if key not in full_load._POLICY_KEYS}
+    return full_load.dump_config(tree) + full_load.dump_config(
+        {"policy": {"ignored_after": "3 business days", "unresponsive": {"ignored_messages": 2}},
+         "policies": {"patient": {"ignored_after": "6 business days"}}})
+
+
+def _composes(text: str) -> bool:
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader) is not None
+    except yaml.YAMLError:
+        return False
+
+
+POLICY_FILES = {
+    **{path.name: path.read_text() for path in SAMPLES if _composes(path.read_text())},
+    "dump_config": _plain_config(30),
+    "windows line ends": (REPO / "config.example.yaml").read_text().replace("\n", "\r\n"),
+    "comments and blank lines at column 0 inside": MINIMAL + "policy:\n# about the window\n\n  ignored_after: 4 days\n"
+                                                   "# the next\npolicies:\n  patient:\n\n    ignored_after: 9 days\n",
+    "policies first, policy last": "policies:\n  patient: {ignored_after: 9 days}\n" + MINIMAL
+                                   + "policy: {ignored_after: 4 days}\n",
+    "anchors (composed whole)": MINIMAL.replace("company:", "x-usual: &usual {ignored_after: 4 days}\ncompany:", 1)
+                                + "policy: *usual\n",
+    "a quoted key (composed whole)": MINIMAL + '"policy": {ignored_after: 4 days}\n',
+    "a document start (composed whole)": "---\n" + MINIMAL + "policy: {ignored_after: 4 days}\n",
+    "a flow mapping at the top (composed whole)": "{policy: {ignored_after: 4 days}, company: {name: X}}\n",
+    "no policy": MINIMAL,
+}
+
+
+@pytest.mark.parametrize("parser", ["libyaml", "pure-python"])
+@pytest.mark.parametrize("name", list(POLICY_FILES))
+def test_a_files_policy_sections_give_the_nodes_and_lines_of_the_whole_file(tmp_path, monkeypatch, name, parser) -> None:
+    """full_load._policy_pairs_of, which `parting simulate` uses on a settings-cache hit."""
+    monkeypatch.setattr(full_load, "FAST_LOADER", yaml.CSafeLoader if parser == "libyaml" else None)
+    path = tmp_path / "config.yaml"
+    path.write_bytes(POLICY_FILES[name].encode())
+    whole = full_load._top_pairs(full_load._compose(str(path)), full_load._POLICY_KEYS)
+    alone = full_load._policy_pairs_of(str(path))
+    placed = [[outline(node, columns=True) for node in pair] for pair in whole]
+    assert [[outline(node, columns=True) for node in pair] for pair in alone] == placed
+    if name not in (*(path.name for path in SAMPLES), "no policy"):
+        assert whole  # each file made here has policies
+
+
+def test_of_a_plain_file_only_the_policy_sections_are_composed(tmp_path, monkeypatch) -> None:
+    """The clients of a large file are not composed to find its policies (a 10,000-client file:
+    over a second of `parting simulate`, bench/README.md)."""
+    path = tmp_path / "config.yaml"
+    path.write_text(_plain_config(300))
+    settings = load_settings(path, environ={})
+    base = replace(settings, company="Copied Ltd")  # none of the nodes kept with settings: read its file
+    composed: list[str] = []
+    compose_text = full_load._compose_text
+    monkeypatch.setattr(full_load, "_compose_text", lambda text: composed.append(text) or compose_text(text))
+    other = tmp_path / "other.yaml"
+    other.write_text("policies:\n  patient: {unresponsive: {ignored_messages: 5}}\n")
+    compared = load_policy_override(other, base)
+    assert str(compared.policies["patient"].ignored_after) == "6 business days"  # from the main file
+    assert compared.policies["patient"].unresponsive.ignored_messages == 5
+    assert len(composed) == 2 and "c00299" not in composed[1] and "ignored_after: 6 business days" in composed[1]
