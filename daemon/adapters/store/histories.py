@@ -95,9 +95,10 @@ class HistoriesMixin(AssignmentsMixin):
         with closing(self.conn.execute(
                 f"SELECT {_ENVELOPE_COLUMNS} FROM messages WHERE message_id IN"
                 " (SELECT bounce_message_id FROM delivery_failures) ORDER BY at, message_id")) as cursor:
-            # Most bounces lie inside the window read already: compared as stored texts (see the
-            # module's rules), an envelope is made only for one that lies before its client's start
-            # (row[1] is the client, row[4] the time, in _ENVELOPE_COLUMNS' order).
+            # Those inside the window were read already: compared as stored texts (see the module's
+            # rules), an envelope is made only for one that lies before its client's start (row[1]
+            # is the client, row[4] the time, in _ENVELOPE_COLUMNS' order). On a long history that
+            # is most of them (the bench's 100,000-message store: 528 of 537).
             before = (row for row in cursor if (start := since.get(row[1] or "")) and row[4] < start)
             for envelope in _envelopes(before):
                 yield envelope.client_id or "", envelope
