@@ -30,6 +30,7 @@ from daemon.adapters.settings.load import load_settings
 from daemon.adapters.store import Store
 from daemon.flows.ingest import Ingestor
 from daemon.flows.ingest_pool import IngestPool, Later, read_bodies
+from daemon.flows.ingest_staged import StagedWritesDropped
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=60)
@@ -386,3 +387,79 @@ def test_by_default_a_catch_up_is_staged_once_the_database_passes_4_mb(
     written.clear()
     run_once(large, batch=7)
     assert len(written) == 2 and sum(written) == batches, written  # one write a folder's catch-up
+
+
+def test_a_failed_write_of_two_folders_batches_makes_each_folder_be_read_again(parting_settings, monkeypatch) -> None:
+    """Two watchers catching up at once stage into one group. A write that fails drops it all, the
+    batches of the folder that did not fail too: its watcher must read them again from the store's
+    state, not go on, or its next write would move the folder's last UID past them for good."""
+    def header(uid: int, name: str) -> FetchedHeader:
+        raw = build(sender="jane@acme.example", to=OFFICE, subject=f"About {name}", body="Here.\n", when=T0,
+                    mid=message_id(name, "acme.example"))
+        return FetchedHeader(uid, raw.split(b"\r\n\r\n")[0] + b"\r\n\r\n", T0, len(raw))
+
+    store = Store.open(":memory:")
+    ingestor = Ingestor(parting_settings, store)
+    ingestor.stage(ingestor.parse("INBOX", 1, [header(1, "in-1")]), {}, NOW)
+    ingestor.stage(ingestor.parse("Sent", 1, [header(1, "sent-1")]), {}, NOW)
+    sent_2 = ingestor.parse("Sent", 1, [header(2, "sent-2")])  # parsed before the failure, staged after it
+    add_messages = store.add_messages
+    monkeypatch.setattr(store, "add_messages", lambda rows: (_ for _ in ()).throw(sqlite3.OperationalError("disk full")))
+    with pytest.raises(sqlite3.OperationalError):
+        ingestor.flush()
+    monkeypatch.setattr(store, "add_messages", add_messages)
+    for go_on in (lambda: ingestor.parse("Sent", 1, [header(3, "sent-3")]),
+                  lambda: ingestor.stage(sent_2, {}, NOW),
+                  lambda: ingestor.parse("INBOX", 1, [header(2, "in-2")])):
+        with pytest.raises(StagedWritesDropped):
+            go_on()
+    assert store.folder_state("Sent") is None and store.folder_state("INBOX") is None
+    ingestor.read_again("Sent")  # its watcher asks the store where the folder stands: UID 0
+    ingestor.stage(ingestor.parse("Sent", 1, [header(1, "sent-1"), header(2, "sent-2")]), {}, NOW)
+    assert [report.stored for report in ingestor.flush()] == [2]
+    assert store.folder_state("Sent").last_uid == 2
+    with pytest.raises(StagedWritesDropped):  # INBOX's watcher has not asked yet
+        ingestor.parse("INBOX", 1, [header(2, "in-2")])
+
+
+async def test_both_watchers_read_again_what_a_failed_write_of_their_staged_batches_dropped(
+        dovecot, smtp_sink, tmp_path: Path, monkeypatch) -> None:
+    """The running daemon catches up INBOX and Sent at once, staging both into one group. The first
+    write holding both folders' batches fails (the disk, say): each watcher reads its folder again
+    from the store's state, and in the end every UID is stored once, none skipped."""
+    from harness import RunningDaemon
+    from test_ingest_golden import GOLDEN, NOW, snapshot
+    from test_ingest_pool import seeded_config
+
+    from daemon.runtime.service import Service
+
+    config = seeded_config(dovecot, smtp_sink, tmp_path)
+    flush, failed = Ingestor.flush, []
+
+    def failing_once(self):
+        folders = {staged.batch.folder for staged in self._staged.batches}
+        if failed or len(folders) < 2:
+            return flush(self)
+        failed.append(sorted(folders))
+        add_messages = self.store.add_messages
+        self.store.add_messages = lambda rows: (_ for _ in ()).throw(sqlite3.OperationalError("disk I/O error"))
+        try:
+            return flush(self)
+        finally:
+            self.store.add_messages = add_messages
+
+    monkeypatch.setattr(Ingestor, "flush", failing_once)
+    want = json.loads(GOLDEN.read_text())
+    daemon = RunningDaemon(config, NOW)
+    daemon.service = Service(config, clock=daemon.clock, tick=0.2, environ={}, batch=2, staged=10_000, staged_from=0)
+    daemon.task = asyncio.create_task(daemon.service.run(install_signals=False))
+    try:
+        database = config.parent / "parting.db"
+        await daemon.wait_for(lambda: bool(failed) and database.exists() and len(snapshot(database)["message_uids"])
+                              >= len(want["message_uids"]), timeout=60, what="every message stored")
+    finally:
+        await daemon.stop()
+    assert failed and len(failed[0]) == 2, "a write of both folders' staged batches failed"
+    got = snapshot(config.parent / "parting.db")
+    assert got["message_uids"] == want["message_uids"], "every UID stored once, none skipped"
+    assert got["quarantine"] == want["quarantine"]

@@ -34,7 +34,7 @@ from daemon.core.threads import (
     thread_index_root,
 )
 from daemon.flows.ingest_pool import BodyItem, BodyReading, HeaderReading, Later, read_bodies, read_headers
-from daemon.flows.ingest_staged import Staged, StagedBatch, StagedStore, UnreadBodies
+from daemon.flows.ingest_staged import Staged, StagedBatch, StagedStore, StagedWritesDropped, UnreadBodies
 from daemon.runtime.logs import get_logger
 
 CLASSIFY_CACHE = 10_000  # distinct correspondent sets remembered; a few MB at most
@@ -157,6 +157,7 @@ class Ingestor:
         self._learned: dict[str, str] = {}  # learned address -> client id, read again for every batch
         self._staged = Staged()
         self._view = StagedStore(store, self._staged)
+        self._dropped: set[str] = set()  # folders a failed flush dropped batches of, until read again
 
     def classify(self, parsed: ParsedMessage) -> Classification:
         key = (parsed.from_addr, parsed.to, parsed.cc, parsed.reply_to)
@@ -177,6 +178,7 @@ class Ingestor:
               readings: Sequence[HeaderReading] | None = None) -> ParsedBatch:
         """`readings`: the headers already read (flows/ingest_pool.py's worker), one per header in
         order; without them they are read here, with the same function."""
+        self._refuse_dropped(folder)
         batch = ParsedBatch(folder, uidvalidity, last_uid=0)
         known_clients = {client.id for client in self.settings.clients}
         self._learned = {learned.address: learned.client_id for learned in self.store.learned_addresses()
@@ -242,6 +244,7 @@ class Ingestor:
         works; what it fails to read is read here too. Either way, the same functions.
         `behind`: the batch is not written before the next is staged, so what `later` reads is
         taken only then (or at the flush), and this process goes on meanwhile."""
+        self._refuse_dropped(batch.folder)
         self._take_bodies_read_behind(self._staged)
         items = self.body_items(batch, bodies)
         if readings is None:
@@ -289,14 +292,28 @@ class Ingestor:
 
     def flush(self) -> list[IngestReport]:
         """Write every staged batch, in order, in one transaction; a report per batch. On any
-        error nothing is written and the staged batches are dropped (their UIDs are read again)."""
+        error nothing is written and the staged batches are dropped: their folders are refused until
+        read again (`read_again`), so their UIDs are."""
         staged, self._staged = self._staged, Staged()
         self._view = StagedStore(self.store, self._staged)  # the store changes: nothing it said is kept
-        self._take_bodies_read_behind(staged)
-        if not staged.batches:
-            return []
-        with self.store.transaction(check_references=False):  # rows are written parent first
-            return [self._write(batch) for batch in staged.batches]
+        try:
+            self._take_bodies_read_behind(staged)
+            if not staged.batches:
+                return []
+            with self.store.transaction(check_references=False):  # rows are written parent first
+                return [self._write(batch) for batch in staged.batches]
+        except BaseException:
+            self._dropped.update(each.batch.folder for each in staged.batches)
+            raise
+
+    def read_again(self, folder: str) -> None:
+        """The folder's watcher reads it again from where the store stands (each sync asks the store
+        first): what a failed flush dropped of it will be read again, so it is accepted again."""
+        self._dropped.discard(folder)
+
+    def _refuse_dropped(self, folder: str) -> None:
+        if folder in self._dropped:
+            raise StagedWritesDropped(folder)
 
     def _write(self, staged: StagedBatch) -> IngestReport:
         batch, rows, now = staged.batch, staged.rows, staged.now

@@ -14,6 +14,9 @@ Rules of this module:
   remembered (a backfill asks the same subjects over and over).
 - A staged batch is not in the store: a crash, a failed flush or a stop that cannot flush
   loses nothing, since the folder's last UID moves only in the flush; the batches are read again.
+  A failed flush drops every folder's batches in the group, so each of those folders is refused
+  (StagedWritesDropped) until its watcher reads it again from the store's state: a watcher that
+  went on would write its next batch, and the folder's last UID would move past the dropped ones.
 """
 
 from __future__ import annotations
@@ -30,7 +33,16 @@ if TYPE_CHECKING:
     from daemon.flows.ingest import ParsedBatch, Pending
     from daemon.flows.ingest_pool import BodyItem, Later
 
-Latest = tuple[datetime, str, str]  # (time, Message-ID, what was asked: a thread or a client)
+Latest = tuple[datetime, str, str]
+
+
+class StagedWritesDropped(Exception):
+    """A failed write dropped batches staged for this folder: read it again from the store's state."""
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(f"a failed write dropped the batches staged for {folder!r}: reading it again from "
+                         "where the store stands")
+        self.folder = folder  # (time, Message-ID, what was asked: a thread or a client)
 
 
 @dataclass

@@ -145,6 +145,8 @@ class Intake:
         self._watcher_tasks = []
 
     async def _get_state(self, folder: str) -> mailbox.KnownFolder | None:
+        # A watcher asks where its folder stands as each sync starts, and reads on from there.
+        self.ingestor.read_again(folder)
         return self.ctx.store.folder_state(folder)
 
     # ------------------------------------------------------------------ catch-ups and staged writes
