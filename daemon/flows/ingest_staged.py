@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from daemon.flows.ingest import ParsedBatch, Pending
     from daemon.flows.ingest_pool import BodyItem, Later
 
-Latest = tuple[datetime, str, str]
+Latest = tuple[datetime, str, str]  # (time, Message-ID, what was asked: a thread or a client)
 
 
 class StagedWritesDropped(Exception):
@@ -42,7 +42,7 @@ class StagedWritesDropped(Exception):
     def __init__(self, folder: str) -> None:
         super().__init__(f"a failed write dropped the batches staged for {folder!r}: reading it again from "
                          "where the store stands")
-        self.folder = folder  # (time, Message-ID, what was asked: a thread or a client)
+        self.folder = folder
 
 
 @dataclass

@@ -30,7 +30,6 @@ import re
 import weakref
 from collections.abc import Mapping
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -296,21 +295,20 @@ def _failed(file: str, line: int, message: str) -> SettingsError:
 
 
 def _read_text(file: str) -> str:
-    fail = partial(_failed, file)
     try:
         data = Path(file).read_bytes()
     except FileNotFoundError:
-        raise fail(1, "no such file: copy config.example.yaml there and edit it") from None
+        raise _failed(file, 1, "no such file: copy config.example.yaml there and edit it") from None
     except IsADirectoryError:
-        raise fail(1, "this is a folder: give the path of the config file") from None
+        raise _failed(file, 1, "this is a folder: give the path of the config file") from None
     except PermissionError:
-        raise fail(1, "cannot read the file: permission denied; make it readable by the service user") from None
+        raise _failed(file, 1, "cannot read the file: permission denied; make it readable by the service user") from None
     except OSError as error:
-        raise fail(1, f"cannot read the file: {error.strerror}") from None
+        raise _failed(file, 1, f"cannot read the file: {error.strerror}") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise fail(data[: error.start].count(b"\n") + 1, "the file is not UTF-8 text") from None
+        raise _failed(file, data[: error.start].count(b"\n") + 1, "the file is not UTF-8 text") from None
 
 
 def _compose_text(text: str) -> Node | None:
